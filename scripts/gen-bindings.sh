@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Copies the ABI and bytecode of the deployable contracts from forge's output
+# into crates/chain/artifacts/, where alloy's `sol!` reads them. Run after
+# changing contracts/src; the `bindings_are_fresh` test fails until you do.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+"$root/tools/bin/forge" build --quiet
+for contract in RenderEscrow NodeRegistry; do
+  node "$root/scripts/artifact.cjs" "out/$contract.sol/$contract.json" \
+    >"crates/chain/artifacts/$contract.json"
+  echo "wrote crates/chain/artifacts/$contract.json"
+done

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs everything Lumen needs on a fresh machine of our kind (Debian, root,
+# Rust + Node/npm + Python + gcc in the base image, no internet but the package
+# registries). Idempotent: when everything is present it only checks and exits
+# in a few seconds.
+#
+#   tools/node_modules   pinned npm packages from tools/package-lock.json:
+#                        Foundry (anvil, forge, cast), solc (solcjs),
+#                        OpenZeppelin contracts, forge-std (inside
+#                        @layerzerolabs/toolbox-foundry)
+#   tools/bin            anvil, forge, cast (the native binaries, not the npm
+#                        wrappers) and a `solc` front for forge backed by solcjs
+#   blender              Debian package, for the nodes and the end-to-end tests
+#
+# Set LUMEN_SKIP_BLENDER=1 to skip the Blender install (contract-only work).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root/tools"
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- npm toolchain ----------------------------------------------------------
+lock_hash="$(sha256sum "$tools/package-lock.json" | cut -d' ' -f1)"
+stamp="$tools/.stamp-npm"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_hash" && -d "$tools/node_modules" ]]; then
+  log "npm toolchain up to date"
+else
+  log "installing pinned npm toolchain into tools/node_modules"
+  # `npm install` (not `npm ci`): npm 11 leaves the other platforms' optional
+  # Foundry binaries out of the lockfile, which `npm ci` then rejects.
+  (cd "$tools" && npm install --no-audit --no-fund --loglevel=error)
+  printf '%s' "$lock_hash" >"$stamp"
+fi
+
+arch="$(uname -m)"
+case "$arch" in
+  x86_64) platform="linux-amd64" ;;
+  aarch64) platform="linux-arm64" ;;
+  *) log "unsupported architecture $arch"; exit 1 ;;
+esac
+
+mkdir -p "$tools/bin"
+for tool in anvil forge cast; do
+  native="$tools/node_modules/@foundry-rs/$tool-$platform/bin/$tool"
+  if [[ ! -x "$native" ]]; then
+    log "missing $native: is @foundry-rs/$tool-$platform in tools/package-lock.json?"
+    exit 1
+  fi
+  ln -sfn "$native" "$tools/bin/$tool"
+done
+
+cat >"$tools/bin/solc" <<SOLC
+#!/bin/sh
+exec node "$root/scripts/solc.cjs" "\$@"
+SOLC
+chmod +x "$tools/bin/solc"
+
+# --- Blender ----------------------------------------------------------------
+if [[ "${LUMEN_SKIP_BLENDER:-0}" == "1" ]]; then
+  log "skipping Blender (LUMEN_SKIP_BLENDER=1)"
+elif command -v blender >/dev/null 2>&1; then
+  log "blender present: $(blender --version 2>/dev/null | head -n1)"
+else
+  if [[ "$(id -u)" != "0" ]]; then
+    log "blender is missing and we are not root: install the Debian package 'blender'"
+    exit 1
+  fi
+  log "installing Debian package blender (about 780 MB)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends blender >/dev/null
+  log "blender installed: $(blender --version 2>/dev/null | head -n1)"
+fi
+
+log "ready: $("$tools/bin/forge" --version | head -n1), $("$tools/bin/anvil" --version | head -n1), solc $("$tools/bin/solc" --version | tail -n1)"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite: the README's test command, and what CI runs.
+# Installs what it needs (scripts/setup.sh), then checks contracts and Rust.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup"
+scripts/setup.sh
+export PATH="$root/tools/bin:$PATH"
+
+step "contracts: forge fmt --check"
+forge fmt --check
+
+step "contracts: forge build"
+forge build --deny notes
+
+step "contracts: forge test (ci profile: more fuzz/invariant runs, fixed seed)"
+FOUNDRY_PROFILE=ci forge test
+
+step "contracts: gas snapshot check"
+scripts/gas-snapshot.sh --check
+
+step "contracts: gas benchmark (release of 256 frames to 16 nodes)"
+scripts/bench-gas.sh
+
+step "rust: cargo fmt --check"
+cargo fmt --all --check
+
+step "rust: cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "rust: cargo nextest"
+cargo nextest run --workspace --locked --profile ci
+
+step "rust: doctests"
+cargo test --workspace --doc --locked
