@@ -15,13 +15,13 @@ step "contracts: forge fmt --check"
 forge fmt --check
 
 step "contracts: forge build"
-forge build --deny notes
+forge build --deny warnings
 
 step "contracts: forge test (ci profile: more fuzz/invariant runs, fixed seed)"
 FOUNDRY_PROFILE=ci forge test
 
-step "contracts: gas snapshot check"
-scripts/gas-snapshot.sh --check
+step "contracts: gas snapshot check (snapshots/ReleaseGas.json)"
+FORGE_SNAPSHOT_CHECK=true forge test --match-path 'contracts/test/gas/*' 
 
 step "contracts: gas benchmark (release of 256 frames to 16 nodes)"
 scripts/bench-gas.sh

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {INodeRegistry} from "./INodeRegistry.sol";
+
+/// @title IRenderEscrow
+/// @notice Escrow of Lumen render jobs: artists lock `frameCount × pricePerFrame` up front, the settlement
+///         role releases payment per verified frame to the owners of the nodes that rendered them, and the
+///         unreleased rest goes back to the artist.
+/// @dev Payments are pull-based: `release` credits `credits[owner][token]` and owners call `withdraw`.
+///      Frames are addressed by their 0-based index within the job (not the Blender frame number);
+///      bit `i` of bitmap word `w` is frame `w * 256 + i`. `token == address(0)` means the native coin.
+interface IRenderEscrow {
+    /// @notice Lifecycle of a job.
+    /// @dev None: no such job. Open: accepting releases. Cancelled: the artist asked to stop; releases are
+    ///      still allowed until refund. Closed: the network declared the job done; refundable at once.
+    ///      Refunded: the unreleased rest went back to the artist; terminal.
+    enum JobStatus {
+        None,
+        Open,
+        Cancelled,
+        Closed,
+        Refunded
+    }
+
+    /// @notice One job (packed into four storage slots).
+    /// @param artist Who opened the job and receives the refund.
+    /// @param deadline After this timestamp anyone may trigger the refund of the rest.
+    /// @param frameCount Number of frames (1..MAX_FRAMES).
+    /// @param token Payment token; address(0) is the native coin.
+    /// @param cancelledAt Timestamp of `cancel` (0 if not cancelled).
+    /// @param feeBps Protocol fee in basis points, snapshotted at open.
+    /// @param status Lifecycle status.
+    /// @param pricePerFrame Price of one frame in token units.
+    /// @param remaining Locked amount not yet released nor refunded.
+    /// @param specHash Hash of the signed job spec (blend hash, frames, settings, price).
+    struct Job {
+        address artist;
+        uint64 deadline;
+        uint32 frameCount;
+        address token;
+        uint64 cancelledAt;
+        uint16 feeBps;
+        JobStatus status;
+        uint128 pricePerFrame;
+        uint128 remaining;
+        bytes32 specHash;
+    }
+
+    /// @notice Frames of one job rendered by one node, as a 256-bit bitmap word.
+    /// @param node The node hot key that rendered the frames (paid to its registry owner).
+    /// @param wordIndex Bitmap word: bit `i` stands for frame index `wordIndex * 256 + i`.
+    /// @param bits The frames being paid; nonzero.
+    struct FrameSet {
+        address node;
+        uint32 wordIndex;
+        uint256 bits;
+    }
+
+    // ------------------------------------------------------------------ errors
+
+    /// @notice The zero address was given where an address is required.
+    error Escrow_ZeroAddress();
+    /// @notice `bps` exceeds `MAX_FEE_BPS`.
+    error Escrow_FeeTooHigh(uint16 bps);
+    /// @notice `openJob` was called while paused.
+    error Escrow_Paused();
+    /// @notice The spec hash is zero.
+    error Escrow_ZeroSpecHash();
+    /// @notice The price per frame is zero.
+    error Escrow_ZeroPrice();
+    /// @notice `frameCount` is 0 or above `MAX_FRAMES`.
+    error Escrow_InvalidFrameCount(uint32 frameCount);
+    /// @notice frameCount × pricePerFrame (`amount`) does not fit in 128 bits.
+    error Escrow_AmountOverflow(uint256 amount);
+    /// @notice `deadline` is not after the current `timestamp`.
+    error Escrow_DeadlineInPast(uint64 deadline, uint256 timestamp);
+    /// @notice `msg.value` (`sent`) differs from what the job needs (`expected`; 0 for ERC-20 jobs).
+    error Escrow_WrongValue(uint256 expected, uint256 sent);
+    /// @notice The escrow received `received` tokens instead of `expected` (fee-on-transfer token).
+    error Escrow_TransferAmountMismatch(uint256 expected, uint256 received);
+    /// @notice `caller` is not the settlement role.
+    error Escrow_NotSettler(address caller);
+    /// @notice `caller` is not the artist of `jobId`.
+    error Escrow_NotArtist(uint256 jobId, address caller);
+    /// @notice Job `jobId` is in `status`, in which frames cannot be released.
+    error Escrow_JobNotReleasable(uint256 jobId, JobStatus status);
+    /// @notice Job `jobId` is in `status`, not Open.
+    error Escrow_JobNotOpen(uint256 jobId, JobStatus status);
+    /// @notice Job `jobId` is in `status`, in which it cannot be closed.
+    error Escrow_JobNotClosable(uint256 jobId, JobStatus status);
+    /// @notice `release` got no frame sets.
+    error Escrow_NoFrameSets();
+    /// @notice Frame set number `setIndex` of a release of `jobId` has no bits set.
+    error Escrow_EmptyFrameSet(uint256 jobId, uint256 setIndex);
+    /// @notice `frameIndex` is not a frame of job `jobId` (>= frameCount).
+    error Escrow_FrameOutOfRange(uint256 jobId, uint256 frameIndex);
+    /// @notice The frames `bits` of word `wordIndex` of job `jobId` were already paid.
+    error Escrow_FrameAlreadyPaid(uint256 jobId, uint32 wordIndex, uint256 bits);
+    /// @notice `node` is not bound to any owner in the registry.
+    error Escrow_NodeNotBound(address node);
+    /// @notice Job `jobId` cannot be refunded yet (or any more).
+    error Escrow_NotRefundable(uint256 jobId);
+    /// @notice Nothing to withdraw.
+    error Escrow_NothingToWithdraw();
+    /// @notice Sending `amount` wei of native coin to `to` failed.
+    error Escrow_NativeTransferFailed(address to, uint256 amount);
+
+    // ------------------------------------------------------------------ events
+
+    /// @notice Job `jobId` was opened and `amount` (= frameCount × pricePerFrame) locked.
+    event JobOpened(
+        uint256 indexed jobId,
+        address indexed artist,
+        bytes32 indexed specHash,
+        address token,
+        uint128 pricePerFrame,
+        uint32 frameCount,
+        uint64 deadline,
+        uint256 amount,
+        uint16 feeBps
+    );
+    /// @notice Frames `bits` of word `wordIndex` of job `jobId`, rendered by `node`, were paid:
+    ///         `amount` left the lock, `amount - fee` was credited to `owner` and `fee` to the protocol.
+    event FramesReleased(
+        uint256 indexed jobId,
+        address indexed node,
+        address indexed owner,
+        uint32 wordIndex,
+        uint256 bits,
+        uint256 amount,
+        uint256 fee
+    );
+    /// @notice The artist cancelled job `jobId`; its rest is refundable from `refundableAt`.
+    event JobCancelled(uint256 indexed jobId, address indexed artist, uint64 refundableAt);
+    /// @notice The settlement role closed job `jobId` with `remaining` still locked (refundable at once).
+    event JobClosed(uint256 indexed jobId, uint256 remaining);
+    /// @notice `amount` of job `jobId` went back to `artist`.
+    event JobRefunded(uint256 indexed jobId, address indexed artist, uint256 amount);
+    /// @notice `account` withdrew `amount` of its credits in `token`.
+    event CreditsWithdrawn(address indexed account, address indexed token, uint256 amount);
+    /// @notice `amount` of protocol fees in `token` was paid to `treasury`.
+    event FeesWithdrawn(address indexed token, address indexed treasury, uint256 amount);
+    /// @notice The settlement role changed.
+    event SettlerChanged(address indexed oldSettler, address indexed newSettler);
+    /// @notice The treasury changed.
+    event TreasuryChanged(address indexed oldTreasury, address indexed newTreasury);
+    /// @notice The fee for jobs opened from now on changed.
+    event FeeBpsChanged(uint16 oldFeeBps, uint16 newFeeBps);
+    /// @notice Opening jobs was paused by `account`.
+    event Paused(address account);
+    /// @notice Opening jobs was unpaused by `account`.
+    event Unpaused(address account);
+
+    // ------------------------------------------------------------------ artist
+
+    /// @notice Opens a job and locks `frameCount × pricePerFrame` of `token` (native: exactly `msg.value`;
+    ///         ERC-20: pulled from the caller, who must have approved it, and `msg.value` must be 0).
+    /// @dev Reverts while paused. Tokens that take a fee on transfer are rejected
+    ///      (`Escrow_TransferAmountMismatch`); tokens returning no bool are supported.
+    /// @param specHash Hash of the signed job spec; nonzero.
+    /// @param token Payment token; address(0) for the native coin.
+    /// @param pricePerFrame Price of one frame; nonzero.
+    /// @param frameCount Number of frames, 1..MAX_FRAMES.
+    /// @param deadline Timestamp after which the rest becomes refundable; must be in the future.
+    /// @return jobId The new job id (sequential, starting at 1).
+    function openJob(
+        bytes32 specHash,
+        address token,
+        uint128 pricePerFrame,
+        uint32 frameCount,
+        uint64 deadline
+    ) external payable returns (uint256 jobId);
+
+    /// @notice Cancels an Open job; releases stay possible until the refund, which anyone may trigger from
+    ///         `min(now + cancelGrace, deadline)`. Only the artist.
+    /// @param jobId The job.
+    function cancel(uint256 jobId) external;
+
+    /// @notice Pays the unreleased rest of a job to its artist and ends the job. Callable by anyone.
+    /// @dev Allowed when the job is Closed, Cancelled for at least `cancelGrace`, or Open/Cancelled past
+    ///      its deadline (also while paused).
+    /// @param jobId The job.
+    function refund(uint256 jobId) external;
+
+    // ------------------------------------------------------------------ settlement role
+
+    /// @notice Pays frames of a job: for each set, `popcount(bits) × pricePerFrame` leaves the lock, the fee
+    ///         goes to the protocol and the rest is credited to the node's registry owner. Only the settler.
+    /// @dev The job must be Open or Cancelled (also after its deadline, until refunded). Every frame can be
+    ///      paid once; every frame index must be < frameCount; every node must be bound in the registry.
+    /// @param jobId The job.
+    /// @param sets The frames, grouped per node and bitmap word.
+    function release(uint256 jobId, FrameSet[] calldata sets) external;
+
+    /// @notice Declares an Open or Cancelled job done; its rest becomes refundable at once. Only the settler.
+    /// @param jobId The job.
+    function close(uint256 jobId) external;
+
+    // ------------------------------------------------------------------ withdrawals
+
+    /// @notice Pays the caller all its credits in `token`.
+    /// @param token The token; address(0) for the native coin.
+    function withdraw(address token) external;
+
+    /// @notice Pays the accrued protocol fees in `token` to the treasury. Callable by anyone.
+    /// @param token The token; address(0) for the native coin.
+    function withdrawFees(address token) external;
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Sets the settlement role. Only the admin.
+    /// @param newSettler Nonzero.
+    function setSettler(address newSettler) external;
+
+    /// @notice Sets the treasury that receives fees. Only the admin.
+    /// @param newTreasury Nonzero.
+    function setTreasury(address newTreasury) external;
+
+    /// @notice Sets the fee for jobs opened from now on. Only the admin.
+    /// @param newFeeBps At most `MAX_FEE_BPS`.
+    function setFeeBps(uint16 newFeeBps) external;
+
+    /// @notice Stops new jobs from being opened (nothing else is blocked). Only the admin.
+    function pause() external;
+
+    /// @notice Allows opening jobs again. Only the admin.
+    function unpause() external;
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Highest allowed fee, in basis points (10 %).
+    function MAX_FEE_BPS() external view returns (uint16);
+
+    /// @notice Highest frame count of one job.
+    function MAX_FRAMES() external view returns (uint32);
+
+    /// @notice The amount `openJob` locks for `frameCount` frames at `pricePerFrame`.
+    /// @dev Reverts on a frame count outside 1..MAX_FRAMES or an amount above 2^128-1.
+    function quote(uint32 frameCount, uint128 pricePerFrame) external pure returns (uint256 amount);
+
+    /// @notice The job `jobId` (all zero if it does not exist).
+    function getJob(uint256 jobId) external view returns (Job memory);
+
+    /// @notice Bitmap word `wordIndex` of the paid frames of `jobId`.
+    function paidFrames(uint256 jobId, uint256 wordIndex) external view returns (uint256);
+
+    /// @notice Whether frame `frameIndex` (0-based within the job) of `jobId` was paid.
+    function isFramePaid(uint256 jobId, uint256 frameIndex) external view returns (bool);
+
+    /// @notice Unwithdrawn credits of `account` in `token`.
+    function credits(address account, address token) external view returns (uint256);
+
+    /// @notice Accrued, unwithdrawn protocol fees in `token`.
+    function fees(address token) external view returns (uint256);
+
+    /// @notice The settlement role.
+    function settler() external view returns (address);
+
+    /// @notice Receiver of protocol fees.
+    function treasury() external view returns (address);
+
+    /// @notice Fee in basis points for jobs opened from now on.
+    function feeBps() external view returns (uint16);
+
+    /// @notice Whether opening jobs is paused.
+    function paused() external view returns (bool);
+
+    /// @notice The node registry used to resolve node owners.
+    function registry() external view returns (INodeRegistry);
+
+    /// @notice Seconds after `cancel` from which the rest of a cancelled job is refundable.
+    function cancelGrace() external view returns (uint64);
+
+    /// @notice The id the next opened job gets.
+    function nextJobId() external view returns (uint256);
+}

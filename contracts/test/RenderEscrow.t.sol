@@ -1,0 +1,931 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {RenderEscrow} from "../src/RenderEscrow.sol";
+import {INodeRegistry} from "../src/interfaces/INodeRegistry.sol";
+import {IRenderEscrow} from "../src/interfaces/IRenderEscrow.sol";
+import {FeeOnTransferERC20} from "./mocks/FeeOnTransferERC20.sol";
+import {NoReturnERC20} from "./mocks/NoReturnERC20.sol";
+import {ReentrantReceiver} from "./mocks/ReentrantReceiver.sol";
+import {BaseTest} from "./utils/BaseTest.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
+
+contract RenderEscrowTest is BaseTest {
+    uint128 internal constant PRICE = 1e15;
+
+    function setUp() public override {
+        super.setUp();
+        _register(owner1, node1Pk, 1 ether);
+        _register(owner2, node2Pk, 1 ether);
+    }
+
+    // ------------------------------------------------------------------ constructor
+
+    function test_Constructor_SetsState() public view {
+        assertEq(escrow.owner(), admin);
+        assertEq(address(escrow.registry()), address(registry));
+        assertEq(escrow.settler(), settler);
+        assertEq(escrow.treasury(), treasury);
+        assertEq(escrow.feeBps(), FEE_BPS);
+        assertEq(escrow.cancelGrace(), CANCEL_GRACE);
+        assertEq(escrow.nextJobId(), 1);
+        assertFalse(escrow.paused());
+        assertEq(escrow.MAX_FEE_BPS(), 1000);
+        assertEq(escrow.MAX_FRAMES(), 1_048_576);
+    }
+
+    function test_Constructor_EmitsConfig() public {
+        vm.expectEmit(true, true, false, false);
+        emit IRenderEscrow.SettlerChanged(address(0), settler);
+        vm.expectEmit(true, true, false, false);
+        emit IRenderEscrow.TreasuryChanged(address(0), treasury);
+        vm.expectEmit(false, false, false, true);
+        emit IRenderEscrow.FeeBpsChanged(0, 7);
+        new RenderEscrow(admin, INodeRegistry(address(registry)), settler, treasury, 7, CANCEL_GRACE);
+    }
+
+    function test_RevertWhen_ConstructorZeroRegistry() public {
+        vm.expectRevert(IRenderEscrow.Escrow_ZeroAddress.selector);
+        new RenderEscrow(admin, INodeRegistry(address(0)), settler, treasury, FEE_BPS, CANCEL_GRACE);
+    }
+
+    function test_RevertWhen_ConstructorZeroSettler() public {
+        vm.expectRevert(IRenderEscrow.Escrow_ZeroAddress.selector);
+        new RenderEscrow(admin, INodeRegistry(address(registry)), address(0), treasury, FEE_BPS, CANCEL_GRACE);
+    }
+
+    function test_RevertWhen_ConstructorZeroTreasury() public {
+        vm.expectRevert(IRenderEscrow.Escrow_ZeroAddress.selector);
+        new RenderEscrow(admin, INodeRegistry(address(registry)), settler, address(0), FEE_BPS, CANCEL_GRACE);
+    }
+
+    function test_RevertWhen_ConstructorFeeTooHigh() public {
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_FeeTooHigh.selector, uint16(1001)));
+        new RenderEscrow(admin, INodeRegistry(address(registry)), settler, treasury, 1001, CANCEL_GRACE);
+    }
+
+    // ------------------------------------------------------------------ quote
+
+    function test_Quote() public view {
+        assertEq(escrow.quote(10, 3), 30);
+        assertEq(escrow.quote(1_048_576, 1), 1_048_576);
+    }
+
+    function testFuzz_Quote(uint32 frames, uint128 price) public view {
+        frames = uint32(bound(frames, 1, escrow.MAX_FRAMES()));
+        price = uint128(bound(price, 1, type(uint128).max / frames));
+        assertEq(escrow.quote(frames, price), uint256(frames) * price);
+    }
+
+    function test_RevertWhen_QuoteZeroFrames() public {
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidFrameCount.selector, uint32(0)));
+        escrow.quote(0, 1);
+    }
+
+    function test_RevertWhen_QuoteTooManyFrames() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidFrameCount.selector, uint32(1_048_577))
+        );
+        escrow.quote(1_048_577, 1);
+    }
+
+    function test_RevertWhen_QuoteZeroPrice() public {
+        vm.expectRevert(IRenderEscrow.Escrow_ZeroPrice.selector);
+        escrow.quote(1, 0);
+    }
+
+    function test_RevertWhen_QuoteAmountOverflows() public {
+        uint256 amount = uint256(2) * type(uint128).max;
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_AmountOverflow.selector, amount));
+        escrow.quote(2, type(uint128).max);
+    }
+
+    // ------------------------------------------------------------------ openJob
+
+    function test_OpenJob_Native() public {
+        uint64 deadline = uint64(block.timestamp + 1 days);
+        vm.deal(alice, 10 * PRICE);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobOpened(1, alice, SPEC, address(0), PRICE, 10, deadline, 10 * PRICE, FEE_BPS);
+        vm.prank(alice);
+        uint256 jobId = escrow.openJob{value: 10 * PRICE}(SPEC, address(0), PRICE, 10, deadline);
+        assertEq(jobId, 1);
+        assertEq(escrow.nextJobId(), 2);
+        assertEq(address(escrow).balance, 10 * PRICE);
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        assertEq(job.artist, alice);
+        assertEq(job.deadline, deadline);
+        assertEq(job.frameCount, 10);
+        assertEq(job.token, address(0));
+        assertEq(job.cancelledAt, 0);
+        assertEq(job.feeBps, FEE_BPS);
+        assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.Open));
+        assertEq(job.pricePerFrame, PRICE);
+        assertEq(job.remaining, 10 * PRICE);
+        assertEq(job.specHash, SPEC);
+    }
+
+    function test_OpenJob_Token() public {
+        token.mint(alice, 5 * PRICE);
+        vm.startPrank(alice);
+        token.approve(address(escrow), 5 * PRICE);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobOpened(
+            1, alice, SPEC, address(token), PRICE, 5, uint64(block.timestamp + 1), 5 * PRICE, FEE_BPS
+        );
+        uint256 jobId = escrow.openJob(SPEC, address(token), PRICE, 5, uint64(block.timestamp + 1));
+        vm.stopPrank();
+        assertEq(token.balanceOf(address(escrow)), 5 * PRICE);
+        assertEq(token.balanceOf(alice), 0);
+        assertEq(escrow.getJob(jobId).remaining, 5 * PRICE);
+    }
+
+    function test_OpenJob_SequentialIds() public {
+        assertEq(_openNative(alice, 1, PRICE), 1);
+        assertEq(_openToken(bob, 1, PRICE), 2);
+        assertEq(_openNative(bob, 1, PRICE), 3);
+    }
+
+    function test_OpenJob_SnapshotsFee() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(admin);
+        escrow.setFeeBps(1000);
+        uint256 later = _openNative(alice, 4, PRICE);
+        assertEq(escrow.getJob(jobId).feeBps, FEE_BPS);
+        assertEq(escrow.getJob(later).feeBps, 1000);
+        _release(jobId, _sets(node1, 0, 1));
+        assertEq(escrow.fees(address(0)), _fee(PRICE, FEE_BPS));
+    }
+
+    function test_RevertWhen_OpenJobPaused() public {
+        vm.prank(admin);
+        escrow.pause();
+        vm.deal(alice, PRICE);
+        vm.prank(alice);
+        vm.expectRevert(IRenderEscrow.Escrow_Paused.selector);
+        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobZeroSpecHash() public {
+        vm.deal(alice, PRICE);
+        vm.prank(alice);
+        vm.expectRevert(IRenderEscrow.Escrow_ZeroSpecHash.selector);
+        escrow.openJob{value: PRICE}(bytes32(0), address(0), PRICE, 1, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobZeroPrice() public {
+        vm.prank(alice);
+        vm.expectRevert(IRenderEscrow.Escrow_ZeroPrice.selector);
+        escrow.openJob(SPEC, address(0), 0, 1, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobZeroFrames() public {
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidFrameCount.selector, uint32(0)));
+        escrow.openJob(SPEC, address(0), PRICE, 0, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobTooManyFrames() public {
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidFrameCount.selector, uint32(1_048_577))
+        );
+        escrow.openJob(SPEC, address(0), PRICE, 1_048_577, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobAmountOverflows() public {
+        uint256 amount = uint256(3) * type(uint128).max;
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_AmountOverflow.selector, amount));
+        escrow.openJob(SPEC, address(token), type(uint128).max, 3, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobDeadlineNotInFuture() public {
+        vm.deal(alice, PRICE);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_DeadlineInPast.selector, uint64(block.timestamp), block.timestamp
+            )
+        );
+        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, uint64(block.timestamp));
+    }
+
+    function test_RevertWhen_OpenJobNativeValueTooLow() public {
+        vm.deal(alice, 2 * PRICE);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_WrongValue.selector, 2 * PRICE, PRICE));
+        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 2, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobNativeValueTooHigh() public {
+        vm.deal(alice, 3 * PRICE);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_WrongValue.selector, 2 * PRICE, 3 * PRICE)
+        );
+        escrow.openJob{value: 3 * PRICE}(SPEC, address(0), PRICE, 2, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobTokenWithValue() public {
+        vm.deal(alice, 1);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_WrongValue.selector, 0, 1));
+        escrow.openJob{value: 1}(SPEC, address(token), PRICE, 2, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobTokenNotApproved() public {
+        token.mint(alice, PRICE);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IERC20Errors.ERC20InsufficientAllowance.selector, address(escrow), uint256(0), uint256(PRICE)
+            )
+        );
+        escrow.openJob(SPEC, address(token), PRICE, 1, uint64(block.timestamp + 1));
+    }
+
+    function test_RevertWhen_OpenJobFeeOnTransferToken() public {
+        FeeOnTransferERC20 fot = new FeeOnTransferERC20();
+        uint256 amount = 100 * PRICE;
+        fot.mint(alice, amount);
+        vm.startPrank(alice);
+        fot.approve(address(escrow), amount);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_TransferAmountMismatch.selector, amount, amount * 99 / 100
+            )
+        );
+        escrow.openJob(SPEC, address(fot), PRICE, 100, uint64(block.timestamp + 1));
+        vm.stopPrank();
+    }
+
+    function test_NoReturnToken_EndToEnd() public {
+        NoReturnERC20 usdt = new NoReturnERC20();
+        uint128 price = 2_000_000;
+        usdt.mint(alice, 8 * uint256(price));
+        vm.startPrank(alice);
+        usdt.approve(address(escrow), type(uint256).max);
+        uint256 jobId = escrow.openJob(SPEC, address(usdt), price, 8, uint64(block.timestamp + 1 days));
+        vm.stopPrank();
+        assertEq(usdt.balanceOf(address(escrow)), 8 * uint256(price));
+
+        _release(jobId, _sets(node1, 0, 0x0f));
+        uint256 fee = _fee(4 * uint256(price), FEE_BPS);
+        assertEq(escrow.credits(owner1, address(usdt)), 4 * uint256(price) - fee);
+
+        vm.prank(owner1);
+        escrow.withdraw(address(usdt));
+        assertEq(usdt.balanceOf(owner1), 4 * uint256(price) - fee);
+        escrow.withdrawFees(address(usdt));
+        assertEq(usdt.balanceOf(treasury), fee);
+
+        vm.prank(settler);
+        escrow.close(jobId);
+        vm.prank(stranger);
+        escrow.refund(jobId);
+        assertEq(usdt.balanceOf(alice), 4 * uint256(price));
+        assertEq(usdt.balanceOf(address(escrow)), 0);
+    }
+
+    // ------------------------------------------------------------------ cancel
+
+    function test_Cancel() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobCancelled(jobId, alice, uint64(block.timestamp + CANCEL_GRACE));
+        vm.prank(alice);
+        escrow.cancel(jobId);
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.Cancelled));
+        assertEq(job.cancelledAt, block.timestamp);
+    }
+
+    function test_Cancel_RefundableAtCappedByDeadline() public {
+        vm.deal(alice, PRICE);
+        vm.prank(alice);
+        uint64 deadline = uint64(block.timestamp + 60);
+        uint256 jobId = escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, deadline);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobCancelled(jobId, alice, deadline);
+        vm.prank(alice);
+        escrow.cancel(jobId);
+    }
+
+    function test_RevertWhen_CancelNotArtist() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotArtist.selector, jobId, bob));
+        escrow.cancel(jobId);
+    }
+
+    function test_RevertWhen_CancelTwice() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.startPrank(alice);
+        escrow.cancel(jobId);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_JobNotOpen.selector, jobId, IRenderEscrow.JobStatus.Cancelled
+            )
+        );
+        escrow.cancel(jobId);
+        vm.stopPrank();
+    }
+
+    function test_RevertWhen_CancelUnknownJob() public {
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_JobNotOpen.selector, 42, IRenderEscrow.JobStatus.None)
+        );
+        escrow.cancel(42);
+    }
+
+    // ------------------------------------------------------------------ release
+
+    function test_Release_SingleSet() public {
+        uint256 jobId = _openNative(alice, 10, PRICE);
+        uint256 bits = 0x2d5; // frames 0, 2, 4, 6, 7, 9
+        uint256 amount = 6 * uint256(PRICE);
+        uint256 fee = _fee(amount, FEE_BPS);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.FramesReleased(jobId, node1, owner1, 0, bits, amount, fee);
+        _release(jobId, _sets(node1, 0, bits));
+        assertEq(escrow.credits(owner1, address(0)), amount - fee);
+        assertEq(escrow.fees(address(0)), fee);
+        assertEq(escrow.paidFrames(jobId, 0), bits);
+        assertEq(escrow.getJob(jobId).remaining, 10 * uint256(PRICE) - amount);
+        assertTrue(escrow.isFramePaid(jobId, 9));
+        assertTrue(escrow.isFramePaid(jobId, 0));
+        assertFalse(escrow.isFramePaid(jobId, 1));
+        assertFalse(escrow.isFramePaid(jobId, 8));
+    }
+
+    function test_Release_ManyWordsAndNodes() public {
+        uint256 jobId = _openToken(alice, 600, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](5);
+        sets[0] = IRenderEscrow.FrameSet(node1, 0, 0x3);
+        sets[1] = IRenderEscrow.FrameSet(node2, 0, 0xc);
+        sets[2] = IRenderEscrow.FrameSet(node1, 2, uint256(1) << 87); // frame 599, the last one
+        sets[3] = IRenderEscrow.FrameSet(node2, 0, 1 << 255); // back to word 0: cache flush and reload
+        sets[4] = IRenderEscrow.FrameSet(node2, 1, type(uint256).max);
+        _release(jobId, sets);
+        assertEq(escrow.paidFrames(jobId, 0), 0xf | (1 << 255));
+        assertEq(escrow.paidFrames(jobId, 1), type(uint256).max);
+        assertEq(escrow.paidFrames(jobId, 2), uint256(1) << 87);
+        assertTrue(escrow.isFramePaid(jobId, 599));
+        assertTrue(escrow.isFramePaid(jobId, 255));
+        assertFalse(escrow.isFramePaid(jobId, 598));
+        uint256 a1 = 3 * uint256(PRICE);
+        uint256 a2 = (2 + 1 + 256) * uint256(PRICE);
+        uint256 f1 = _fee(2 * uint256(PRICE), FEE_BPS) + _fee(PRICE, FEE_BPS);
+        uint256 f2 =
+            _fee(2 * uint256(PRICE), FEE_BPS) + _fee(PRICE, FEE_BPS) + _fee(256 * uint256(PRICE), FEE_BPS);
+        assertEq(escrow.credits(owner1, address(token)), a1 - f1);
+        assertEq(escrow.credits(owner2, address(token)), a2 - f2);
+        assertEq(escrow.fees(address(token)), f1 + f2);
+        assertEq(escrow.getJob(jobId).remaining, (600 - 262) * uint256(PRICE));
+    }
+
+    function test_Release_AfterCancelAndDeadline() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(alice);
+        escrow.cancel(jobId);
+        vm.warp(block.timestamp + 2 days);
+        _release(jobId, _sets(node1, 0, 0xf));
+        assertEq(escrow.getJob(jobId).remaining, 0);
+    }
+
+    function test_Release_DeregisteredNodePaysOwner() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(owner1);
+        registry.deregister(node1);
+        _release(jobId, _sets(node1, 0, 1));
+        assertEq(escrow.credits(owner1, address(0)), PRICE - _fee(PRICE, FEE_BPS));
+    }
+
+    function test_RevertWhen_ReleaseNotSettler() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, stranger));
+        escrow.release(jobId, sets);
+    }
+
+    function test_RevertWhen_ReleaseNoSets() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.expectRevert(IRenderEscrow.Escrow_NoFrameSets.selector);
+        _release(jobId, new IRenderEscrow.FrameSet[](0));
+    }
+
+    function test_RevertWhen_ReleaseUnknownJob() public {
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_JobNotReleasable.selector, 7, IRenderEscrow.JobStatus.None
+            )
+        );
+        _release(7, sets);
+    }
+
+    function test_RevertWhen_ReleaseClosedJob() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(settler);
+        escrow.close(jobId);
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Closed
+            )
+        );
+        _release(jobId, sets);
+    }
+
+    function test_RevertWhen_ReleaseAfterRefund() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.warp(block.timestamp + 1 days);
+        escrow.refund(jobId);
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Refunded
+            )
+        );
+        _release(jobId, sets);
+    }
+
+    function test_RevertWhen_ReleaseEmptySet() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](2);
+        sets[0] = IRenderEscrow.FrameSet(node1, 0, 1);
+        sets[1] = IRenderEscrow.FrameSet(node1, 0, 0);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_EmptyFrameSet.selector, jobId, 1));
+        _release(jobId, sets);
+    }
+
+    function test_RevertWhen_ReleaseFrameOutOfRangeInLastWord() public {
+        uint256 jobId = _openNative(alice, 260, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, 1, 0x1f); // frames 256..260; 260 is out
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_FrameOutOfRange.selector, jobId, 260));
+        _release(jobId, sets);
+    }
+
+    function test_RevertWhen_ReleaseFrameOutOfRangeWordBeyond() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, 3, 1 << 5);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_FrameOutOfRange.selector, jobId, 3 * 256 + 5)
+        );
+        _release(jobId, sets);
+    }
+
+    function test_RevertWhen_ReleaseFrameOutOfRangeMaxWord() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, type(uint32).max, 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_FrameOutOfRange.selector, jobId, uint256(type(uint32).max) * 256
+            )
+        );
+        _release(jobId, sets);
+    }
+
+    function test_RevertWhen_ReleaseFrameAlreadyPaid() public {
+        uint256 jobId = _openNative(alice, 8, PRICE);
+        _release(jobId, _sets(node1, 0, 0x3));
+        IRenderEscrow.FrameSet[] memory sets = _sets(node2, 0, 0x6);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_FrameAlreadyPaid.selector, jobId, 0, 0x2));
+        _release(jobId, sets);
+    }
+
+    function test_RevertWhen_ReleaseFrameTwiceInOneCall() public {
+        uint256 jobId = _openNative(alice, 600, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](3);
+        sets[0] = IRenderEscrow.FrameSet(node1, 0, 0x10);
+        sets[1] = IRenderEscrow.FrameSet(node1, 1, 0x1);
+        sets[2] = IRenderEscrow.FrameSet(node2, 0, 0x30); // frame 4 again, after a word switch
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_FrameAlreadyPaid.selector, jobId, 0, 0x10)
+        );
+        _release(jobId, sets);
+    }
+
+    function test_RevertWhen_ReleaseNodeNotBound() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = _sets(node3, 0, 1);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NodeNotBound.selector, node3));
+        _release(jobId, sets);
+    }
+
+    function testFuzz_Release_ArbitraryBitmap(uint32 frames, uint256 bits, uint32 word, uint128 price)
+        public
+    {
+        frames = uint32(bound(frames, 1, 2048));
+        price = uint128(bound(price, 1, 1e24));
+        word = uint32(bound(word, 0, (uint256(frames) - 1) / 256));
+        uint256 base = uint256(word) * 256;
+        uint256 valid = frames - base >= 256 ? 256 : frames - base;
+        if (valid < 256) bits &= (uint256(1) << valid) - 1;
+        vm.assume(bits != 0);
+        uint256 jobId = _openNative(alice, frames, price);
+        uint256 n = _popcount(bits);
+        uint256 amount = n * price;
+        uint256 fee = _fee(amount, FEE_BPS);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.FramesReleased(jobId, node2, owner2, word, bits, amount, fee);
+        _release(jobId, _sets(node2, word, bits));
+        assertEq(escrow.paidFrames(jobId, word), bits);
+        assertEq(escrow.credits(owner2, address(0)) + escrow.fees(address(0)), amount);
+        assertEq(escrow.getJob(jobId).remaining, uint256(frames) * price - amount);
+        // Paying any of them again fails.
+        uint256 again = bits & (~bits + 1); // lowest set bit
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, word, again);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_FrameAlreadyPaid.selector, jobId, word, again)
+        );
+        _release(jobId, sets);
+    }
+
+    function testFuzz_Release_OutOfRangeBit(uint32 frames, uint8 bit) public {
+        frames = uint32(bound(frames, 1, 255));
+        vm.assume(bit >= frames);
+        uint256 jobId = _openNative(alice, frames, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, uint256(1) << bit);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_FrameOutOfRange.selector, jobId, uint256(bit))
+        );
+        _release(jobId, sets);
+    }
+
+    function testFuzz_Release_FeeRounding(uint128 price, uint16 bps, uint8 count) public {
+        price = uint128(bound(price, 1, type(uint128).max / 256));
+        bps = uint16(bound(bps, 0, 1000));
+        uint256 n = bound(count, 1, 256);
+        vm.prank(admin);
+        escrow.setFeeBps(bps);
+        uint256 jobId = _openToken(alice, 256, price);
+        uint256 bits = n == 256 ? type(uint256).max : (uint256(1) << n) - 1;
+        _release(jobId, _sets(node1, 0, bits));
+        uint256 amount = n * price;
+        uint256 fee = escrow.fees(address(token));
+        assertEq(fee, amount * bps / 10_000);
+        assertLe(fee * 10_000, amount * bps);
+        assertEq(escrow.credits(owner1, address(token)) + fee, amount);
+    }
+
+    // ------------------------------------------------------------------ close
+
+    function test_Close() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        _release(jobId, _sets(node1, 0, 1));
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobClosed(jobId, 3 * uint256(PRICE));
+        vm.prank(settler);
+        escrow.close(jobId);
+        assertEq(uint8(escrow.getJob(jobId).status), uint8(IRenderEscrow.JobStatus.Closed));
+    }
+
+    function test_Close_Cancelled() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(alice);
+        escrow.cancel(jobId);
+        vm.prank(settler);
+        escrow.close(jobId);
+        assertEq(uint8(escrow.getJob(jobId).status), uint8(IRenderEscrow.JobStatus.Closed));
+    }
+
+    function test_RevertWhen_CloseNotSettler() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, alice));
+        escrow.close(jobId);
+    }
+
+    function test_RevertWhen_CloseTwice() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.startPrank(settler);
+        escrow.close(jobId);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_JobNotClosable.selector, jobId, IRenderEscrow.JobStatus.Closed
+            )
+        );
+        escrow.close(jobId);
+        vm.stopPrank();
+    }
+
+    // ------------------------------------------------------------------ refund
+
+    function test_Refund_AfterClose() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        _release(jobId, _sets(node1, 0, 0x5));
+        vm.prank(settler);
+        escrow.close(jobId);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobRefunded(jobId, alice, 2 * uint256(PRICE));
+        vm.prank(stranger);
+        escrow.refund(jobId);
+        assertEq(alice.balance, 2 * uint256(PRICE));
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.Refunded));
+        assertEq(job.remaining, 0);
+    }
+
+    function test_Refund_AfterCancelGrace() public {
+        uint256 jobId = _openToken(alice, 4, PRICE);
+        vm.prank(alice);
+        escrow.cancel(jobId);
+        vm.warp(block.timestamp + CANCEL_GRACE);
+        vm.prank(bob);
+        escrow.refund(jobId);
+        assertEq(token.balanceOf(alice), 4 * uint256(PRICE));
+        assertEq(token.balanceOf(bob), 0);
+    }
+
+    function test_Refund_AfterDeadlineWhilePaused() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(admin);
+        escrow.pause();
+        vm.warp(escrow.getJob(jobId).deadline);
+        escrow.refund(jobId);
+        assertEq(alice.balance, 4 * uint256(PRICE));
+    }
+
+    function test_Refund_NothingLeft() public {
+        uint256 jobId = _openNative(alice, 2, PRICE);
+        _release(jobId, _sets(node1, 0, 0x3));
+        vm.prank(settler);
+        escrow.close(jobId);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobRefunded(jobId, alice, 0);
+        escrow.refund(jobId);
+        assertEq(alice.balance, 0);
+    }
+
+    function test_RevertWhen_RefundOpenBeforeDeadline() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.warp(block.timestamp + 1 days - 1);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, jobId));
+        escrow.refund(jobId);
+    }
+
+    function test_RevertWhen_RefundCancelledWithinGrace() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(alice);
+        escrow.cancel(jobId);
+        vm.warp(block.timestamp + CANCEL_GRACE - 1);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, jobId));
+        escrow.refund(jobId);
+    }
+
+    function test_RevertWhen_RefundTwice() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.warp(block.timestamp + 1 days);
+        escrow.refund(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, jobId));
+        escrow.refund(jobId);
+    }
+
+    function test_RevertWhen_RefundUnknownJob() public {
+        vm.warp(block.timestamp + 365 days);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, 99));
+        escrow.refund(99);
+    }
+
+    function test_RevertWhen_RefundToRejectingArtist() public {
+        ReentrantReceiver artist = new ReentrantReceiver();
+        vm.deal(address(artist), PRICE);
+        artist.execute(
+            address(escrow),
+            PRICE,
+            abi.encodeCall(IRenderEscrow.openJob, (SPEC, address(0), PRICE, 1, uint64(block.timestamp + 1)))
+        );
+        artist.setRejectPayments(true);
+        vm.warp(block.timestamp + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_NativeTransferFailed.selector, address(artist), PRICE)
+        );
+        escrow.refund(1);
+    }
+
+    function testFuzz_OpenReleaseRefundAccounting(uint32 frames, uint128 price, uint256 bits, bool useToken)
+        public
+    {
+        frames = uint32(bound(frames, 1, 256));
+        price = uint128(bound(price, 1, 1e30));
+        if (frames < 256) bits &= (uint256(1) << frames) - 1;
+        uint256 locked = uint256(frames) * price;
+        uint256 jobId = useToken ? _openToken(alice, frames, price) : _openNative(alice, frames, price);
+        address t = useToken ? address(token) : address(0);
+        uint256 released;
+        if (bits != 0) {
+            _release(jobId, _sets(node1, 0, bits));
+            released = _popcount(bits) * price;
+        }
+        vm.warp(block.timestamp + 1 days);
+        escrow.refund(jobId);
+        uint256 refunded = useToken ? token.balanceOf(alice) : alice.balance;
+        assertEq(refunded, locked - released);
+        assertEq(escrow.credits(owner1, t) + escrow.fees(t), released);
+        uint256 held = useToken ? token.balanceOf(address(escrow)) : address(escrow).balance;
+        assertEq(held, released);
+        if (escrow.credits(owner1, t) != 0) {
+            vm.prank(owner1);
+            escrow.withdraw(t);
+        }
+        if (escrow.fees(t) != 0) escrow.withdrawFees(t);
+        held = useToken ? token.balanceOf(address(escrow)) : address(escrow).balance;
+        assertEq(held, 0);
+    }
+
+    // ------------------------------------------------------------------ withdraw
+
+    function test_Withdraw_Native() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        _release(jobId, _sets(node1, 0, 0xf));
+        uint256 credit = 4 * uint256(PRICE) - _fee(4 * uint256(PRICE), FEE_BPS);
+        uint256 before = owner1.balance;
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.CreditsWithdrawn(owner1, address(0), credit);
+        vm.prank(owner1);
+        escrow.withdraw(address(0));
+        assertEq(owner1.balance - before, credit);
+        assertEq(escrow.credits(owner1, address(0)), 0);
+    }
+
+    function test_Withdraw_Token() public {
+        uint256 jobId = _openToken(alice, 4, PRICE);
+        _release(jobId, _sets(node2, 0, 0x1));
+        vm.prank(owner2);
+        escrow.withdraw(address(token));
+        assertEq(token.balanceOf(owner2), PRICE - _fee(PRICE, FEE_BPS));
+    }
+
+    function test_RevertWhen_WithdrawNothing() public {
+        vm.prank(owner1);
+        vm.expectRevert(IRenderEscrow.Escrow_NothingToWithdraw.selector);
+        escrow.withdraw(address(0));
+    }
+
+    function test_RevertWhen_WithdrawToRejectingOwner() public {
+        ReentrantReceiver owner = new ReentrantReceiver();
+        _register(address(owner), node3Pk, 0);
+        uint256 jobId = _openNative(alice, 1, PRICE);
+        _release(jobId, _sets(node3, 0, 1));
+        owner.setRejectPayments(true);
+        uint256 credit = PRICE - _fee(PRICE, FEE_BPS);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_NativeTransferFailed.selector, address(owner), credit)
+        );
+        owner.execute(address(escrow), 0, abi.encodeCall(IRenderEscrow.withdraw, (address(0))));
+        assertEq(escrow.credits(address(owner), address(0)), credit);
+    }
+
+    function test_WithdrawFees() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        uint256 tokenJob = _openToken(alice, 4, PRICE);
+        _release(jobId, _sets(node1, 0, 0xf));
+        _release(tokenJob, _sets(node1, 0, 0xf));
+        uint256 fee = _fee(4 * uint256(PRICE), FEE_BPS);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.FeesWithdrawn(address(0), treasury, fee);
+        vm.prank(stranger);
+        escrow.withdrawFees(address(0));
+        escrow.withdrawFees(address(token));
+        assertEq(treasury.balance, fee);
+        assertEq(token.balanceOf(treasury), fee);
+        assertEq(escrow.fees(address(0)), 0);
+        assertEq(escrow.fees(address(token)), 0);
+    }
+
+    function test_RevertWhen_WithdrawFeesNothing() public {
+        vm.expectRevert(IRenderEscrow.Escrow_NothingToWithdraw.selector);
+        escrow.withdrawFees(address(0));
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    function test_SetSettler() public {
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.SettlerChanged(settler, bob);
+        vm.prank(admin);
+        escrow.setSettler(bob);
+        assertEq(escrow.settler(), bob);
+        uint256 jobId = _openNative(alice, 1, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, settler));
+        escrow.release(jobId, sets);
+        vm.prank(bob);
+        escrow.release(jobId, sets);
+    }
+
+    function test_RevertWhen_SetSettlerZero() public {
+        vm.prank(admin);
+        vm.expectRevert(IRenderEscrow.Escrow_ZeroAddress.selector);
+        escrow.setSettler(address(0));
+    }
+
+    function test_SetTreasury() public {
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.TreasuryChanged(treasury, bob);
+        vm.prank(admin);
+        escrow.setTreasury(bob);
+        assertEq(escrow.treasury(), bob);
+    }
+
+    function test_RevertWhen_SetTreasuryZero() public {
+        vm.prank(admin);
+        vm.expectRevert(IRenderEscrow.Escrow_ZeroAddress.selector);
+        escrow.setTreasury(address(0));
+    }
+
+    function test_SetFeeBps() public {
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.FeeBpsChanged(FEE_BPS, 1000);
+        vm.prank(admin);
+        escrow.setFeeBps(1000);
+        assertEq(escrow.feeBps(), 1000);
+    }
+
+    function test_RevertWhen_SetFeeBpsTooHigh() public {
+        vm.prank(admin);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_FeeTooHigh.selector, uint16(1001)));
+        escrow.setFeeBps(1001);
+    }
+
+    function test_PauseUnpause() public {
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.Paused(admin);
+        vm.prank(admin);
+        escrow.pause();
+        assertTrue(escrow.paused());
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.Unpaused(admin);
+        vm.prank(admin);
+        escrow.unpause();
+        assertFalse(escrow.paused());
+        _openNative(alice, 1, PRICE);
+    }
+
+    function test_Pause_DoesNotBlockSettlement() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(admin);
+        escrow.pause();
+        _release(jobId, _sets(node1, 0, 1));
+        vm.prank(alice);
+        escrow.cancel(jobId);
+        vm.prank(owner1);
+        escrow.withdraw(address(0));
+        escrow.withdrawFees(address(0));
+        vm.prank(settler);
+        escrow.close(jobId);
+        escrow.refund(jobId);
+        assertEq(alice.balance, 3 * uint256(PRICE));
+    }
+
+    function test_RevertWhen_AdminFunctionsNotOwner() public {
+        bytes memory err = abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger);
+        vm.startPrank(stranger);
+        vm.expectRevert(err);
+        escrow.setSettler(bob);
+        vm.expectRevert(err);
+        escrow.setTreasury(bob);
+        vm.expectRevert(err);
+        escrow.setFeeBps(1);
+        vm.expectRevert(err);
+        escrow.pause();
+        vm.expectRevert(err);
+        escrow.unpause();
+        vm.stopPrank();
+    }
+
+    function test_TransferOwnershipTwoStep() public {
+        vm.prank(admin);
+        escrow.transferOwnership(bob);
+        assertEq(escrow.owner(), admin);
+        assertEq(escrow.pendingOwner(), bob);
+        vm.prank(bob);
+        escrow.acceptOwnership();
+        assertEq(escrow.owner(), bob);
+    }
+
+    // ------------------------------------------------------------------ misc
+
+    function test_RevertWhen_SendingNativeDirectly() public {
+        vm.deal(alice, 1 ether);
+        vm.prank(alice);
+        (bool ok,) = address(escrow).call{value: 1 ether}("");
+        assertFalse(ok);
+        vm.prank(alice);
+        (ok,) = address(escrow).call{value: 1 ether}(hex"deadbeef");
+        assertFalse(ok);
+        assertEq(address(escrow).balance, 0);
+    }
+
+    function test_GetJob_Unknown() public view {
+        IRenderEscrow.Job memory job = escrow.getJob(123);
+        assertEq(job.artist, address(0));
+        assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.None));
+    }
+}

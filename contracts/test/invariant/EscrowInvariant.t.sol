@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IRenderEscrow} from "../../src/interfaces/IRenderEscrow.sol";
+import {BaseTest} from "../utils/BaseTest.sol";
+import {EscrowHandler} from "./handlers/EscrowHandler.sol";
+import {console} from "forge-std/console.sol";
+
+/// @notice Conservation and safety laws of the escrow and the registry under random multi-actor use:
+///         3 artists, 4 nodes bound to 2 owners, one settler, a native-coin and an ERC-20 payment token.
+/// @dev The handler only sends actions it expects to succeed (expected failures are caught inside it), so
+///      the invariants run with fail-on-revert: any unexpected revert is a failure.
+contract EscrowInvariantTest is BaseTest {
+    EscrowHandler internal handler;
+    address[] internal artists;
+    address[] internal owners;
+    address[] internal recipients; // possible slash recipients
+
+    function setUp() public override {
+        super.setUp();
+        artists.push(alice);
+        artists.push(bob);
+        artists.push(makeAddr("carol"));
+        owners.push(owner1);
+        owners.push(owner2);
+        uint256[] memory keys = new uint256[](4);
+        keys[0] = node1Pk;
+        keys[1] = node2Pk;
+        keys[2] = node3Pk;
+        (, keys[3]) = makeAddrAndKey("node4");
+        for (uint256 i; i < keys.length; ++i) {
+            _register(owners[i % 2], keys[i], 1 ether);
+        }
+        for (uint256 i; i < artists.length; ++i) {
+            recipients.push(artists[i]);
+        }
+        recipients.push(treasury);
+
+        handler = new EscrowHandler(escrow, registry, token, settler, treasury, artists, owners, keys);
+        targetContract(address(handler));
+        bytes4[] memory selectors = new bytes4[](18);
+        selectors[0] = EscrowHandler.openJob.selector;
+        selectors[1] = EscrowHandler.openJob.selector; // weighted: opening keeps the campaign busy
+        selectors[2] = EscrowHandler.release.selector;
+        selectors[3] = EscrowHandler.release.selector;
+        selectors[4] = EscrowHandler.release.selector;
+        selectors[5] = EscrowHandler.releaseAgain.selector;
+        selectors[6] = EscrowHandler.cancel.selector;
+        selectors[7] = EscrowHandler.close.selector;
+        selectors[8] = EscrowHandler.refund.selector;
+        selectors[9] = EscrowHandler.withdraw.selector;
+        selectors[10] = EscrowHandler.withdrawFees.selector;
+        selectors[11] = EscrowHandler.warp.selector;
+        selectors[12] = EscrowHandler.slash.selector;
+        selectors[13] = EscrowHandler.addStake.selector;
+        selectors[14] = EscrowHandler.requestUnstake.selector;
+        selectors[15] = EscrowHandler.withdrawStake.selector;
+        selectors[16] = EscrowHandler.withdrawClaimable.selector;
+        selectors[17] = EscrowHandler.unauthorizedSettlement.selector;
+        targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
+        bytes4[] memory more = new bytes4[](2);
+        more[0] = EscrowHandler.deregister.selector;
+        more[1] = EscrowHandler.reRegister.selector;
+        targetSelector(FuzzSelector({addr: address(handler), selectors: more}));
+    }
+
+    /// (1) Escrow holdings equal Σ remaining + Σ unwithdrawn credits + fees, per token; registry holdings
+    ///     equal Σ stake + Σ unbonding + Σ claimable.
+    /// forge-config: default.invariant.fail-on-revert = true
+    /// forge-config: ci.invariant.fail-on-revert = true
+    function invariant_Solvency() public view {
+        _assertEscrowSolvent(address(0));
+        _assertEscrowSolvent(address(token));
+
+        uint256 staked;
+        for (uint256 i; i < handler.nodeCount(); ++i) {
+            address node = handler.nodes(i);
+            staked += registry.nodeInfo(node).stake + registry.nodeInfo(node).unbonding;
+        }
+        uint256 claims;
+        for (uint256 i; i < recipients.length; ++i) {
+            claims += registry.claimable(recipients[i]);
+        }
+        assertEq(address(registry).balance, staked + claims, "registry balance");
+    }
+
+    /// (2) No frame is paid twice: FramesReleased names each frame at most once, repeat releases revert,
+    ///     and every job's on-chain bitmap matches the frames the events paid. (3) Refunds never exceed
+    ///     locked - released, and per job locked = released + refunded + remaining.
+    /// forge-config: default.invariant.fail-on-revert = true
+    /// forge-config: ci.invariant.fail-on-revert = true
+    function invariant_FramesAndRefunds() public view {
+        assertFalse(handler.ghostDoublePay(), "frame paid twice");
+        assertFalse(handler.ghostBadRefund(), "refund or withdrawal paid a wrong amount");
+        for (uint256 i; i < handler.jobCount(); ++i) {
+            uint256 jobId = handler.jobIds(i);
+            IRenderEscrow.Job memory job = escrow.getJob(jobId);
+            uint256 paidCount;
+            for (uint256 w; w * 256 < job.frameCount; ++w) {
+                uint256 word = escrow.paidFrames(jobId, w);
+                assertEq(word, handler.ghostBitmap(jobId, w), "bitmap differs from events");
+                paidCount += _popcount(word);
+            }
+            assertEq(paidCount, handler.ghostFramesPaid(jobId), "paid frame count");
+            assertLe(paidCount, job.frameCount, "more frames paid than exist");
+            uint256 locked = handler.ghostLocked(jobId);
+            uint256 released = handler.ghostReleased(jobId);
+            uint256 refunded = handler.ghostRefunded(jobId);
+            assertEq(released, paidCount * job.pricePerFrame, "released != paid frames x price");
+            assertLe(refunded, locked - released, "artist got back more than locked - released");
+            assertEq(locked, released + refunded + job.remaining, "job accounting");
+            if (job.status == IRenderEscrow.JobStatus.Refunded) assertEq(job.remaining, 0);
+            else assertEq(refunded, 0);
+        }
+    }
+
+    /// (4) Only the settlement role can release, close or slash.
+    /// forge-config: default.invariant.fail-on-revert = true
+    /// forge-config: ci.invariant.fail-on-revert = true
+    function invariant_OnlySettlerSettles() public view {
+        assertFalse(handler.ghostUnauthorizedSuccess(), "non-settler settled");
+    }
+
+    function afterInvariant() external view {
+        console.log("jobs", handler.jobCount());
+        console.log("release calls", handler.ghostReleaseCalls());
+        console.log("refund calls", handler.ghostRefundCalls());
+        console.log("slash calls", handler.ghostSlashCalls());
+        console.log("unauthorized attempts", handler.ghostUnauthorizedAttempts());
+    }
+
+    function _assertEscrowSolvent(address t) internal view {
+        uint256 locked;
+        for (uint256 i; i < handler.jobCount(); ++i) {
+            IRenderEscrow.Job memory job = escrow.getJob(handler.jobIds(i));
+            if (job.token == t) locked += job.remaining;
+        }
+        uint256 owed = escrow.fees(t);
+        for (uint256 i; i < owners.length; ++i) {
+            owed += escrow.credits(owners[i], t);
+        }
+        uint256 held = t == address(0) ? address(escrow).balance : token.balanceOf(address(escrow));
+        assertEq(held, locked + owed, t == address(0) ? "native solvency" : "token solvency");
+    }
+}

@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {NodeRegistry} from "../../../src/NodeRegistry.sol";
+import {RenderEscrow} from "../../../src/RenderEscrow.sol";
+import {INodeRegistry} from "../../../src/interfaces/INodeRegistry.sol";
+import {IRenderEscrow} from "../../../src/interfaces/IRenderEscrow.sol";
+import {MockERC20} from "../../mocks/MockERC20.sol";
+import {CommonBase} from "forge-std/Base.sol";
+import {StdCheats} from "forge-std/StdCheats.sol";
+import {StdUtils} from "forge-std/StdUtils.sol";
+import {Vm} from "forge-std/Vm.sol";
+
+/// @notice Drives the escrow and the registry with random but mostly valid actions of several actors and
+///         keeps ghost accounting for the invariants.
+contract EscrowHandler is CommonBase, StdCheats, StdUtils {
+    uint256 internal constant MAX_FRAMES = 600; // three bitmap words, the last one partial
+
+    RenderEscrow public immutable escrow;
+    NodeRegistry public immutable registry;
+    MockERC20 public immutable token;
+    address public immutable settler;
+    address public immutable treasury;
+    address public immutable outsider;
+
+    address[] public artists;
+    address[] public owners;
+    address[] public nodes;
+    uint256[] internal nodeKeys;
+    uint256[] public jobIds;
+
+    // ------------------------------------------------------------------ ghosts
+    mapping(uint256 jobId => uint256) public ghostLocked;
+    mapping(uint256 jobId => uint256) public ghostReleased;
+    mapping(uint256 jobId => uint256) public ghostRefunded;
+    mapping(uint256 jobId => uint256) public ghostFramesPaid;
+    mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostBitmap;
+    /// Set when a FramesReleased event names a frame that was already paid, or a repeat release succeeds.
+    bool public ghostDoublePay;
+    /// Set when a release, close or slash from anyone but the settler succeeds.
+    bool public ghostUnauthorizedSuccess;
+    /// Set when a refund paid something other than the job's remaining amount, or not to the artist.
+    bool public ghostBadRefund;
+    uint256 public ghostUnauthorizedAttempts;
+    uint256 public ghostReleaseCalls;
+    uint256 public ghostRefundCalls;
+    uint256 public ghostSlashCalls;
+
+    mapping(bytes32 => uint256) public calls;
+
+    constructor(
+        RenderEscrow escrow_,
+        NodeRegistry registry_,
+        MockERC20 token_,
+        address settler_,
+        address treasury_,
+        address[] memory artists_,
+        address[] memory owners_,
+        uint256[] memory nodeKeys_
+    ) {
+        escrow = escrow_;
+        registry = registry_;
+        token = token_;
+        settler = settler_;
+        treasury = treasury_;
+        outsider = makeAddr("outsider");
+        artists = artists_;
+        owners = owners_;
+        nodeKeys = nodeKeys_;
+        for (uint256 i; i < nodeKeys_.length; ++i) {
+            nodes.push(vm.addr(nodeKeys_[i]));
+        }
+    }
+
+    modifier countCall(bytes32 name) {
+        ++calls[name];
+        _;
+    }
+
+    // ------------------------------------------------------------------ views for the invariants
+
+    function jobCount() external view returns (uint256) {
+        return jobIds.length;
+    }
+
+    function artistCount() external view returns (uint256) {
+        return artists.length;
+    }
+
+    function ownerCount() external view returns (uint256) {
+        return owners.length;
+    }
+
+    function nodeCount() external view returns (uint256) {
+        return nodes.length;
+    }
+
+    // ------------------------------------------------------------------ escrow actions
+
+    function openJob(uint256 artistSeed, bool useToken, uint256 frames, uint256 price, uint256 duration)
+        external
+        countCall("openJob")
+    {
+        address artist = artists[artistSeed % artists.length];
+        frames = _bound(frames, 1, MAX_FRAMES);
+        price = _bound(price, 1, 1e18);
+        duration = _bound(duration, 1 hours, 2 days);
+        uint256 amount = frames * price;
+        uint64 deadline = uint64(block.timestamp + duration);
+        bytes32 spec = keccak256(abi.encode(artist, frames, price, jobIds.length));
+        uint256 jobId;
+        if (useToken) {
+            token.mint(artist, amount);
+            vm.startPrank(artist);
+            token.approve(address(escrow), amount);
+            jobId = escrow.openJob(spec, address(token), uint128(price), uint32(frames), deadline);
+            vm.stopPrank();
+        } else {
+            vm.deal(artist, artist.balance + amount);
+            vm.prank(artist);
+            jobId = escrow.openJob{value: amount}(spec, address(0), uint128(price), uint32(frames), deadline);
+        }
+        jobIds.push(jobId);
+        ghostLocked[jobId] = amount;
+    }
+
+    function release(uint256 jobSeed, uint256 nodeSeed, uint256 bitsSeed, uint256 setCount)
+        external
+        countCall("release")
+    {
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        bool releasable =
+            job.status == IRenderEscrow.JobStatus.Open || job.status == IRenderEscrow.JobStatus.Cancelled;
+        IRenderEscrow.FrameSet[] memory sets =
+            _buildSets(jobId, job.frameCount, nodeSeed, bitsSeed, _bound(setCount, 1, 4));
+        if (sets.length == 0) return;
+        if (!releasable) {
+            vm.prank(settler);
+            try escrow.release(jobId, sets) {
+                ghostDoublePay = true; // a closed or refunded job paid out
+            } catch {}
+            return;
+        }
+        vm.recordLogs();
+        vm.prank(settler);
+        escrow.release(jobId, sets);
+        ++ghostReleaseCalls;
+        _recordReleases(vm.getRecordedLogs());
+    }
+
+    /// @dev Settler tries to pay an already-paid frame again; must revert.
+    function releaseAgain(uint256 jobSeed, uint256 nodeSeed, uint256 frameSeed)
+        external
+        countCall("releaseAgain")
+    {
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        uint256 w = frameSeed % 3;
+        uint256 paid = ghostBitmap[jobId][w];
+        if (paid == 0) return;
+        uint256 bit = paid & (~paid + 1);
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
+        sets[0] =
+            IRenderEscrow.FrameSet({node: nodes[nodeSeed % nodes.length], wordIndex: uint32(w), bits: bit});
+        vm.prank(settler);
+        try escrow.release(jobId, sets) {
+            ghostDoublePay = true;
+        } catch {}
+    }
+
+    function cancel(uint256 jobSeed, uint256 callerSeed) external countCall("cancel") {
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        // Mostly the artist, sometimes someone else (must fail).
+        address caller = callerSeed % 4 == 0 ? artists[callerSeed % artists.length] : job.artist;
+        vm.prank(caller);
+        try escrow.cancel(jobId) {
+            if (caller != job.artist || job.status != IRenderEscrow.JobStatus.Open) ghostBadRefund = true;
+        } catch {}
+    }
+
+    function close(uint256 jobSeed) external countCall("close") {
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        vm.prank(settler);
+        try escrow.close(jobId) {} catch {}
+    }
+
+    function refund(uint256 jobSeed, uint256 callerSeed) external countCall("refund") {
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        address caller = callerSeed % 2 == 0 ? outsider : artists[callerSeed % artists.length];
+        uint256 before = _balance(job.token, job.artist);
+        vm.prank(caller);
+        try escrow.refund(jobId) {
+            uint256 got = _balance(job.token, job.artist) - before;
+            if (got != job.remaining) ghostBadRefund = true;
+            ghostRefunded[jobId] += got;
+            ++ghostRefundCalls;
+        } catch {}
+    }
+
+    function withdraw(uint256 ownerSeed, bool useToken) external countCall("withdraw") {
+        address owner = owners[ownerSeed % owners.length];
+        address t = useToken ? address(token) : address(0);
+        uint256 credit = escrow.credits(owner, t);
+        if (credit == 0) return;
+        uint256 before = _balance(t, owner);
+        vm.prank(owner);
+        escrow.withdraw(t);
+        if (_balance(t, owner) - before != credit) ghostBadRefund = true;
+    }
+
+    function withdrawFees(bool useToken) external countCall("withdrawFees") {
+        address t = useToken ? address(token) : address(0);
+        if (escrow.fees(t) == 0) return;
+        vm.prank(outsider);
+        escrow.withdrawFees(t);
+    }
+
+    function warp(uint256 secs) external countCall("warp") {
+        vm.warp(block.timestamp + _bound(secs, 1, 2 days));
+    }
+
+    // ------------------------------------------------------------------ registry actions
+
+    function slash(uint256 nodeSeed, uint256 amount, uint256 recipientSeed) external countCall("slash") {
+        address node = nodes[nodeSeed % nodes.length];
+        INodeRegistry.NodeInfo memory info = registry.nodeInfo(node);
+        uint256 available = info.stake + info.unbonding;
+        if (available == 0) return;
+        amount = _bound(amount, 1, available);
+        address recipient = recipientSeed % 4 == 0 ? treasury : artists[recipientSeed % artists.length];
+        vm.prank(settler);
+        registry.slash(node, amount, recipient, keccak256(abi.encode(node, amount)));
+        ++ghostSlashCalls;
+    }
+
+    function addStake(uint256 nodeSeed, uint256 amount) external countCall("addStake") {
+        address node = nodes[nodeSeed % nodes.length];
+        if (!registry.isActive(node)) return;
+        address owner = registry.ownerOf(node);
+        amount = _bound(amount, 1, 10 ether);
+        vm.deal(owner, owner.balance + amount);
+        vm.prank(owner);
+        registry.addStake{value: amount}(node);
+    }
+
+    function requestUnstake(uint256 nodeSeed, uint256 amount) external countCall("requestUnstake") {
+        address node = nodes[nodeSeed % nodes.length];
+        uint256 stake = registry.nodeInfo(node).stake;
+        if (stake == 0) return;
+        vm.prank(registry.ownerOf(node));
+        registry.requestUnstake(node, _bound(amount, 1, stake));
+    }
+
+    function withdrawStake(uint256 nodeSeed) external countCall("withdrawStake") {
+        address node = nodes[nodeSeed % nodes.length];
+        INodeRegistry.NodeInfo memory info = registry.nodeInfo(node);
+        if (info.unbonding == 0 || block.timestamp < info.unbondingAt) return;
+        vm.prank(info.owner);
+        registry.withdrawStake(node);
+    }
+
+    function deregister(uint256 nodeSeed) external countCall("deregister") {
+        address node = nodes[nodeSeed % nodes.length];
+        if (!registry.isActive(node)) return;
+        vm.prank(registry.ownerOf(node));
+        registry.deregister(node);
+    }
+
+    /// @dev Re-registers an inactive node to its previous owner with fresh stake.
+    function reRegister(uint256 nodeSeed, uint256 stake) external countCall("reRegister") {
+        uint256 i = nodeSeed % nodes.length;
+        address node = nodes[i];
+        if (registry.isActive(node)) return;
+        address owner = registry.ownerOf(node);
+        stake = _bound(stake, 0, 5 ether);
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes32 digest = registry.bindDigest(node, owner, registry.nonces(node), deadline);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(nodeKeys[i], digest);
+        vm.deal(owner, owner.balance + stake);
+        vm.prank(owner);
+        registry.register{value: stake}(node, deadline, abi.encodePacked(r, s, v));
+    }
+
+    function withdrawClaimable(uint256 recipientSeed) external countCall("withdrawClaimable") {
+        address account = recipientSeed % 4 == 0 ? treasury : artists[recipientSeed % artists.length];
+        if (registry.claimable(account) == 0) return;
+        vm.prank(account);
+        registry.withdrawClaimable();
+    }
+
+    // ------------------------------------------------------------------ unauthorized attempts
+
+    function unauthorizedSettlement(uint256 callerSeed, uint256 jobSeed, uint256 action)
+        external
+        countCall("unauthorized")
+    {
+        address[4] memory callers = [
+            outsider, artists[callerSeed % artists.length], owners[callerSeed % owners.length], treasury
+        ];
+        address caller = callers[callerSeed % 4];
+        ++ghostUnauthorizedAttempts;
+        if (action % 3 == 0) {
+            address node = nodes[callerSeed % nodes.length];
+            vm.prank(caller);
+            try registry.slash(node, 1, caller, bytes32(0)) {
+                ghostUnauthorizedSuccess = true;
+            } catch {}
+            return;
+        }
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        if (action % 3 == 1) {
+            vm.prank(caller);
+            try escrow.close(jobId) {
+                ghostUnauthorizedSuccess = true;
+            } catch {}
+            return;
+        }
+        uint256 frameCount = escrow.getJob(jobId).frameCount;
+        uint256 bits = _validMask(uint32(frameCount), 0) & ~ghostBitmap[jobId][0];
+        if (bits == 0) return;
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
+        sets[0] = IRenderEscrow.FrameSet({
+            node: nodes[jobSeed % nodes.length], wordIndex: 0, bits: bits & (~bits + 1)
+        });
+        vm.prank(caller);
+        try escrow.release(jobId, sets) {
+            ghostUnauthorizedSuccess = true;
+        } catch {}
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    function _recordReleases(Vm.Log[] memory logs) internal {
+        for (uint256 i; i < logs.length; ++i) {
+            Vm.Log memory log = logs[i];
+            if (log.emitter != address(escrow) || log.topics[0] != IRenderEscrow.FramesReleased.selector) {
+                continue;
+            }
+            uint256 jobId = uint256(log.topics[1]);
+            (uint32 w, uint256 bits, uint256 amount,) =
+                abi.decode(log.data, (uint32, uint256, uint256, uint256));
+            if (ghostBitmap[jobId][w] & bits != 0) ghostDoublePay = true;
+            ghostBitmap[jobId][w] |= bits;
+            ghostFramesPaid[jobId] += _popcount(bits);
+            ghostReleased[jobId] += amount;
+        }
+    }
+
+    /// @dev Up to `setCount` sets of sparse random unpaid frames (about 1 in 8 bits) so frames remain for later.
+    function _buildSets(
+        uint256 jobId,
+        uint32 frameCount,
+        uint256 nodeSeed,
+        uint256 bitsSeed,
+        uint256 setCount
+    ) internal view returns (IRenderEscrow.FrameSet[] memory sets) {
+        uint256 words = (uint256(frameCount) + 255) / 256;
+        sets = new IRenderEscrow.FrameSet[](setCount);
+        uint256 used;
+        uint256[3] memory taken; // frames picked in this call, per word
+        for (uint256 i; i < setCount; ++i) {
+            uint256 r = uint256(keccak256(abi.encode(bitsSeed, i)));
+            uint256 w = r % words;
+            uint256 bits = r & uint256(keccak256(abi.encode(r))) & uint256(keccak256(abi.encode(r, 1)));
+            bits &= _validMask(frameCount, w) & ~ghostBitmap[jobId][w] & ~taken[w];
+            if (bits == 0) continue;
+            taken[w] |= bits;
+            sets[used++] =
+                IRenderEscrow.FrameSet({node: _node(nodeSeed, i), wordIndex: uint32(w), bits: bits});
+        }
+        // Shrink the array to the sets actually filled.
+        assembly ("memory-safe") {
+            mstore(sets, used)
+        }
+    }
+
+    function _node(uint256 seed, uint256 offset) internal view returns (address) {
+        return nodes[(seed % nodes.length + offset) % nodes.length];
+    }
+
+    function _validMask(uint32 frameCount, uint256 w) internal pure returns (uint256) {
+        uint256 base = w * 256;
+        if (frameCount <= base) return 0;
+        uint256 valid = frameCount - base;
+        return valid >= 256 ? type(uint256).max : (uint256(1) << valid) - 1;
+    }
+
+    function _balance(address t, address account) internal view returns (uint256) {
+        return t == address(0) ? account.balance : MockERC20(t).balanceOf(account);
+    }
+
+    function _popcount(uint256 x) internal pure returns (uint256 c) {
+        while (x != 0) {
+            x &= x - 1;
+            ++c;
+        }
+    }
+}

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {NodeRegistry} from "../../src/NodeRegistry.sol";
+import {RenderEscrow} from "../../src/RenderEscrow.sol";
+import {INodeRegistry} from "../../src/interfaces/INodeRegistry.sol";
+import {IRenderEscrow} from "../../src/interfaces/IRenderEscrow.sol";
+import {MockERC20} from "../mocks/MockERC20.sol";
+import {Test} from "forge-std/Test.sol";
+
+/// @notice Shared fixture: a registry and an escrow wired together, named actors, node keys and helpers.
+abstract contract BaseTest is Test {
+    uint16 internal constant FEE_BPS = 250;
+    uint64 internal constant UNSTAKE_DELAY = 7 days;
+    uint64 internal constant CANCEL_GRACE = 1 hours;
+    uint256 internal constant START = 1_700_000_000;
+    bytes32 internal constant SPEC = keccak256("spec");
+
+    NodeRegistry internal registry;
+    RenderEscrow internal escrow;
+    MockERC20 internal token;
+
+    address internal admin = makeAddr("admin");
+    address internal settler = makeAddr("settler");
+    address internal treasury = makeAddr("treasury");
+    address internal alice = makeAddr("alice");
+    address internal bob = makeAddr("bob");
+    address internal owner1 = makeAddr("owner1");
+    address internal owner2 = makeAddr("owner2");
+    address internal stranger = makeAddr("stranger");
+
+    address internal node1;
+    uint256 internal node1Pk;
+    address internal node2;
+    uint256 internal node2Pk;
+    address internal node3;
+    uint256 internal node3Pk;
+
+    function setUp() public virtual {
+        vm.warp(START);
+        (node1, node1Pk) = makeAddrAndKey("node1");
+        (node2, node2Pk) = makeAddrAndKey("node2");
+        (node3, node3Pk) = makeAddrAndKey("node3");
+        registry = new NodeRegistry(admin, settler, UNSTAKE_DELAY);
+        escrow = new RenderEscrow(
+            admin, INodeRegistry(address(registry)), settler, treasury, FEE_BPS, CANCEL_GRACE
+        );
+        token = new MockERC20("Mock", "MOCK");
+        vm.label(address(registry), "NodeRegistry");
+        vm.label(address(escrow), "RenderEscrow");
+        vm.label(address(token), "MockERC20");
+    }
+
+    // ------------------------------------------------------------------ registry helpers
+
+    function _signBind(INodeRegistry reg, uint256 nodePk, address owner, uint256 deadline)
+        internal
+        view
+        returns (bytes memory)
+    {
+        address node = vm.addr(nodePk);
+        bytes32 digest = reg.bindDigest(node, owner, reg.nonces(node), deadline);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(nodePk, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _register(address owner, uint256 nodePk, uint256 stake) internal returns (address node) {
+        node = vm.addr(nodePk);
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes memory sig = _signBind(registry, nodePk, owner, deadline);
+        vm.deal(owner, owner.balance + stake);
+        vm.prank(owner);
+        registry.register{value: stake}(node, deadline, sig);
+    }
+
+    // ------------------------------------------------------------------ escrow helpers
+
+    function _openNative(address artist, uint32 frames, uint128 price) internal returns (uint256 jobId) {
+        uint256 amount = uint256(frames) * price;
+        vm.deal(artist, artist.balance + amount);
+        vm.prank(artist);
+        jobId =
+            escrow.openJob{value: amount}(SPEC, address(0), price, frames, uint64(block.timestamp + 1 days));
+    }
+
+    function _openToken(address artist, uint32 frames, uint128 price) internal returns (uint256 jobId) {
+        uint256 amount = uint256(frames) * price;
+        token.mint(artist, amount);
+        vm.startPrank(artist);
+        token.approve(address(escrow), amount);
+        jobId = escrow.openJob(SPEC, address(token), price, frames, uint64(block.timestamp + 1 days));
+        vm.stopPrank();
+    }
+
+    function _sets(address node, uint32 wordIndex, uint256 bits)
+        internal
+        pure
+        returns (IRenderEscrow.FrameSet[] memory sets)
+    {
+        sets = new IRenderEscrow.FrameSet[](1);
+        sets[0] = IRenderEscrow.FrameSet({node: node, wordIndex: wordIndex, bits: bits});
+    }
+
+    function _release(uint256 jobId, IRenderEscrow.FrameSet[] memory sets) internal {
+        vm.prank(settler);
+        escrow.release(jobId, sets);
+    }
+
+    function _popcount(uint256 x) internal pure returns (uint256 c) {
+        while (x != 0) {
+            x &= x - 1;
+            ++c;
+        }
+    }
+
+    function _fee(uint256 amount, uint16 bps) internal pure returns (uint256) {
+        return amount * bps / 10_000;
+    }
+}
