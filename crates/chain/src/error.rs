@@ -1,0 +1,119 @@
+//! Errors of the chain layer.
+
+use alloy::{
+    contract::Error as ContractError,
+    primitives::Address,
+    sol_types::SolInterface,
+    transports::{RpcError, TransportErrorKind},
+};
+
+use crate::contracts::{
+    escrow::RenderEscrow::RenderEscrowErrors, registry::NodeRegistry::NodeRegistryErrors,
+};
+
+/// Result alias of this crate.
+pub type ChainResult<T> = Result<T, ChainError>;
+
+/// What can go wrong talking to the chain.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// `RenderEscrow` reverted with one of its custom errors.
+    #[error("escrow reverted: {0:?}")]
+    EscrowReverted(RenderEscrowErrors),
+    /// `NodeRegistry` reverted with one of its custom errors.
+    #[error("registry reverted: {0:?}")]
+    RegistryReverted(NodeRegistryErrors),
+    /// A contract call failed for another reason (transport, unknown revert, decoding).
+    #[error("contract call failed: {0}")]
+    Contract(#[from] ContractError),
+    /// The RPC transport failed.
+    #[error("rpc transport: {0}")]
+    Transport(#[from] RpcError<TransportErrorKind>),
+    /// Waiting for a transaction receipt failed.
+    #[error("pending transaction: {0}")]
+    PendingTransaction(#[from] alloy::providers::PendingTransactionError),
+    /// A transaction was mined but reverted.
+    #[error("transaction {tx} reverted on chain")]
+    TxReverted {
+        /// The reverted transaction's hash.
+        tx: alloy::primitives::TxHash,
+    },
+    /// A deployment transaction produced no contract address.
+    #[error("deployment of {contract} returned no address")]
+    NoContractAddress {
+        /// Which contract.
+        contract: &'static str,
+    },
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Signer(#[from] alloy::signers::Error),
+    /// A signature is malformed or does not recover.
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    /// The Anvil binary could not be found or started.
+    #[error("anvil: {0}")]
+    Anvil(String),
+    /// A frame set cannot be built (frame index out of range, empty input).
+    #[error("invalid frame set: {0}")]
+    InvalidFrames(String),
+    /// Reading or writing a deployment file failed.
+    #[error("deployment file {path}: {source}")]
+    DeploymentFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying failure.
+        source: std::io::Error,
+    },
+    /// A deployment file is not valid JSON of the expected shape.
+    #[error("deployment file {path} is malformed: {source}")]
+    DeploymentJson {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The parse failure.
+        source: serde_json::Error,
+    },
+    /// The deployment file names a contract address with no code on this chain.
+    #[error("no contract code at {address} on chain {chain_id}")]
+    NoCode {
+        /// The address without code.
+        address: Address,
+        /// The chain that was asked.
+        chain_id: u64,
+    },
+}
+
+impl ChainError {
+    /// Wraps a contract error, decoding our contracts' custom errors when the
+    /// revert data carries one.
+    pub fn from_contract(err: ContractError) -> Self {
+        if let Some(data) = err.as_revert_data() {
+            if let Ok(e) = RenderEscrowErrors::abi_decode(&data) {
+                return Self::EscrowReverted(e);
+            }
+            if let Ok(e) = NodeRegistryErrors::abi_decode(&data) {
+                return Self::RegistryReverted(e);
+            }
+        }
+        Self::Contract(err)
+    }
+
+    /// Whether retrying the same request later may succeed (transport
+    /// trouble), as opposed to a revert or a local mistake.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport(e) | Self::Contract(ContractError::TransportError(e)) => rpc_retryable(e),
+            Self::PendingTransaction(_) => true,
+            _ => false,
+        }
+    }
+}
+
+fn rpc_retryable(err: &RpcError<TransportErrorKind>) -> bool {
+    match err {
+        RpcError::Transport(kind) => kind.is_retry_err(),
+        RpcError::ErrorResp(payload) => payload.is_retry_err(),
+        RpcError::NullResp => true,
+        _ => false,
+    }
+}
