@@ -1,0 +1,27 @@
+//! The verifier: decodes every rendered frame and rejects corrupt ones
+//! (undecodable, wrong size, black or uniform, NaN), and compares redundant
+//! renders of sampled frames by pixels.
+//!
+//! This crate is pure, synchronous library code; the service wraps it (in
+//! `spawn_blocking`, since decoding a frame takes milliseconds).
+//!
+//! - [`check_frame`] checks one uploaded frame against its job's
+//!   [`FrameExpectation`] and returns a [`Verdict`]: accepted with
+//!   [`FrameStats`], or rejected with a [`Rejection`] carrying a stable code
+//!   (`too_large`, `undecodable`, `wrong_size`, `all_black`,
+//!   `all_transparent`, `uniform`, `non_finite`).
+//! - [`compare_frames`] compares two nodes' renders of the same frame by
+//!   decoded pixels under a [`Tolerance`] and returns a [`Comparison`]
+//!   (PSNR, differences, whether they match), or a [`CompareError`].
+//!
+//! Formats are detected from magic bytes: PNG (8/16-bit), single-part
+//! OpenEXR (half/float) and JPEG. Header dimensions are checked before any
+//! pixel memory is allocated, so forged headers cost nothing.
+
+pub mod check;
+pub mod compare;
+pub mod error;
+
+pub use check::{FrameExpectation, FrameFormat, FrameStats, Rejection, Verdict, check_frame};
+pub use compare::{Comparison, Tolerance, compare_frames};
+pub use error::{CompareError, CompareResult, Side};
