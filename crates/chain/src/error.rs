@@ -48,9 +48,6 @@ pub enum ChainError {
     /// Signing failed.
     #[error("signing failed: {0}")]
     Signer(#[from] alloy::signers::Error),
-    /// A signature is malformed or does not recover.
-    #[error("bad signature: {0}")]
-    BadSignature(String),
     /// The Anvil binary could not be found or started.
     #[error("anvil: {0}")]
     Anvil(String),

@@ -7,7 +7,9 @@
 //! - [`node`]: node states and the health rules of the operator guide.
 //! - [`auth`]: the text a node signs to answer the gateway's challenge.
 
+pub mod api;
 pub mod auth;
+pub mod eip712;
 pub mod node;
 pub mod ws;
 

@@ -95,6 +95,12 @@ pub enum ServerMessage {
         owner: Address,
         /// How often to send heartbeats, in seconds.
         heartbeat_interval_secs: f64,
+        /// Bearer token for this connection's uploads.
+        session: String,
+        /// Chain id of the EIP-712 domain results are signed in.
+        chain_id: u64,
+        /// Escrow address of that domain.
+        escrow: Address,
     },
     /// A heartbeat was received.
     HeartbeatAck {
