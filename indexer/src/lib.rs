@@ -1,6 +1,298 @@
-//! The indexer: releases verified frames on-chain in batches and mirrors
-//! escrow and registry events into the database, from which credits and the
-//! leaderboard are computed.
+//! The indexer: mirrors chain events into the database and settles jobs.
 //!
-//! Status: scaffolding only. The end-to-end issue brings the real service;
-//! until then this crate exports nothing and its binary refuses to run.
+//! Each round it
+//! 1. reads new escrow and registry events ([`mirror::Mirror`]);
+//! 2. confirms registered jobs against their `JobOpened` event (spec hash,
+//!    artist, frame count, price, token and locked amount must all match);
+//!    only confirmed jobs are dispatched;
+//! 3. releases verified, unpaid frames in batches with the settler key, to
+//!    the owners bound to the rendering nodes;
+//! 4. closes jobs whose every frame is final and has the contract refund the
+//!    unspent rest to the artist.
+//!
+//! Payouts, credits and job outcomes are read back from the mirror, never
+//! from what the indexer believes it sent, so the database can be rebuilt
+//! from the chain alone.
+
+pub mod mirror;
+
+use std::time::Duration;
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::DynProvider,
+};
+use lumen_chain::{ChainError, contracts::RenderEscrow, deploy::confirmed, frames};
+use lumen_store::{Bus, Event, JobRow, JobState, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+pub use mirror::Mirror;
+
+/// Result alias of this crate.
+pub type IndexerResult<T> = Result<T, IndexerError>;
+
+/// What can go wrong in an indexer round.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chain failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// An RPC request failed.
+    #[error("rpc: {0}")]
+    Rpc(#[from] alloy::transports::TransportError),
+    /// The node did not return a block it reported.
+    #[error("block {0} is missing")]
+    MissingBlock(u64),
+}
+
+/// Indexer settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexerConfig {
+    /// `RenderEscrow` address.
+    pub escrow: Address,
+    /// `NodeRegistry` address.
+    pub registry: Address,
+    /// First block to mirror.
+    pub deploy_block: u64,
+    /// Blocks to stay behind the head (0 on a devnet).
+    pub confirmations: u64,
+    /// Poll interval when nothing wakes the indexer (ms).
+    pub poll_ms: u64,
+    /// Release as soon as this many verified frames of a job wait.
+    pub batch_frames: usize,
+    /// Release whatever waits once the oldest verified frame is this old (ms).
+    pub max_batch_delay_ms: u64,
+    /// Most frames in one release transaction.
+    pub max_frames_per_tx: usize,
+}
+
+impl IndexerConfig {
+    /// Defaults for a deployment.
+    pub fn new(escrow: Address, registry: Address, deploy_block: u64) -> Self {
+        Self {
+            escrow,
+            registry,
+            deploy_block,
+            confirmations: 0,
+            poll_ms: 1_000,
+            batch_frames: 64,
+            max_batch_delay_ms: 2_000,
+            max_frames_per_tx: 1_024,
+        }
+    }
+}
+
+/// The indexer service. `provider` must sign with the settler key.
+#[derive(Debug)]
+pub struct Indexer {
+    store: Store,
+    bus: Bus,
+    provider: DynProvider,
+    config: IndexerConfig,
+    mirror: Mirror,
+}
+
+impl Indexer {
+    /// An indexer for a deployment.
+    pub fn new(store: Store, bus: Bus, provider: DynProvider, config: IndexerConfig) -> Self {
+        let mirror = Mirror::new(config.escrow, config.registry, config.deploy_block, config.confirmations);
+        Self { store, bus, provider, config, mirror }
+    }
+
+    /// Runs rounds until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut events = self.bus.subscribe();
+        let poll = Duration::from_millis(self.config.poll_ms);
+        info!(target: "indexer", escrow = %self.config.escrow, "started");
+        loop {
+            if let Err(err) = self.round().await {
+                warn!(target: "indexer", %err, "indexer round failed; retrying");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(poll) => {}
+                _ = events.recv() => {}
+            }
+        }
+        info!(target: "indexer", "stopped");
+    }
+
+    /// Reads the chain into the mirror.
+    pub async fn sync(&self) -> IndexerResult<u64> {
+        let block = self.mirror.sync(&self.provider, &self.store).await?;
+        Ok(block)
+    }
+
+    /// One round: sync, confirm, settle.
+    pub async fn round(&self) -> IndexerResult<()> {
+        self.sync().await?;
+        self.confirm_jobs().await?;
+        for state in [JobState::Rendering, JobState::Settling] {
+            for job in self.store.jobs_in_state(state).await? {
+                if let Err(err) = self.settle(&job).await {
+                    if err_is_retryable(&err) {
+                        warn!(target: "indexer::settle", job_id = job.job_id, %err, "settlement step failed; retrying");
+                    } else {
+                        error!(target: "indexer::settle", job_id = job.job_id, %err, "settlement step failed");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn confirm_jobs(&self) -> IndexerResult<()> {
+        for job in self.store.jobs_in_state(JobState::AwaitingChain).await? {
+            let events = self.store.chain_events(Some(job.job_id)).await?;
+            let Some(opened) = events.iter().find(|e| e.name == "JobOpened") else { continue };
+            let data: serde_json::Value = serde_json::from_str(&opened.data).unwrap_or_default();
+            let expected_amount = U256::from(u64::try_from(job.frame_count).unwrap_or(0))
+                * job.price_per_frame.parse::<U256>().unwrap_or_default();
+            let mut problems = Vec::new();
+            let field =
+                |k: &str| data.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            if field("spec_hash").as_deref() != Some(job.spec_hash.as_str()) {
+                problems.push("spec hash");
+            }
+            if opened.account.as_deref() != Some(job.artist.as_str()) {
+                problems.push("artist");
+            }
+            if field("frame_count") != Some(job.frame_count.to_string()) {
+                problems.push("frame count");
+            }
+            if field("price_per_frame").as_deref() != Some(job.price_per_frame.as_str()) {
+                problems.push("price per frame");
+            }
+            if field("token").as_deref() != Some(job.token.as_str()) {
+                problems.push("token");
+            }
+            if field("amount") != Some(expected_amount.to_string()) {
+                problems.push("locked amount");
+            }
+            if problems.is_empty() {
+                if self
+                    .store
+                    .transition_job(job.job_id, JobState::AwaitingChain, JobState::Rendering, None)
+                    .await?
+                {
+                    info!(target: "indexer::jobs", job_id = job.job_id, "JobOpened matches the registered spec: dispatching");
+                    self.bus.publish(Event::WorkAvailable);
+                }
+            } else {
+                let reason =
+                    format!("on-chain job does not match the registered spec: {}", problems.join(", "));
+                warn!(target: "indexer::jobs", job_id = job.job_id, %reason, "job rejected");
+                self.store
+                    .transition_job(job.job_id, JobState::AwaitingChain, JobState::Rejected, Some(&reason))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn settle(&self, job: &JobRow) -> IndexerResult<()> {
+        let counts = self.store.frame_counts(job.job_id).await?;
+        let mut state = job.state;
+        if state == JobState::Rendering && counts.all_final() {
+            self.store.transition_job(job.job_id, JobState::Rendering, JobState::Settling, None).await?;
+            state = JobState::Settling;
+            info!(target: "indexer::settle", job_id = job.job_id, verified = counts.verified, failed = counts.failed, "every frame final: settling");
+        }
+        let events = self.store.chain_events(Some(job.job_id)).await?;
+        let refunded = events.iter().any(|e| e.name == "JobRefunded");
+        let closed = events.iter().any(|e| e.name == "JobClosed");
+
+        if refunded {
+            // The job ended on-chain (closed by us, or refunded by the artist after cancel or deadline).
+            let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
+            let outcome = if counts.failed == 0 && unpaid.is_empty() && counts.all_final() {
+                JobState::Completed
+            } else {
+                JobState::Failed
+            };
+            let reason = (outcome == JobState::Failed && job.failure.is_none())
+                .then(|| format!("{} frames failed, {} unpaid at refund", counts.failed, unpaid.len()));
+            if self.store.transition_job(job.job_id, state, outcome, reason.as_deref()).await? {
+                info!(target: "indexer::settle", job_id = job.job_id, ?outcome, "job finished");
+            }
+            return Ok(());
+        }
+
+        let escrow = RenderEscrow::new(self.config.escrow, &self.provider);
+        let job_id = U256::from(u64::try_from(job.job_id).unwrap_or_default());
+        if !closed {
+            let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
+            if !unpaid.is_empty() {
+                let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
+                let waited = u64::try_from(lumen_store::now_ms() - oldest).unwrap_or(0);
+                if state == JobState::Settling
+                    || unpaid.len() >= self.config.batch_frames
+                    || waited >= self.config.max_batch_delay_ms
+                {
+                    let frame_count = u32::try_from(job.frame_count).unwrap_or(0);
+                    for chunk in unpaid.chunks(self.config.max_frames_per_tx.max(1)) {
+                        let pairs = chunk.iter().filter_map(|f| {
+                            let node = f.node.as_deref()?.parse::<Address>().ok()?;
+                            Some((node, u32::try_from(f.frame_index).ok()?))
+                        });
+                        let sets = frames::pack(pairs, frame_count)?;
+                        let receipt = confirmed(
+                            escrow
+                                .release(job_id, sets)
+                                .send()
+                                .await
+                                .map_err(ChainError::from_contract)?
+                                .get_receipt()
+                                .await
+                                .map_err(ChainError::from)?,
+                        )?;
+                        info!(target: "indexer::settle", job_id = job.job_id, frames = chunk.len(), tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
+                    }
+                    self.sync().await?;
+                }
+                return Ok(());
+            }
+            if state != JobState::Settling {
+                return Ok(());
+            }
+            let receipt = confirmed(
+                escrow
+                    .close(job_id)
+                    .send()
+                    .await
+                    .map_err(ChainError::from_contract)?
+                    .get_receipt()
+                    .await
+                    .map_err(ChainError::from)?,
+            )?;
+            info!(target: "indexer::settle", job_id = job.job_id, tx = %receipt.transaction_hash, "job closed");
+        }
+        let receipt = confirmed(
+            escrow
+                .refund(job_id)
+                .send()
+                .await
+                .map_err(ChainError::from_contract)?
+                .get_receipt()
+                .await
+                .map_err(ChainError::from)?,
+        )?;
+        info!(target: "indexer::settle", job_id = job.job_id, tx = %receipt.transaction_hash, "unspent escrow refunded to the artist");
+        self.sync().await?;
+        Ok(())
+    }
+}
+
+fn err_is_retryable(err: &IndexerError) -> bool {
+    match err {
+        IndexerError::Chain(e) => e.is_retryable(),
+        IndexerError::Rpc(_) | IndexerError::MissingBlock(_) => true,
+        _ => false,
+    }
+}

@@ -21,7 +21,9 @@
 pub mod check;
 pub mod compare;
 pub mod error;
+pub mod service;
 
 pub use check::{FrameExpectation, FrameFormat, FrameStats, Rejection, Verdict, check_frame};
 pub use compare::{Comparison, Tolerance, compare_frames};
 pub use error::{CompareError, CompareResult, Side};
+pub use service::{VerifierConfig, VerifierService};

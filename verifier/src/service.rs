@@ -1,0 +1,120 @@
+//! The verifier service: judges every uploaded result.
+//!
+//! Wakes when a result is uploaded (and polls as a fallback), decodes the
+//! frame off the async runtime, and records the verdict: accepted frames
+//! become payable, rejected ones go back to the queue for another node and
+//! are never paid. Verdicts are published so the gateway can adjust the
+//! node's health.
+
+use std::time::Duration;
+
+use lumen_store::{Bus, Event, Store, StoreError, TaskRow, Verdict as StoredVerdict};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{FrameExpectation, Verdict, check_frame};
+
+/// Verifier service settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifierConfig {
+    /// Poll interval when nothing wakes the verifier (ms).
+    pub poll_ms: u64,
+    /// Largest frame accepted, bytes.
+    pub max_frame_bytes: u64,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        Self { poll_ms: 1_000, max_frame_bytes: 256 << 20 }
+    }
+}
+
+/// The verifier service.
+#[derive(Debug)]
+pub struct VerifierService {
+    store: Store,
+    bus: Bus,
+    config: VerifierConfig,
+}
+
+impl VerifierService {
+    /// A verifier over a store and a bus.
+    pub fn new(store: Store, bus: Bus, config: VerifierConfig) -> Self {
+        Self { store, bus, config }
+    }
+
+    /// Judges uploads until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut events = self.bus.subscribe();
+        let poll = Duration::from_millis(self.config.poll_ms);
+        info!(target: "verifier", "started");
+        loop {
+            if let Err(err) = self.round().await {
+                warn!(target: "verifier", %err, "verification round failed");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(poll) => {}
+                _ = events.recv() => {}
+            }
+        }
+        info!(target: "verifier", "stopped");
+    }
+
+    /// Judges every result waiting now.
+    pub async fn round(&self) -> Result<(), StoreError> {
+        for task in self.store.uploaded_tasks().await? {
+            self.judge(&task).await?;
+        }
+        Ok(())
+    }
+
+    async fn judge(&self, task: &TaskRow) -> Result<(), StoreError> {
+        let Some(job) = self.store.job(task.job_id).await? else { return Ok(()) };
+        let hash = task.output_hash.as_deref().and_then(|h| h.parse().ok()).unwrap_or_default();
+        let stored = match self.store.blobs().get(&hash).await {
+            Ok(Some(bytes)) => {
+                let expect = FrameExpectation {
+                    width: u32::try_from(job.width).unwrap_or(0),
+                    height: u32::try_from(job.height).unwrap_or(0),
+                    max_bytes: self.config.max_frame_bytes,
+                };
+                let verdict =
+                    tokio::task::spawn_blocking(move || check_frame(&bytes, &expect)).await.unwrap_or_else(
+                        |e| Verdict::Rejected(crate::Rejection::Undecodable { reason: e.to_string() }),
+                    );
+                match verdict {
+                    Verdict::Accepted(stats) => {
+                        debug!(target: "verifier::check", task_id = task.task_id, ?stats, "frame accepted");
+                        StoredVerdict::Accepted
+                    }
+                    Verdict::Rejected(rejection) => StoredVerdict::Rejected {
+                        code: rejection.code().to_owned(),
+                        message: rejection.to_string(),
+                    },
+                }
+            }
+            Ok(None) | Err(_) => StoredVerdict::Rejected {
+                code: "missing_output".into(),
+                message: "the uploaded output is not in the blob store".into(),
+            },
+        };
+        if !self.store.record_verdict(task.task_id, &stored).await? {
+            return Ok(());
+        }
+        let accepted = stored == StoredVerdict::Accepted;
+        if let StoredVerdict::Rejected { code, message } = &stored {
+            warn!(target: "verifier::check", job_id = task.job_id, frame_index = task.frame_index, node = %task.node, %code, %message, "frame rejected");
+        } else {
+            info!(target: "verifier::check", job_id = task.job_id, frame_index = task.frame_index, node = %task.node, "frame verified");
+        }
+        self.bus.publish(Event::Verdict { task_id: task.task_id, node: task.node.clone(), accepted });
+        self.bus.publish(if accepted {
+            Event::FrameVerified { job_id: task.job_id }
+        } else {
+            Event::WorkAvailable
+        });
+        Ok(())
+    }
+}
