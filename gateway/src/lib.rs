@@ -1,6 +1,238 @@
-//! The gateway: HTTP API for artists (uploads, jobs, frames), the WebSocket
-//! endpoint nodes connect to (challenge-signature auth, heartbeats, node
-//! states), the content-addressed blob store and the dashboard.
+//! The gateway: the artists' HTTP API, the nodes' WebSocket, the blob store
+//! and the dashboard.
 //!
-//! Status: scaffolding only. The end-to-end issue brings the real service;
-//! until then this crate exports nothing and its binary refuses to run.
+//! - `POST /api/v1/blends` — upload a `.blend`; it is stored by blake3 hash
+//!   and inspected (frame range, resolution, engine, unpacked external
+//!   files) in a Blender subprocess, so a hostile file cannot take the
+//!   gateway down.
+//! - `POST /api/v1/jobs` — register a job opened on-chain with its signed spec.
+//! - `GET /api/v1/jobs/{id}` — job and per-frame status (payouts from the chain mirror).
+//! - `GET /api/v1/jobs/{id}/frames/{frame}` — a verified frame.
+//! - `GET /api/v1/blobs/{hash}` — content by hash (nodes fetch `.blend`s here).
+//! - `PUT /api/v1/tasks/{id}/output` — a node uploads a frame (session token).
+//! - `GET /api/v1/nodes` — nodes and their states.
+//! - `GET /api/v1/info` — chain id, RPC URL and contract addresses.
+//! - `GET /ws/node` — the node WebSocket ([`lumen_protocol::ws`]).
+
+mod api;
+pub mod error;
+mod inspect;
+pub mod nodes;
+mod ws;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use axum::{Router, extract::DefaultBodyLimit, routing::get};
+use lumen_chain::contracts::NodeRegistry;
+use lumen_protocol::{Address, node::HealthPolicy};
+use lumen_store::{Bus, Store};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use error::{ApiError, GatewayError, GatewayResult};
+pub use nodes::{NodeDirectory, NodeSummary};
+
+/// The chain the gateway checks nodes and jobs against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainConfig {
+    /// JSON-RPC URL.
+    pub rpc_url: String,
+    /// Chain id (part of every signed message's domain).
+    pub chain_id: u64,
+    /// `RenderEscrow` address.
+    pub escrow: Address,
+    /// `NodeRegistry` address.
+    pub registry: Address,
+}
+
+/// Gateway settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConfig {
+    /// Where to listen. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The URL nodes use to reach this gateway; part of the signed auth
+    /// challenge. Defaults to `http://<bound address>`.
+    pub public_url: Option<String>,
+    /// The settlement chain.
+    pub chain: ChainConfig,
+    /// Node health thresholds.
+    pub health: HealthPolicy,
+    /// Largest `.blend` upload, bytes (default 1 GiB).
+    pub max_blend_bytes: usize,
+    /// Largest frame upload, bytes (default 256 MiB).
+    pub max_frame_bytes: usize,
+    /// Seconds a node has to answer the challenge (default 10).
+    pub auth_timeout_secs: u64,
+    /// Seconds Blender may spend inspecting an upload (default 60).
+    pub inspect_timeout_secs: u64,
+}
+
+impl GatewayConfig {
+    /// Defaults for a chain, listening on `listen`.
+    pub fn new(listen: SocketAddr, chain: ChainConfig) -> Self {
+        Self {
+            listen,
+            public_url: None,
+            chain,
+            health: HealthPolicy::default(),
+            max_blend_bytes: 1 << 30,
+            max_frame_bytes: 256 << 20,
+            auth_timeout_secs: 10,
+            inspect_timeout_secs: 60,
+        }
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+struct AppState {
+    config: Arc<GatewayConfig>,
+    public_url: Arc<str>,
+    store: Store,
+    bus: Bus,
+    nodes: Arc<NodeDirectory>,
+    registry: NodeRegistry::NodeRegistryInstance<DynProvider>,
+    blender: Option<Arc<lumen_blender::Blender>>,
+}
+
+/// A running gateway. Dropping it does not stop it; call [`GatewayHandle::shutdown`].
+#[derive(Debug)]
+pub struct GatewayHandle {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The public URL (`http://…`).
+    pub url: String,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl GatewayHandle {
+    /// The WebSocket URL nodes connect to.
+    pub fn ws_url(&self) -> String {
+        format!("{}/ws/node", self.url.replacen("http", "ws", 1))
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the gateway.
+pub async fn spawn(
+    config: GatewayConfig,
+    store: Store,
+    bus: Bus,
+    nodes: Arc<NodeDirectory>,
+) -> GatewayResult<GatewayHandle> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let url = config.chain.rpc_url.parse().map_err(|_| GatewayError::RpcUrl(config.chain.rpc_url.clone()))?;
+    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let registry = NodeRegistry::new(config.chain.registry, provider);
+    let blender = match lumen_blender::Blender::locate() {
+        Ok(b) => Some(Arc::new(b)),
+        Err(err) => {
+            tracing::warn!(target: "gateway", %err, "Blender not found: uploads cannot be inspected");
+            None
+        }
+    };
+    let state = AppState {
+        config: Arc::new(config),
+        public_url: public_url.clone().into(),
+        store,
+        bus,
+        nodes,
+        registry,
+        blender,
+    };
+    let shutdown = CancellationToken::new();
+    let app = router(state.clone());
+
+    let ticker = tokio::spawn(tick_health(state.clone(), shutdown.clone()));
+    let feedback = tokio::spawn(verdict_feedback(state, shutdown.clone()));
+    let serve_shutdown = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { serve_shutdown.cancelled().await });
+        if let Err(err) = server.await {
+            tracing::error!(target: "gateway", %err, "server failed");
+        }
+        ticker.abort();
+        feedback.abort();
+    });
+    info!(target: "gateway", %addr, url = %public_url, "gateway listening");
+    Ok(GatewayHandle { addr, url: public_url, shutdown, task })
+}
+
+fn router(state: AppState) -> Router {
+    let blend_limit = state.config.max_blend_bytes;
+    let frame_limit = state.config.max_frame_bytes;
+    Router::new()
+        .route("/", get(api::dashboard))
+        .route("/healthz", get(api::healthz))
+        .route("/api/v1/info", get(api::info))
+        .route(
+            "/api/v1/blends",
+            axum::routing::post(api::upload_blend).layer(DefaultBodyLimit::max(blend_limit)),
+        )
+        .route("/api/v1/blobs/{hash}", get(api::get_blob))
+        .route("/api/v1/jobs", axum::routing::post(api::register_job).get(api::list_jobs))
+        .route("/api/v1/jobs/{id}", get(api::job_status))
+        .route("/api/v1/jobs/{id}/frames/{frame}", get(api::job_frame))
+        .route(
+            "/api/v1/tasks/{id}/output",
+            axum::routing::put(api::upload_output).layer(DefaultBodyLimit::max(frame_limit)),
+        )
+        .route("/api/v1/nodes", get(api::list_nodes))
+        .route("/ws/node", get(ws::upgrade))
+        .with_state(state)
+}
+
+/// Applies heartbeat silence once a second; nodes that time out lose their
+/// running tasks to the matchmaker.
+async fn tick_health(state: AppState, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        for node in state.nodes.tick() {
+            tracing::warn!(target: "gateway::nodes", %node, "heartbeat timeout: closing connection (4002)");
+        }
+    }
+}
+
+/// Verifier verdicts feed node health: a rejected frame counts as a failure.
+async fn verdict_feedback(state: AppState, shutdown: CancellationToken) {
+    let mut events = state.bus.subscribe();
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(lumen_store::Event::Verdict { node, accepted, .. }) => {
+                let Ok(node) = node.parse::<Address>() else { continue };
+                if accepted {
+                    state.nodes.success(&node);
+                } else if let Some(now) = state.nodes.failure(&node) {
+                    tracing::warn!(target: "gateway::nodes", %node, state = %now, "rejected frame counted against the node");
+                }
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(target: "gateway::nodes", missed = n, "verdict feedback lagged");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,6 +1,194 @@
-//! The operator node: connects to the gateway with its EVM key, renders
-//! frames with headless Blender in a sandbox, uploads them and signs (job,
-//! frame, output hash).
+//! The operator node.
 //!
-//! Status: scaffolding only. The end-to-end issue brings the real service;
-//! until then this crate exports nothing and its binary refuses to run.
+//! Connects to the gateway's WebSocket, proves it holds its EVM key by
+//! signing the gateway's challenge, sends heartbeats, and renders the frames
+//! it is given with headless Blender under resource limits. Each result is
+//! uploaded over HTTP and then reported with a signature over
+//! `(job, frame, output hash)`. A dropped connection is retried with
+//! exponential backoff (1 s, 2 s, 4 s … 30 s, with jitter). A small HTTP
+//! endpoint reports health as the operator guide describes:
+//! `{"status": "healthy", "relay_connected": true, "uptime_seconds": N}`.
+
+mod client;
+pub mod health;
+pub mod key;
+mod render;
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32},
+    },
+    time::{Duration, Instant},
+};
+
+use alloy::signers::local::PrivateKeySigner;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Result alias of this crate.
+pub type NodeResult<T> = Result<T, NodeError>;
+
+/// What can go wrong running a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The key file is missing, unreadable, unsafe or invalid.
+    #[error("key file {path}: {reason}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The health endpoint could not listen.
+    #[error("health endpoint on {addr}: {source}")]
+    Health {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Blender is not installed.
+    #[error("blender: {0}")]
+    Blender(String),
+    /// The gateway URL is not a ws:// or wss:// URL.
+    #[error("gateway URL {0:?} must start with ws:// or wss://")]
+    GatewayUrl(String),
+}
+
+impl NodeError {
+    fn key(path: &std::path::Path, err: &std::io::Error) -> Self {
+        Self::Key { path: path.to_owned(), reason: err.to_string() }
+    }
+}
+
+/// Deliberate misbehaviour, for failure tests only: a node operator who
+/// cheats or is broken. Never set in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Upload an all-black frame of the right size instead of the render.
+    BlackFrames,
+    /// Sign results with a key other than the node's.
+    WrongKey,
+}
+
+/// Node settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    /// The gateway's node WebSocket, e.g. `ws://127.0.0.1:8080/ws/node`.
+    pub gateway_url: String,
+    /// Where the node caches `.blend` files and renders.
+    pub data_dir: PathBuf,
+    /// Health endpoint address (port 8081 by default; 0 picks one).
+    pub health_addr: SocketAddr,
+    /// Frames rendered at once.
+    pub slots: u32,
+    /// Memory limit of one render, bytes (default 2 GiB).
+    pub memory_bytes: u64,
+    /// CPU-time limit of one render, seconds (default 600).
+    pub cpu_seconds: u64,
+    /// Render threads per frame (`None`: Blender decides).
+    pub threads: Option<u32>,
+    /// Deliberate misbehaviour (failure tests only).
+    pub fault: Option<Fault>,
+}
+
+impl NodeConfig {
+    /// Defaults from the operator guide for a gateway and data folder.
+    pub fn new(gateway_url: impl Into<String>, data_dir: PathBuf) -> Self {
+        Self {
+            gateway_url: gateway_url.into(),
+            data_dir,
+            health_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            slots: 1,
+            memory_bytes: 2 << 30,
+            cpu_seconds: 600,
+            threads: None,
+            fault: None,
+        }
+    }
+}
+
+/// Live state shared by the client and the health endpoint.
+#[derive(Debug)]
+pub(crate) struct Status {
+    started: Instant,
+    relay_connected: AtomicBool,
+    running: AtomicU32,
+}
+
+/// A running node. Stops when [`NodeHandle::shutdown`] is called.
+#[derive(Debug)]
+pub struct NodeHandle {
+    /// The node key's address (its identity).
+    pub address: alloy::primitives::Address,
+    /// Where the health endpoint listens.
+    pub health_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl NodeHandle {
+    /// Stops the node (running renders are killed) and waits for it.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the node stops on its own (it does not, unless cancelled).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// A token that stops the node when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Starts a node with `key`.
+pub async fn spawn(config: NodeConfig, key: PrivateKeySigner) -> NodeResult<NodeHandle> {
+    if !(config.gateway_url.starts_with("ws://") || config.gateway_url.starts_with("wss://")) {
+        return Err(NodeError::GatewayUrl(config.gateway_url));
+    }
+    let blender = lumen_blender::Blender::locate().map_err(|e| NodeError::Blender(e.to_string()))?;
+    let status =
+        Arc::new(Status { started: Instant::now(), relay_connected: false.into(), running: 0.into() });
+    let shutdown = CancellationToken::new();
+    let (health_addr, health_task) =
+        health::serve(config.health_addr, key.address(), status.clone(), shutdown.clone()).await?;
+    let address = key.address();
+    let client = client::Client::new(config, key, blender, status).await;
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        client.run(token).await;
+        health_task.abort();
+    });
+    Ok(NodeHandle { address, health_addr, shutdown, task })
+}
+
+/// Delay before reconnect attempt `attempt` (0-based): 1 s, 2 s, 4 s … capped
+/// at 30 s, times a jitter factor in `[0.8, 1.2]` so a fleet that lost the
+/// gateway at once does not come back at once.
+pub fn backoff_delay(attempt: u32, jitter: f64) -> Duration {
+    let base = 2f64.powi(attempt.min(5) as i32).min(30.0);
+    Duration::from_secs_f64(base * jitter.clamp(0.8, 1.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_thirty_seconds() {
+        let secs: Vec<u64> = (0..8).map(|a| backoff_delay(a, 1.0).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff_delay(0, 0.0), Duration::from_millis(800));
+        assert_eq!(backoff_delay(9, 5.0), Duration::from_secs(36));
+    }
+}

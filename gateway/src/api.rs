@@ -1,0 +1,276 @@
+//! HTTP handlers.
+
+use std::collections::HashMap;
+
+use alloy::primitives::B256;
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+use lumen_chain::sign::{recover, spec_hash};
+use lumen_protocol::api::{FrameView, JobView, RegisterJob, TxView, UploadedBlend};
+use lumen_store::{Event, JobRow, NewJob};
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use crate::{AppState, error::ApiError, nodes::NodeSummary};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub(crate) async fn info(State(state): State<AppState>) -> Json<lumen_protocol::api::NetworkInfo> {
+    let chain = &state.config.chain;
+    Json(lumen_protocol::api::NetworkInfo {
+        chain_id: chain.chain_id,
+        rpc_url: chain.rpc_url.clone(),
+        escrow: chain.escrow,
+        registry: chain.registry,
+    })
+}
+
+pub(crate) async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("../assets/index.html"))
+}
+
+fn parse_hash(hash: &str) -> ApiResult<B256> {
+    hash.parse().map_err(|_| ApiError::bad_request("bad_hash", format!("{hash:?} is not a 32-byte hex hash")))
+}
+
+pub(crate) async fn get_blob(State(state): State<AppState>, Path(hash): Path<String>) -> ApiResult<Response> {
+    let hash = parse_hash(&hash)?;
+    match state.store.blobs().get(&hash).await.map_err(ApiError::internal)? {
+        Some(bytes) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()),
+        None => Err(ApiError::not_found(format!("no blob {hash}"))),
+    }
+}
+
+/// `POST /api/v1/blends`: store, then inspect. Bad files get a 422 naming
+/// the problem; nothing about a job exists yet, so nothing is lost.
+pub(crate) async fn upload_blend(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<UploadedBlend>)> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty", "the upload is empty"));
+    }
+    let scene = crate::inspect::check_blend(&state, &body).await?;
+    let hash = state.store.put_blob(&body).await.map_err(ApiError::internal)?;
+    info!(target: "gateway::api", %hash, size = body.len(), frames = ?(scene.frame_start, scene.frame_end), "blend uploaded");
+    Ok((StatusCode::CREATED, Json(UploadedBlend { hash, size: body.len() as u64, scene })))
+}
+
+/// `POST /api/v1/jobs`: a job the artist opened on-chain. The spec is
+/// checked for sense and for the artist's signature here; the indexer
+/// checks it against the chain's `JobOpened` before anything is dispatched.
+pub(crate) async fn register_job(
+    State(state): State<AppState>,
+    Json(req): Json<RegisterJob>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let spec = &req.spec;
+    let frame_count = spec
+        .frame_count()
+        .filter(|n| (1..=1_048_576).contains(n))
+        .ok_or_else(|| ApiError::bad_request("bad_frames", "the spec's frame range is empty or too long"))?;
+    if spec.width == 0 || spec.height == 0 || spec.width > 16_384 || spec.height > 16_384 {
+        return Err(ApiError::bad_request("bad_resolution", "the spec's resolution is out of range"));
+    }
+    if spec.pricePerFrame == 0 {
+        return Err(ApiError::bad_request("bad_price", "the price per frame must be positive"));
+    }
+    let job_id =
+        i64::try_from(req.job_id).map_err(|_| ApiError::bad_request("bad_job", "job id out of range"))?;
+    if !state.store.blobs().contains(&spec.blendHash).await {
+        return Err(ApiError::bad_request("unknown_blend", format!("no uploaded .blend {}", spec.blendHash)));
+    }
+    let hash = spec_hash(spec, state.config.chain.chain_id, state.config.chain.escrow);
+    let artist = recover(hash, &req.signature)
+        .map_err(|e| ApiError::bad_request("bad_signature", format!("spec signature: {e}")))?;
+    let frame_numbers = (0..frame_count).map(|i| spec.frame_number(i)).collect();
+    let job = NewJob {
+        job_id,
+        artist: format!("{artist:#x}"),
+        spec_json: serde_json::to_string(spec).map_err(ApiError::internal)?,
+        spec_hash: format!("{hash}"),
+        signature: alloy::hex::encode_prefixed(&req.signature),
+        blend_hash: format!("{}", spec.blendHash),
+        frame_count,
+        width: spec.width,
+        height: spec.height,
+        engine: spec.engine.clone(),
+        token: format!("{:#x}", spec.token),
+        price_per_frame: spec.pricePerFrame.to_string(),
+        frame_numbers,
+    };
+    state.store.insert_job(&job).await?;
+    info!(target: "gateway::api", job_id, %artist, frames = frame_count, "job registered");
+    state.bus.publish(Event::JobRegistered { job_id });
+    Ok((StatusCode::CREATED, Json(job_view(&state, job_id).await?)))
+}
+
+pub(crate) async fn job_status(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<JobView>> {
+    Ok(Json(job_view(&state, id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    limit: Option<i64>,
+}
+
+pub(crate) async fn list_jobs(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<JobView>>> {
+    let mut out = Vec::new();
+    for job in state.store.jobs(q.limit.unwrap_or(50).clamp(1, 500)).await? {
+        out.push(build_view(&state, job).await?);
+    }
+    Ok(Json(out))
+}
+
+async fn job_view(state: &AppState, job_id: i64) -> ApiResult<JobView> {
+    let job =
+        state.store.job(job_id).await?.ok_or_else(|| ApiError::not_found(format!("no job {job_id}")))?;
+    build_view(state, job).await
+}
+
+async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
+    let payouts: HashMap<i64, lumen_store::PayoutRow> =
+        state.store.payouts(job.job_id).await?.into_iter().map(|p| (p.frame_index, p)).collect();
+    let frames = state
+        .store
+        .frames(job.job_id)
+        .await?
+        .into_iter()
+        .map(|f| {
+            let payout = payouts.get(&f.frame_index);
+            FrameView {
+                frame: f.frame_number,
+                index: f.frame_index,
+                state: serde_json::to_value(f.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                node: f.node,
+                output_hash: f.output_hash,
+                verdict: f.verdict,
+                failure: f.failure,
+                attempts: f.attempts,
+                payout_tx: payout.map(|p| p.tx_hash.clone()),
+                payout_owner: payout.map(|p| p.owner.clone()),
+                payout_amount: payout.map(|p| p.amount.clone()),
+            }
+        })
+        .collect();
+    let transactions = state
+        .store
+        .chain_events(Some(job.job_id))
+        .await?
+        .into_iter()
+        .map(|e| {
+            let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+            TxView {
+                event: e.name,
+                tx_hash: e.tx_hash,
+                block_number: e.block_number,
+                amount: data.get("amount").and_then(|a| a.as_str()).map(str::to_owned),
+            }
+        })
+        .collect();
+    Ok(JobView {
+        job_id: job.job_id,
+        state: serde_json::to_value(job.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        failure: job.failure,
+        artist: job.artist,
+        frame_count: job.frame_count,
+        price_per_frame: job.price_per_frame,
+        token: job.token,
+        spec_hash: job.spec_hash,
+        blend_hash: job.blend_hash,
+        width: job.width,
+        height: job.height,
+        frames,
+        transactions,
+    })
+}
+
+/// `GET /api/v1/jobs/{id}/frames/{frame}`: a verified frame by Blender frame number.
+pub(crate) async fn job_frame(
+    State(state): State<AppState>,
+    Path((id, frame)): Path<(i64, i64)>,
+) -> ApiResult<Response> {
+    let frames = state.store.frames(id).await?;
+    let f = frames
+        .iter()
+        .find(|f| f.frame_number == frame)
+        .ok_or_else(|| ApiError::not_found(format!("job {id} has no frame {frame}")))?;
+    if f.state != lumen_store::FrameState::Verified {
+        return Err(ApiError::client(
+            StatusCode::CONFLICT,
+            "not_verified",
+            format!("frame {frame} is not verified"),
+        ));
+    }
+    let hash = parse_hash(f.output_hash.as_deref().unwrap_or_default())?;
+    let bytes = state.store.blobs().get(&hash).await.map_err(ApiError::internal)?.ok_or_else(|| {
+        ApiError::internal(format!("verified frame {frame} of job {id} is missing from the blob store"))
+    })?;
+    Ok(([(header::CONTENT_TYPE, "image/png")], bytes).into_response())
+}
+
+/// `PUT /api/v1/tasks/{id}/output`: a node uploads the frame of a task it
+/// runs, authenticated by its connection's session token.
+pub(crate) async fn upload_output(
+    State(state): State<AppState>,
+    Path(task_id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let node = state.nodes.node_for_session(token).ok_or_else(|| {
+        ApiError::client(StatusCode::UNAUTHORIZED, "unauthorized", "unknown or expired session")
+    })?;
+    let task =
+        state.store.task(task_id).await?.ok_or_else(|| ApiError::not_found(format!("no task {task_id}")))?;
+    if task.node != lumen_matchmaker::addr_key(&node) {
+        return Err(ApiError::client(
+            StatusCode::FORBIDDEN,
+            "not_assigned",
+            "the task is not assigned to this node",
+        ));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty", "the upload is empty"));
+    }
+    let hash = state.store.put_blob(&body).await.map_err(ApiError::internal)?;
+    if !state.store.record_upload(task_id, &format!("{hash}")).await? {
+        warn!(target: "gateway::api", task_id, %node, "upload for a task that is no longer running");
+        return Err(ApiError::client(StatusCode::CONFLICT, "not_running", "the task is no longer running"));
+    }
+    Ok(Json(serde_json::json!({ "hash": hash, "size": body.len() })))
+}
+
+pub(crate) async fn list_nodes(State(state): State<AppState>) -> ApiResult<Json<Vec<NodeSummary>>> {
+    let mut nodes = state.nodes.summaries();
+    let running = state.store.running_tasks().await?;
+    for node in &mut nodes {
+        let key = lumen_matchmaker::addr_key(&node.address);
+        node.running = u32::try_from(running.iter().filter(|t| t.node == key).count()).unwrap_or(u32::MAX);
+    }
+    Ok(Json(nodes))
+}

@@ -1,0 +1,88 @@
+//! Checking an uploaded `.blend` before anything is paid for it.
+//!
+//! The file is written to a private temp file and read by Blender in a
+//! subprocess ([`lumen_blender::Blender::inspect`]): a crafted file can
+//! crash that process, never the gateway. Files that reference external
+//! data they do not pack are refused — Blender would silently render the
+//! missing textures magenta.
+
+use axum::http::StatusCode;
+use lumen_protocol::api::{ExternalFile, SceneSummary};
+use serde_json::json;
+
+use crate::{AppState, error::ApiError};
+
+/// Inspects an upload; a 422 names whatever is wrong with it.
+pub(crate) async fn check_blend(state: &AppState, bytes: &[u8]) -> Result<SceneSummary, ApiError> {
+    let Some(blender) = state.blender.clone() else {
+        return Err(ApiError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_blender",
+            "this gateway has no Blender to inspect uploads with",
+        ));
+    };
+    let dir = tempfile::tempdir().map_err(ApiError::internal)?;
+    let path = dir.path().join("upload.blend");
+    tokio::fs::write(&path, bytes).await.map_err(ApiError::internal)?;
+    let scene = blender.inspect(&path).await.map_err(|err| {
+        let unprocessable =
+            |code, message: String| ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+        match err {
+            lumen_blender::BlenderError::NotABlendFile { .. } => {
+                unprocessable("not_a_blend", format!("not a .blend file: {err}"))
+            }
+            lumen_blender::BlenderError::Unreadable { .. } => unprocessable(
+                "unreadable_blend",
+                format!("Blender cannot read this file (truncated or corrupt?): {err}"),
+            ),
+            other => ApiError::internal(other),
+        }
+    })?;
+    if !scene.unpacked_external_files.is_empty() {
+        let files: Vec<ExternalFile> = scene
+            .unpacked_external_files
+            .iter()
+            .map(|f| ExternalFile { kind: f.kind.clone(), name: f.name.clone(), path: f.path.clone() })
+            .collect();
+        let list = files
+            .iter()
+            .map(|f| format!("{} {:?} ({})", f.kind, f.name, f.path))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unpacked_files",
+            format!(
+                "the .blend references files it does not contain: {list}; pack them (File > External Data > Pack Resources) and upload again"
+            ),
+        )
+        .with_details(json!({ "files": files })));
+    }
+    if scene.frame_end < scene.frame_start || scene.frame_step < 1 {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty_range",
+            format!(
+                "the scene's frame range {}..{} (step {}) is empty",
+                scene.frame_start, scene.frame_end, scene.frame_step
+            ),
+        ));
+    }
+    if !scene.has_camera {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_camera",
+            "the scene has no active camera",
+        ));
+    }
+    Ok(SceneSummary {
+        frame_start: scene.frame_start,
+        frame_end: scene.frame_end,
+        frame_step: scene.frame_step,
+        width: scene.width,
+        height: scene.height,
+        engine: scene.engine.clone(),
+        fps: scene.fps,
+        saved_with: scene.blender_version_saved,
+    })
+}

@@ -1,0 +1,310 @@
+//! One node's WebSocket session: challenge, auth, heartbeats, results.
+
+use std::time::Duration;
+
+use alloy::primitives::{B256, Signature, U256};
+use axum::{
+    extract::{
+        State, WebSocketUpgrade,
+        ws::{CloseFrame, Message, WebSocket},
+    },
+    response::Response,
+};
+
+use lumen_chain::sign::{FrameResult, recover, result_digest};
+use lumen_matchmaker::addr_key;
+use lumen_protocol::{
+    Address,
+    auth::challenge_message,
+    ws::{
+        self, CLOSE_AUTH_FAILED, CLOSE_PROTOCOL_ERROR, Capabilities, MAX_MESSAGE_BYTES, NodeMessage,
+        ServerMessage,
+    },
+};
+use lumen_store::{Event, TaskEnd, TaskState};
+use rand::Rng;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::{AppState, nodes::Outgoing};
+
+pub(crate) async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| session(state, socket))
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame { code, reason: reason.to_owned().into() };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
+    socket.send(Message::Text(ws::encode(msg).into())).await.is_ok()
+}
+
+/// Why an auth attempt failed (sent as the 4001 close reason).
+async fn authenticate(
+    state: &AppState,
+    socket: &mut WebSocket,
+    nonce: B256,
+) -> Result<(Address, Address, Capabilities), String> {
+    let timeout = Duration::from_secs(state.config.auth_timeout_secs);
+    let text = match tokio::time::timeout(timeout, socket.recv()).await {
+        Err(_) => return Err("no auth message before the timeout".into()),
+        Ok(None | Some(Err(_))) => return Err("connection closed during auth".into()),
+        Ok(Some(Ok(Message::Text(text)))) => text,
+        Ok(Some(Ok(_))) => return Err("expected a text auth message".into()),
+    };
+    let msg: NodeMessage = ws::decode(&text).map_err(|e| e.to_string())?;
+    let NodeMessage::Auth { node, signature, capabilities, client_version } = msg else {
+        return Err("the first message must be auth".into());
+    };
+    let text = challenge_message(&state.public_url, state.config.chain.chain_id, &nonce);
+    let signature = Signature::try_from(signature.as_ref()).map_err(|_| "malformed signature".to_owned())?;
+    let recovered = signature
+        .recover_address_from_msg(text.as_bytes())
+        .map_err(|_| "signature does not recover".to_owned())?;
+    if recovered != node {
+        return Err(format!("signature is from {recovered}, not {node}"));
+    }
+    let info = state.registry.nodeInfo(node).call().await.map_err(|e| {
+        warn!(target: "gateway::ws", %node, %e, "registry lookup failed");
+        "registry lookup failed".to_owned()
+    })?;
+    if !info.active {
+        return Err(format!("node {node} is not registered (bound to an owner) in the NodeRegistry"));
+    }
+    info!(target: "gateway::ws", %node, owner = %info.owner, %client_version, blender = %capabilities.blender_version, "node authenticated");
+    Ok((node, info.owner, capabilities))
+}
+
+async fn session(state: AppState, mut socket: WebSocket) {
+    let nonce = B256::from(rand::rng().random::<[u8; 32]>());
+    let challenge = ServerMessage::Challenge {
+        nonce,
+        chain_id: state.config.chain.chain_id,
+        gateway: state.public_url.to_string(),
+    };
+    if !send(&mut socket, &challenge).await {
+        return;
+    }
+    let (node, owner, capabilities) = match authenticate(&state, &mut socket, nonce).await {
+        Ok(ok) => ok,
+        Err(reason) => {
+            warn!(target: "gateway::ws", %reason, "node authentication failed (4001)");
+            close(&mut socket, CLOSE_AUTH_FAILED, &reason).await;
+            return;
+        }
+    };
+
+    let session_token = alloy::hex::encode(rand::rng().random::<[u8; 32]>());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let conn_id = state.nodes.connect(node, owner, capabilities, session_token.clone(), tx);
+    let welcome = ServerMessage::Welcome {
+        node,
+        owner,
+        heartbeat_interval_secs: state.nodes.policy().heartbeat_interval.as_secs_f64(),
+        session: session_token,
+        chain_id: state.config.chain.chain_id,
+        escrow: state.config.chain.escrow,
+    };
+    if send(&mut socket, &welcome).await {
+        run(&state, &mut socket, &mut rx, node).await;
+    }
+
+    if state.nodes.disconnect(&node, conn_id) {
+        info!(target: "gateway::ws", %node, "node disconnected");
+        lose_running_tasks(&state, &node, "disconnected", "the node's connection closed").await;
+    }
+}
+
+/// The connected phase: until the socket closes or the gateway closes it.
+async fn run(
+    state: &AppState,
+    socket: &mut WebSocket,
+    rx: &mut mpsc::UnboundedReceiver<Outgoing>,
+    node: Address,
+) {
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Outgoing::Message(msg)) => {
+                    if !send(socket, &msg).await {
+                        return;
+                    }
+                }
+                Some(Outgoing::Close(code, reason)) => {
+                    close(socket, code, &reason).await;
+                    return;
+                }
+                None => return,
+            },
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Binary(_))) => {
+                        close(socket, CLOSE_PROTOCOL_ERROR, "binary messages are not part of the protocol").await;
+                        return;
+                    }
+                };
+                let msg = match ws::decode::<NodeMessage>(&text) {
+                    Ok(msg) => msg,
+                    Err(err) => {
+                        warn!(target: "gateway::ws", %node, %err, "protocol error (4003)");
+                        close(socket, CLOSE_PROTOCOL_ERROR, &err.to_string()).await;
+                        return;
+                    }
+                };
+                if let Some(reply) = handle(state, node, msg).await
+                    && !send(socket, &reply).await
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn handle(state: &AppState, node: Address, msg: NodeMessage) -> Option<ServerMessage> {
+    match msg {
+        NodeMessage::Auth { .. } => None,
+        NodeMessage::Heartbeat { running } => {
+            let state_now = state.nodes.heartbeat(&node)?;
+            debug!(target: "gateway::ws", %node, running, state = %state_now, "heartbeat");
+            state.bus.publish(Event::NodeCapacity);
+            Some(ServerMessage::HeartbeatAck { state: state_now })
+        }
+        NodeMessage::TaskFailed { task_id, code, message, deterministic } => {
+            let Ok(task_id) = i64::try_from(task_id) else { return None };
+            match state.store.task(task_id).await {
+                Ok(Some(task)) if task.node == addr_key(&node) => {
+                    let end =
+                        TaskEnd { state: TaskState::Failed, code: code.clone(), message, deterministic };
+                    if state.store.end_task(task_id, &end).await.unwrap_or(false) {
+                        warn!(target: "gateway::ws", %node, task_id, %code, deterministic, "node reported a failed frame");
+                        state.nodes.failure(&node);
+                        state.bus.publish(Event::TaskEnded { task_id, node: task.node });
+                    }
+                }
+                _ => {
+                    debug!(target: "gateway::ws", %node, task_id, "failure report for a task that is not the node's")
+                }
+            }
+            None
+        }
+        NodeMessage::TaskResult { task_id, job_id, frame_index, output_hash, signature, render_secs } => {
+            let verdict =
+                take_result(state, node, task_id, job_id, frame_index, output_hash, &signature, render_secs)
+                    .await;
+            let (accepted, reason) = match verdict {
+                Ok(()) => (true, None),
+                Err(reason) => {
+                    warn!(target: "gateway::ws", %node, task_id, %reason, "result rejected");
+                    (false, Some(reason))
+                }
+            };
+            Some(ServerMessage::ResultAck { task_id, accepted, reason })
+        }
+    }
+}
+
+/// Checks a result against the task it names: assigned to this node, still
+/// running, same job and frame, the uploaded bytes hash to `output_hash`,
+/// and the node key signed (job, frame, output hash).
+#[allow(clippy::too_many_arguments)]
+async fn take_result(
+    state: &AppState,
+    node: Address,
+    task_id: u64,
+    job_id: u64,
+    frame_index: u32,
+    output_hash: B256,
+    signature: &[u8],
+    render_secs: f64,
+) -> Result<(), String> {
+    let task_id = i64::try_from(task_id).map_err(|_| "unknown task".to_owned())?;
+    let task = match state.store.task(task_id).await {
+        Ok(Some(task)) => task,
+        Ok(None) => return Err("unknown task".into()),
+        Err(err) => {
+            tracing::error!(target: "gateway::ws", %err, "store failed");
+            return Err("internal error".into());
+        }
+    };
+    if task.node != addr_key(&node) {
+        return Err("the task is not assigned to this node".into());
+    }
+    if task.state != TaskState::Running {
+        return Err(format!("the task is no longer running ({:?})", task.state));
+    }
+    if u64::try_from(task.job_id).ok() != Some(job_id)
+        || u32::try_from(task.frame_index).ok() != Some(frame_index)
+    {
+        return Err("job or frame does not match the task".into());
+    }
+    let invalid = |code: &str, message: String| TaskEnd {
+        state: TaskState::Failed,
+        code: code.into(),
+        message,
+        deterministic: false,
+    };
+    let expected = format!("{output_hash}");
+    let problem = if task.upload_hash.as_deref() != Some(expected.as_str()) {
+        Some(invalid("hash_mismatch", "the output hash does not match the uploaded bytes".into()))
+    } else {
+        let result =
+            FrameResult { jobId: U256::from(job_id), frameIndex: frame_index, outputHash: output_hash };
+        let digest = result_digest(&result, state.config.chain.chain_id, state.config.chain.escrow);
+        match recover(digest, signature) {
+            Ok(signer) if signer == node => None,
+            Ok(signer) => {
+                Some(invalid("bad_signature", format!("result signed by {signer}, not by the node")))
+            }
+            Err(err) => Some(invalid("bad_signature", err.to_string())),
+        }
+    };
+    if let Some(end) = problem {
+        let reason = end.message.clone();
+        if state.store.end_task(task_id, &end).await.unwrap_or(false) {
+            state.nodes.failure(&node);
+            state.bus.publish(Event::TaskEnded { task_id, node: task.node });
+        }
+        return Err(reason);
+    }
+    let signature_hex = alloy::hex::encode_prefixed(signature);
+    match state.store.record_result(task_id, &expected, &signature_hex, render_secs).await {
+        Ok(true) => {
+            state.bus.publish(Event::ResultUploaded { task_id });
+            Ok(())
+        }
+        Ok(false) => Err("the task is no longer running".into()),
+        Err(err) => {
+            tracing::error!(target: "gateway::ws", %err, "store failed");
+            Err("internal error".into())
+        }
+    }
+}
+
+/// The node is gone: its running tasks are lost and their frames go back
+/// to the queue.
+async fn lose_running_tasks(state: &AppState, node: &Address, code: &str, message: &str) {
+    let key = addr_key(node);
+    let Ok(tasks) = state.store.running_tasks().await else { return };
+    for task in tasks.into_iter().filter(|t| t.node == key) {
+        let end = TaskEnd {
+            state: TaskState::Lost,
+            code: code.into(),
+            message: message.into(),
+            deterministic: false,
+        };
+        if state.store.end_task(task.task_id, &end).await.unwrap_or(false) {
+            warn!(target: "gateway::ws", %node, task_id = task.task_id, "task lost: frame requeued");
+            state.bus.publish(Event::TaskEnded { task_id: task.task_id, node: key.clone() });
+        }
+    }
+    state.bus.publish(Event::WorkAvailable);
+}

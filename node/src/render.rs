@@ -1,0 +1,168 @@
+//! Running one task: fetch the `.blend`, render, upload, sign.
+
+use std::{path::PathBuf, sync::Arc, time::Instant};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+};
+use lumen_chain::sign::{FrameResult, result_digest, sign_digest};
+use lumen_protocol::{
+    content_hash,
+    ws::{Dispatch, NodeMessage},
+};
+use tracing::{info, warn};
+
+use crate::{Fault, NodeConfig};
+
+/// Everything a task needs from its session.
+pub(crate) struct TaskContext {
+    pub(crate) blender: Arc<lumen_blender::Blender>,
+    pub(crate) key: PrivateKeySigner,
+    pub(crate) http: reqwest::Client,
+    pub(crate) http_base: String,
+    pub(crate) session: String,
+    pub(crate) chain_id: u64,
+    pub(crate) escrow: Address,
+    pub(crate) config: NodeConfig,
+}
+
+/// A task failure as reported to the gateway.
+struct Failure {
+    code: String,
+    message: String,
+    deterministic: bool,
+}
+
+impl Failure {
+    fn transient(code: &str, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into(), deterministic: false }
+    }
+}
+
+impl TaskContext {
+    /// Runs a task to the message that reports it.
+    pub(crate) async fn execute(&self, dispatch: Dispatch) -> NodeMessage {
+        let started = Instant::now();
+        let task_id = dispatch.task_id;
+        match self.try_execute(&dispatch).await {
+            Ok((output_hash, signature)) => NodeMessage::TaskResult {
+                task_id,
+                job_id: dispatch.job_id,
+                frame_index: dispatch.frame_index,
+                output_hash,
+                signature,
+                render_secs: started.elapsed().as_secs_f64(),
+            },
+            Err(f) => {
+                warn!(target: "node::render", task_id, code = %f.code, message = %f.message, deterministic = f.deterministic, "Job failed");
+                NodeMessage::TaskFailed {
+                    task_id,
+                    code: f.code,
+                    message: f.message,
+                    deterministic: f.deterministic,
+                }
+            }
+        }
+    }
+
+    async fn try_execute(&self, d: &Dispatch) -> Result<(B256, alloy::primitives::Bytes), Failure> {
+        let blend = self.fetch_blend(&d.blend_hash, d.blend_size).await?;
+        let work = self.config.data_dir.join("work");
+        tokio::fs::create_dir_all(&work).await.map_err(|e| Failure::transient("io", e.to_string()))?;
+        let request = lumen_blender::RenderRequest {
+            blend,
+            frame: d.frame,
+            work_dir: work,
+            limits: lumen_blender::ResourceLimits {
+                timeout: std::time::Duration::from_secs(d.timeout_secs.max(1)),
+                memory_bytes: self.config.memory_bytes,
+                cpu_seconds: self.config.cpu_seconds,
+            },
+            threads: self.config.threads,
+            expected_range: None,
+        };
+        let output = self.blender.render_frame(&request).await.map_err(|e| Failure {
+            code: e.kind().to_owned(),
+            message: e.to_string(),
+            deterministic: e.is_deterministic(),
+        })?;
+        let mut bytes = output.bytes;
+        if self.config.fault == Some(Fault::BlackFrames) {
+            bytes = black_png(d.width, d.height);
+        }
+        let hash = content_hash(&bytes);
+        self.upload(d.task_id, bytes, &hash).await?;
+        let result = FrameResult { jobId: U256::from(d.job_id), frameIndex: d.frame_index, outputHash: hash };
+        let signer = match self.config.fault {
+            Some(Fault::WrongKey) => PrivateKeySigner::random(),
+            _ => self.key.clone(),
+        };
+        let signature = sign_digest(&signer, result_digest(&result, self.chain_id, self.escrow))
+            .await
+            .map_err(|e| Failure::transient("signing", e.to_string()))?;
+        info!(target: "node::render", task_id = d.task_id, frame = d.frame, %hash, "frame rendered and uploaded");
+        Ok((hash, signature))
+    }
+
+    /// The `.blend`, from the local cache or the gateway, checked against its hash.
+    async fn fetch_blend(&self, hash: &B256, size: u64) -> Result<PathBuf, Failure> {
+        let cache = self.config.data_dir.join("cache");
+        let path = cache.join(format!("{hash:x}.blend"));
+        if let Ok(bytes) = tokio::fs::read(&path).await {
+            if content_hash(&bytes) == *hash {
+                return Ok(path);
+            }
+            warn!(target: "node::cache", %hash, "cached .blend is corrupt; fetching again");
+        }
+        let url = format!("{}/api/v1/blobs/{hash}", self.http_base);
+        let response =
+            self.http.get(&url).send().await.map_err(|e| Failure::transient("fetch", e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(Failure::transient("fetch", format!("GET {url}: {}", response.status())));
+        }
+        let bytes = response.bytes().await.map_err(|e| Failure::transient("fetch", e.to_string()))?;
+        if content_hash(&bytes) != *hash || (size != 0 && bytes.len() as u64 != size) {
+            return Err(Failure::transient(
+                "blend_mismatch",
+                format!("the gateway sent bytes that do not hash to {hash}"),
+            ));
+        }
+        tokio::fs::create_dir_all(&cache).await.map_err(|e| Failure::transient("io", e.to_string()))?;
+        let tmp = cache.join(format!(".{hash:x}.{}.tmp", std::process::id()));
+        tokio::fs::write(&tmp, &bytes).await.map_err(|e| Failure::transient("io", e.to_string()))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| Failure::transient("io", e.to_string()))?;
+        Ok(path)
+    }
+
+    async fn upload(&self, task_id: u64, bytes: Vec<u8>, hash: &B256) -> Result<(), Failure> {
+        let url = format!("{}/api/v1/tasks/{task_id}/output", self.http_base);
+        let response = self
+            .http
+            .put(&url)
+            .bearer_auth(&self.session)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| Failure::transient("upload", e.to_string()))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return Err(Failure::transient("upload", format!("PUT {url}: {status} {body}")));
+        }
+        let body: serde_json::Value =
+            response.json().await.map_err(|e| Failure::transient("upload", e.to_string()))?;
+        if body.get("hash").and_then(|h| h.as_str()) != Some(format!("{hash}").as_str()) {
+            return Err(Failure::transient("upload", "the gateway stored different bytes than sent"));
+        }
+        Ok(())
+    }
+}
+
+/// An all-black PNG (the [`Fault::BlackFrames`] misbehaviour).
+fn black_png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbaImage::from_pixel(width.max(1), height.max(1), image::Rgba([0, 0, 0, 255]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, image::ImageFormat::Png).expect("encoding a PNG in memory cannot fail");
+    out.into_inner()
+}
