@@ -1,11 +1,16 @@
 //! `lumen`, the command line for artists and operators.
 //!
 //! Each subcommand lives in its own module under [`cmd`] with an `Args`
-//! struct and a `run` function; `main.rs` only parses and dispatches.
+//! struct and a `run` function; `main.rs` only parses, sets up logging and
+//! maps errors to an exit code.
 
 use clap::{Parser, Subcommand};
 
 pub mod cmd;
+pub mod connect;
+pub mod devnet_file;
+pub mod output;
+pub mod telemetry;
 
 /// Lumen: a decentralized Blender render network settled on an EVM chain.
 #[derive(Debug, Parser)]
@@ -21,11 +26,27 @@ pub struct Cli {
 pub enum Command {
     /// Run a local network: Anvil, the contracts, the services and N nodes.
     Devnet(cmd::devnet::DevnetArgs),
+    /// Submit and follow render jobs.
+    Job(cmd::job::JobArgs),
+    /// Run or register an operator node.
+    Node(cmd::node::NodeArgs),
 }
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> eyre::Result<()> {
+pub async fn run(cli: Cli) -> eyre::Result<()> {
     match cli.command {
-        Command::Devnet(args) => cmd::devnet::run(&args),
+        Command::Devnet(args) => cmd::devnet::run(args).await,
+        Command::Job(args) => cmd::job::run(args).await,
+        Command::Node(args) => cmd::node::run(args).await,
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on unix");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }

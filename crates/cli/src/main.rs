@@ -1,13 +1,15 @@
-//! The `lumen` binary: parse, run, map errors to an exit code.
+//! The `lumen` binary: parse, set up logging, run, map errors to an exit code.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 #[allow(clippy::disallowed_macros)] // the binary reports its own failure
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = lumen_cli::Cli::parse();
-    match lumen_cli::run(cli) {
+    lumen_cli::telemetry::init();
+    match lumen_cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

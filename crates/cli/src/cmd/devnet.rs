@@ -1,24 +1,263 @@
 //! `lumen devnet`: a whole local network in one process.
+//!
+//! Starts Anvil (the project-local binary), deploys the contracts, runs the
+//! gateway, matchmaker, verifier and indexer in this process on SQLite and
+//! the built-in blob store under `--data-dir`, and starts `--nodes` render
+//! nodes as child processes, each with a fresh key bound on-chain to its own
+//! owner account. Writes `DIR/devnet.json` when ready and runs until Ctrl-C.
 
-use std::path::PathBuf;
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+};
 
+use alloy::{
+    primitives::{U256, utils::parse_ether},
+    providers::{Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
 use clap::Args;
+use eyre::{WrapErr, bail};
+use lumen_chain::{DeployConfig, Deployment};
+use lumen_gateway::{ChainConfig, GatewayConfig, NodeDirectory};
+use lumen_indexer::{Indexer, IndexerConfig};
+use lumen_matchmaker::{Matchmaker, MatchmakerConfig};
+use lumen_protocol::node::HealthPolicy;
+use lumen_store::{Bus, Store};
+use lumen_verifier::{VerifierConfig, VerifierService};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    devnet_file::{DevnetFile, DevnetNode},
+    output,
+};
 
 /// Arguments of `lumen devnet`.
 #[derive(Debug, Args)]
 pub struct DevnetArgs {
-    /// Number of local render nodes to start.
+    /// Number of local render nodes to start (at most 8: one Anvil account owns each).
     #[arg(long, default_value_t = 2)]
     pub nodes: u32,
-    /// Where the devnet keeps its database, blobs and `devnet.json`.
-    #[arg(long, default_value = ".lumen-devnet")]
+    /// Where the devnet keeps its database, blobs, node keys and `devnet.json`.
+    #[arg(long, default_value = crate::devnet_file::DEFAULT_DIR)]
     pub data_dir: PathBuf,
     /// Gateway HTTP port (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     pub gateway_port: u16,
+    /// Protocol fee in basis points taken from each release.
+    #[arg(long, default_value_t = 250)]
+    pub fee_bps: u16,
+    /// Misbehaving node for failure tests: `INDEX=FAULT` (black-frames, wrong-key).
+    #[arg(long, hide = true, value_name = "INDEX=FAULT")]
+    pub node_fault: Vec<String>,
 }
 
-/// Runs the devnet.
-pub fn run(_args: &DevnetArgs) -> eyre::Result<()> {
-    eyre::bail!("`lumen devnet` is not yet implemented (the end-to-end issue brings it)")
+/// Anvil's dev account roles.
+const ADMIN: usize = 0;
+const ARTIST: usize = 1;
+const FIRST_OWNER: usize = 2;
+
+/// Runs the devnet until Ctrl-C.
+pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
+    if args.nodes as usize > 10 - FIRST_OWNER {
+        bail!("--nodes is at most {} (one Anvil dev account owns each node)", 10 - FIRST_OWNER);
+    }
+    let faults = parse_faults(&args.node_fault)?;
+    let dir = prepare_dir(&args.data_dir)?;
+
+    let anvil = lumen_chain::anvil::spawn()?;
+    let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
+    let (admin, artist) = (key(ADMIN), key(ARTIST));
+    let rpc_url = anvil.endpoint();
+    info!(target: "devnet", %rpc_url, chain_id = anvil.chain_id(), "anvil started");
+
+    let admin_provider = ProviderBuilder::new()
+        .wallet(alloy::network::EthereumWallet::from(admin.clone()))
+        .connect_http(anvil.endpoint_url())
+        .erased();
+    let deploy_config = DeployConfig { fee_bps: args.fee_bps, ..DeployConfig::devnet(admin.address()) };
+    let deployment = lumen_chain::deploy(&admin_provider, &deploy_config).await?;
+    deployment.save(&dir.join("deployment.json"))?;
+
+    let store = Store::open(&dir).await?;
+    let bus = Bus::new();
+    let policy = HealthPolicy::default();
+    let nodes = Arc::new(NodeDirectory::new(policy));
+    let chain = ChainConfig {
+        rpc_url: rpc_url.clone(),
+        chain_id: deployment.chain_id,
+        escrow: deployment.escrow,
+        registry: deployment.registry,
+    };
+    let mut gateway_config = GatewayConfig::new(SocketAddr::from(([127, 0, 0, 1], args.gateway_port)), chain);
+    gateway_config.health = policy;
+    let gateway = lumen_gateway::spawn(gateway_config, store.clone(), bus.clone(), nodes.clone()).await?;
+
+    let shutdown = CancellationToken::new();
+    let mut services = Vec::new();
+    let matchmaker = Matchmaker::new(store.clone(), bus.clone(), nodes.clone(), MatchmakerConfig::default());
+    services.push(tokio::spawn(matchmaker.run(shutdown.clone())));
+    let verifier = VerifierService::new(store.clone(), bus.clone(), VerifierConfig::default());
+    services.push(tokio::spawn(verifier.run(shutdown.clone())));
+    let indexer_config = IndexerConfig::new(deployment.escrow, deployment.registry, deployment.deploy_block);
+    let indexer = Indexer::new(store.clone(), bus.clone(), admin_provider.clone(), indexer_config);
+    services.push(tokio::spawn(indexer.run(shutdown.clone())));
+
+    let mut children = Vec::new();
+    let mut devnet_nodes = Vec::new();
+    for i in 0..args.nodes as usize {
+        let (node, child) = start_node(
+            &dir,
+            i,
+            &key(FIRST_OWNER + i),
+            &deployment,
+            &rpc_url,
+            &gateway.ws_url(),
+            faults.get(&i).copied(),
+        )
+        .await?;
+        devnet_nodes.push(node);
+        children.push(child);
+    }
+
+    let file = DevnetFile {
+        rpc_url: rpc_url.clone(),
+        chain_id: deployment.chain_id,
+        gateway_url: gateway.url.clone(),
+        ws_url: gateway.ws_url(),
+        escrow: deployment.escrow,
+        registry: deployment.registry,
+        deploy_block: deployment.deploy_block,
+        settler: deployment.settler,
+        treasury: deployment.treasury,
+        fee_bps: args.fee_bps,
+        artist: artist.address(),
+        artist_private_key: alloy::hex::encode_prefixed(artist.to_bytes()),
+        nodes: devnet_nodes,
+        pid: std::process::id(),
+    };
+    let path = DevnetFile::path(&dir);
+    file.save(&path)?;
+    output::line(format!("Gateway: {}", gateway.url));
+    output::line(format!("RPC: {rpc_url} (chain {})", deployment.chain_id));
+    output::line(format!("Escrow: {}  Registry: {}", deployment.escrow, deployment.registry));
+    output::line(format!("devnet ready with {} nodes: {}", args.nodes, path.display()));
+
+    crate::shutdown_signal().await;
+    info!(target: "devnet", "shutting down");
+    for child in &mut children {
+        stop_child(child).await;
+    }
+    shutdown.cancel();
+    for service in services {
+        let _ = service.await;
+    }
+    gateway.shutdown().await;
+    drop(anvil);
+    let _ = std::fs::remove_file(&path);
+    info!(target: "devnet", "stopped");
+    Ok(())
+}
+
+fn parse_faults(specs: &[String]) -> eyre::Result<std::collections::HashMap<usize, lumen_node::Fault>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (index, fault) =
+                spec.split_once('=').ok_or_else(|| eyre::eyre!("--node-fault expects INDEX=FAULT"))?;
+            let fault: lumen_node::Fault = serde_json::from_value(serde_json::Value::String(fault.into()))
+                .map_err(|_| eyre::eyre!("unknown fault {fault:?}"))?;
+            Ok((index.parse().wrap_err("--node-fault index")?, fault))
+        })
+        .collect()
+}
+
+/// A fresh devnet: the chain is new, so the old database, keys and devnet
+/// file mean nothing. Blobs are kept (content-addressed, still valid).
+fn prepare_dir(dir: &Path) -> eyre::Result<PathBuf> {
+    std::fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    for name in ["lumen.db", "lumen.db-wal", "lumen.db-shm", "devnet.json", "deployment.json"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let _ = std::fs::remove_dir_all(dir.join("nodes"));
+    Ok(dir)
+}
+
+fn free_port() -> eyre::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn start_node(
+    dir: &Path,
+    index: usize,
+    owner: &PrivateKeySigner,
+    deployment: &Deployment,
+    rpc_url: &str,
+    ws_url: &str,
+    fault: Option<lumen_node::Fault>,
+) -> eyre::Result<(DevnetNode, Child)> {
+    let node_dir = dir.join("nodes").join(format!("node-{index}"));
+    let key_file = node_dir.join("private_key");
+    let node_key = lumen_node::key::load_or_create(&key_file)?;
+    crate::cmd::node::bind_node(
+        rpc_url,
+        deployment.registry,
+        deployment.chain_id,
+        &node_key,
+        owner,
+        U256::from(parse_ether("1")?),
+    )
+    .await
+    .wrap_err_with(|| format!("binding node {index}"))?;
+
+    let port = free_port()?;
+    let log = node_dir.join("node.log");
+    let log_file = std::fs::File::create(&log)?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["node", "run", "--gateway", ws_url, "--health-port", &port.to_string()])
+        .arg("--key-file")
+        .arg(&key_file)
+        .arg("--data-dir")
+        .arg(&node_dir)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .kill_on_drop(true);
+    if let Some(fault) = fault {
+        let name = serde_json::to_value(fault)?.as_str().unwrap_or_default().to_owned();
+        command.env("LUMEN_NODE_FAULT", name);
+        warn!(target: "devnet", index, ?fault, "starting a deliberately misbehaving node");
+    }
+    let child = command.spawn().wrap_err("cannot start a node process")?;
+    let pid = child.id().unwrap_or_default();
+    info!(target: "devnet", index, node = %node_key.address(), owner = %owner.address(), pid, "node started");
+    Ok((
+        DevnetNode {
+            address: node_key.address(),
+            owner: owner.address(),
+            key_file,
+            health_url: format!("http://127.0.0.1:{port}/health"),
+            pid,
+            log,
+        },
+        child,
+    ))
+}
+
+/// Asks a node to stop (SIGTERM: it kills its renders), then makes sure.
+async fn stop_child(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        if tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
 }

@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
 pub mod devnet;
+pub mod job;
+pub mod node;

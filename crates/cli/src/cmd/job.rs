@@ -1,0 +1,428 @@
+//! `lumen job submit|status|wait|download|cancel`.
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Address, U256, utils::format_ether},
+    providers::{Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use clap::{Args, Subcommand};
+use eyre::{WrapErr, bail, eyre};
+use lumen_chain::{
+    ChainError,
+    contracts::RenderEscrow,
+    deploy::confirmed,
+    sign::{JobSpec, sign_digest, spec_hash},
+};
+use lumen_protocol::api::{JobView, RegisterJob, UploadedBlend};
+use rand::Rng;
+
+use crate::{
+    connect::{ConnectArgs, Connection, decode, get_json},
+    output,
+};
+
+/// `lumen job …`
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: JobCommand,
+}
+
+/// The job subcommands.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Upload a .blend, lock payment in the escrow, and register the job.
+    Submit(SubmitArgs),
+    /// Show a job and its frames.
+    Status(StatusArgs),
+    /// Block until a job is finished; exit non-zero if any frame failed for good.
+    Wait(WaitArgs),
+    /// Download a job's verified frames.
+    Download(DownloadArgs),
+    /// Cancel a job on-chain (verified frames may still be paid during the grace period).
+    Cancel(CancelArgs),
+}
+
+/// `lumen job submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The packed .blend file.
+    pub file: PathBuf,
+    /// Render only frames A-B (within the scene's range), e.g. `1-24`.
+    #[arg(long, value_name = "A-B")]
+    pub frames: Option<String>,
+    /// Price of one verified frame, in wei.
+    #[arg(long, value_name = "WEI", default_value = "1000000000000000")]
+    pub price_per_frame: u128,
+    /// Environment variable holding the artist's private key (default: the devnet's artist key).
+    #[arg(long, value_name = "VAR")]
+    pub private_key_env: Option<String>,
+    /// Hours until the deadline after which the artist can always refund.
+    #[arg(long, default_value_t = 24)]
+    pub deadline_hours: u64,
+    /// Network.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `lumen job status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Job id.
+    pub job: u64,
+    /// Print the full JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// Network.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `lumen job wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Job id.
+    pub job: u64,
+    /// Give up after this many seconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+    /// Network.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `lumen job download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Job id.
+    pub job: u64,
+    /// Folder to write the frames into (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Network.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `lumen job cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Job id.
+    pub job: u64,
+    /// Environment variable holding the artist's private key (default: the devnet's artist key).
+    #[arg(long, value_name = "VAR")]
+    pub private_key_env: Option<String>,
+    /// Network.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// Runs a job subcommand.
+pub async fn run(args: JobArgs) -> eyre::Result<()> {
+    match args.command {
+        JobCommand::Submit(a) => submit(a).await,
+        JobCommand::Status(a) => status(a).await,
+        JobCommand::Wait(a) => wait(a).await,
+        JobCommand::Download(a) => download(a).await,
+        JobCommand::Cancel(a) => cancel(a).await,
+    }
+}
+
+fn artist_key(env: Option<&str>, conn: &Connection) -> eyre::Result<PrivateKeySigner> {
+    let text = match env {
+        Some(var) => std::env::var(var).wrap_err_with(|| format!("environment variable {var} is not set"))?,
+        None => conn
+            .devnet
+            .as_ref()
+            .map(|d| d.artist_private_key.clone())
+            .ok_or_else(|| eyre!("no artist key: pass --private-key-env VAR"))?,
+    };
+    text.trim().parse().map_err(|e| eyre!("invalid artist private key: {e}"))
+}
+
+/// Parses `A-B` (or a single frame `A`).
+fn parse_range(text: &str) -> eyre::Result<(i32, i32)> {
+    let (a, b) = match text.split_once('-') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (text.trim(), text.trim()),
+    };
+    let a: i32 = a.parse().wrap_err_with(|| format!("bad frame range {text:?}: expected A-B"))?;
+    let b: i32 = b.parse().wrap_err_with(|| format!("bad frame range {text:?}: expected A-B"))?;
+    if b < a {
+        bail!("bad frame range {text:?}: the end is before the start");
+    }
+    Ok((a, b))
+}
+
+async fn submit(args: SubmitArgs) -> eyre::Result<()> {
+    let conn = args.connect.connect().await?;
+    let key = artist_key(args.private_key_env.as_deref(), &conn)?;
+    let bytes = std::fs::read(&args.file).wrap_err_with(|| format!("cannot read {}", args.file.display()))?;
+
+    // Upload first: a bad file is refused here, before anything is locked on-chain.
+    let response = conn
+        .http
+        .post(format!("{}/api/v1/blends", conn.gateway))
+        .body(bytes)
+        .send()
+        .await
+        .wrap_err("cannot reach the gateway")?;
+    let uploaded: UploadedBlend = decode(response, "upload")
+        .await
+        .wrap_err_with(|| format!("{} was refused; nothing was locked on-chain", args.file.display()))?;
+    let scene = &uploaded.scene;
+    let (start, end) = match &args.frames {
+        Some(text) => {
+            let (a, b) = parse_range(text)?;
+            if a < scene.frame_start || b > scene.frame_end {
+                bail!(
+                    "frames {a}-{b} are outside the scene's range {}-{}",
+                    scene.frame_start,
+                    scene.frame_end
+                );
+            }
+            (a, b)
+        }
+        None => (scene.frame_start, scene.frame_end),
+    };
+    let spec = JobSpec {
+        blendHash: uploaded.hash,
+        frameStart: start,
+        frameEnd: end,
+        frameStep: u32::try_from(scene.frame_step).unwrap_or(1).max(1),
+        width: scene.width,
+        height: scene.height,
+        engine: scene.engine.clone(),
+        token: Address::ZERO,
+        pricePerFrame: args.price_per_frame,
+        salt: U256::from_be_bytes(rand::rng().random::<[u8; 32]>()),
+    };
+    let frame_count = spec.frame_count().ok_or_else(|| eyre!("the frame range is empty"))?;
+    let hash = spec_hash(&spec, conn.chain_id, conn.escrow);
+    let signature = sign_digest(&key, hash).await?;
+
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_http(conn.rpc_url.parse().wrap_err("invalid RPC URL")?);
+    let escrow = RenderEscrow::new(conn.escrow, &provider);
+    let cost =
+        escrow.quote(frame_count, args.price_per_frame).call().await.map_err(ChainError::from_contract)?;
+    output::line(format!(
+        "scene: {} frames {start}-{end} (step {}), {}x{}, {}, {:.0} fps",
+        uploaded.hash, spec.frameStep, scene.width, scene.height, scene.engine, scene.fps
+    ));
+    output::line(format!(
+        "cost: {frame_count} frames x {} wei = {cost} wei ({} ETH), locked in escrow {}",
+        args.price_per_frame,
+        format_ether(cost),
+        conn.escrow
+    ));
+
+    let now = provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await?
+        .map(|b| b.header.timestamp)
+        .unwrap_or_default();
+    let deadline = now + args.deadline_hours.max(1) * 3_600;
+    let receipt = confirmed(
+        escrow
+            .openJob(hash, Address::ZERO, args.price_per_frame, frame_count, deadline)
+            .value(cost)
+            .send()
+            .await
+            .map_err(ChainError::from_contract)?
+            .get_receipt()
+            .await
+            .map_err(ChainError::from)?,
+    )?;
+    let opened = receipt
+        .decoded_log::<RenderEscrow::JobOpened>()
+        .ok_or_else(|| eyre!("openJob succeeded but emitted no JobOpened event"))?;
+    let job_id = u64::try_from(opened.jobId).wrap_err("job id out of range")?;
+    output::line(format!("opened job {job_id} in tx {}", receipt.transaction_hash));
+
+    let response = conn
+        .http
+        .post(format!("{}/api/v1/jobs", conn.gateway))
+        .json(&RegisterJob { job_id, spec, signature })
+        .send()
+        .await
+        .wrap_err("cannot reach the gateway")?;
+    let _: JobView = decode(response, "job registration").await.wrap_err_with(|| {
+        format!("job {job_id} is funded on-chain but the gateway refused it; cancel it with `lumen job cancel {job_id}`")
+    })?;
+    output::line(job_id);
+    Ok(())
+}
+
+async fn fetch_job(conn: &Connection, job: u64) -> eyre::Result<JobView> {
+    get_json(&conn.http, &format!("{}/api/v1/jobs/{job}", conn.gateway)).await
+}
+
+async fn status(args: StatusArgs) -> eyre::Result<()> {
+    let conn = args.connect.connect().await?;
+    let job = fetch_job(&conn, args.job).await?;
+    if args.json {
+        output::json(&job);
+        return Ok(());
+    }
+    print_summary(&job);
+    Ok(())
+}
+
+/// The human view of a job: frames, payouts per owner, refund, transactions.
+fn print_summary(job: &JobView) {
+    output::line(format!(
+        "job {}: {}{}",
+        job.job_id,
+        job.state,
+        job.failure.as_deref().map(|f| format!(" ({f})")).unwrap_or_default()
+    ));
+    for f in &job.frames {
+        output::line(format!(
+            "  frame {:>5}  {:<10} node {}  {}{}",
+            f.frame,
+            f.state,
+            f.node.as_deref().unwrap_or("-"),
+            f.payout_tx.as_deref().map(|t| format!("paid in {t}")).unwrap_or_default(),
+            f.failure.as_deref().map(|r| format!("failed: {r}")).unwrap_or_default(),
+        ));
+    }
+    let verified = job.frames.iter().filter(|f| f.state == "verified").count();
+    let failed = job.frames.iter().filter(|f| f.state == "failed").count();
+    output::line(format!("frames: {} total, {verified} verified, {failed} failed", job.frame_count));
+    let mut per_owner: std::collections::BTreeMap<&str, (usize, U256)> = Default::default();
+    for f in &job.frames {
+        if let (Some(owner), Some(amount)) = (f.payout_owner.as_deref(), f.payout_amount.as_deref()) {
+            let entry = per_owner.entry(owner).or_default();
+            entry.0 += 1;
+            entry.1 += amount.parse::<U256>().unwrap_or_default();
+        }
+    }
+    for (owner, (frames, amount)) in &per_owner {
+        output::line(format!(
+            "paid to owner {owner}: {frames} frames, {amount} wei ({} ETH, before fee)",
+            format_ether(*amount)
+        ));
+    }
+    for tx in &job.transactions {
+        let amount = tx.amount.as_deref().map(|a| format!(" amount {a} wei")).unwrap_or_default();
+        if tx.event == "JobRefunded" {
+            let wei = tx.amount.as_deref().unwrap_or("0").parse::<U256>().unwrap_or_default();
+            output::line(format!(
+                "refund to artist: {wei} wei ({} ETH) in tx {}",
+                format_ether(wei),
+                tx.tx_hash
+            ));
+        }
+        output::line(format!("  tx {} {} (block {}){amount}", tx.tx_hash, tx.event, tx.block_number));
+    }
+}
+
+async fn wait(args: WaitArgs) -> eyre::Result<()> {
+    let conn = args.connect.connect().await?;
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    let job = loop {
+        let job = fetch_job(&conn, args.job).await?;
+        let verified = job.frames.iter().filter(|f| f.state == "verified").count();
+        let paid = job.frames.iter().filter(|f| f.payout_tx.is_some()).count();
+        let progress = format!(
+            "job {}: {} ({verified}/{} verified, {paid} paid)",
+            job.job_id, job.state, job.frame_count
+        );
+        if progress != last {
+            tracing::info!(target: "cli::wait", "{progress}");
+            last = progress;
+        }
+        if job.is_final() {
+            break job;
+        }
+        if args.timeout > 0 && started.elapsed() > Duration::from_secs(args.timeout) {
+            bail!("job {} is still {} after {} s", args.job, job.state, args.timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let failed: Vec<_> = job.frames.iter().filter(|f| f.state == "failed").collect();
+    if job.state == "completed" && failed.is_empty() {
+        output::line(format!("job {} completed: {} frames verified and paid", job.job_id, job.frame_count));
+        return Ok(());
+    }
+    let reason = job.failure.clone().unwrap_or_else(|| "some frames failed".into());
+    for f in &failed {
+        output::line(format!("frame {} failed: {}", f.frame, f.failure.as_deref().unwrap_or("unknown")));
+    }
+    bail!(
+        "job {} {}: {reason} ({} of {} frames failed)",
+        job.job_id,
+        job.state,
+        failed.len(),
+        job.frame_count
+    )
+}
+
+async fn download(args: DownloadArgs) -> eyre::Result<()> {
+    let conn = args.connect.connect().await?;
+    let job = fetch_job(&conn, args.job).await?;
+    std::fs::create_dir_all(&args.out).wrap_err_with(|| format!("cannot create {}", args.out.display()))?;
+    let mut written = 0;
+    for f in job.frames.iter().filter(|f| f.state == "verified") {
+        let url = format!("{}/api/v1/jobs/{}/frames/{}", conn.gateway, job.job_id, f.frame);
+        let response = conn.http.get(&url).send().await.wrap_err_with(|| format!("cannot reach {url}"))?;
+        if !response.status().is_success() {
+            bail!("GET {url}: HTTP {}", response.status());
+        }
+        let bytes = response.bytes().await?;
+        let expected = f.output_hash.as_deref().unwrap_or_default();
+        if format!("{}", lumen_protocol::content_hash(&bytes)) != expected {
+            bail!("frame {} does not match its verified hash {expected}", f.frame);
+        }
+        let path = args.out.join(format!("{:05}.png", f.frame));
+        std::fs::write(&path, &bytes).wrap_err_with(|| format!("cannot write {}", path.display()))?;
+        written += 1;
+    }
+    output::line(format!(
+        "downloaded {written} verified frames of job {} to {}",
+        job.job_id,
+        args.out.display()
+    ));
+    Ok(())
+}
+
+async fn cancel(args: CancelArgs) -> eyre::Result<()> {
+    let conn = args.connect.connect().await?;
+    let key = artist_key(args.private_key_env.as_deref(), &conn)?;
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key))
+        .connect_http(conn.rpc_url.parse().wrap_err("invalid RPC URL")?);
+    let escrow = RenderEscrow::new(conn.escrow, &provider);
+    let receipt = confirmed(
+        escrow
+            .cancel(U256::from(args.job))
+            .send()
+            .await
+            .map_err(ChainError::from_contract)?
+            .get_receipt()
+            .await
+            .map_err(ChainError::from)?,
+    )?;
+    output::line(format!("cancelled job {} in tx {}", args.job, receipt.transaction_hash));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn frame_ranges() {
+        assert_eq!(parse_range("1-24").unwrap(), (1, 24));
+        assert_eq!(parse_range("7").unwrap(), (7, 7));
+        assert!(parse_range("5-2").is_err());
+        assert!(parse_range("a-b").is_err());
+    }
+}

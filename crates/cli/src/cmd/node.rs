@@ -1,0 +1,155 @@
+//! `lumen node run|register`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use alloy::{
+    network::EthereumWallet, primitives::U256, providers::ProviderBuilder, signers::local::PrivateKeySigner,
+};
+use clap::{Args, Subcommand};
+use eyre::{WrapErr, eyre};
+use lumen_chain::{ChainError, bind, contracts::NodeRegistry, deploy::confirmed};
+use lumen_node::{Fault, NodeConfig};
+
+use crate::{connect::ConnectArgs, output};
+
+/// `lumen node …`
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: NodeCommand,
+}
+
+/// The node subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run a render node until interrupted.
+    Run(RunArgs),
+    /// Create the node key if needed and bind it to an owner wallet on-chain.
+    Register(RegisterArgs),
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".lumen")
+}
+
+/// `lumen node run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Gateway node WebSocket URL, e.g. ws://127.0.0.1:8080/ws/node.
+    #[arg(long, env = "GATEWAY_URL")]
+    pub gateway: String,
+    /// Key file (created with mode 0600 if missing). Default: ~/.lumen/private_key.
+    #[arg(long, env = "NODE_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Cache and work folder. Default: ~/.lumen.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Health endpoint port (0 picks one).
+    #[arg(long, env = "HEALTH_PORT", default_value_t = 8081)]
+    pub health_port: u16,
+    /// Frames rendered at once.
+    #[arg(long, default_value_t = 1)]
+    pub slots: u32,
+    /// Render threads per frame (default: Blender decides).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Deliberate misbehaviour, for failure tests only.
+    #[arg(long, hide = true, env = "LUMEN_NODE_FAULT", value_parser = parse_fault)]
+    pub fault: Option<Fault>,
+}
+
+fn parse_fault(text: &str) -> Result<Fault, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("unknown fault {text:?} (black-frames, wrong-key)"))
+}
+
+/// `lumen node register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Key file (created with mode 0600 if missing). Default: ~/.lumen/private_key.
+    #[arg(long, env = "NODE_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Environment variable holding the owner wallet's private key.
+    #[arg(long, value_name = "VAR")]
+    pub owner_key_env: String,
+    /// Stake to lock with the node, wei.
+    #[arg(long, default_value_t = 0)]
+    pub stake: u128,
+    /// Network.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// Runs a node subcommand.
+pub async fn run(args: NodeArgs) -> eyre::Result<()> {
+    match args.command {
+        NodeCommand::Run(a) => run_node(a).await,
+        NodeCommand::Register(a) => register(a).await,
+    }
+}
+
+async fn run_node(args: RunArgs) -> eyre::Result<()> {
+    let home = args.data_dir.clone().unwrap_or_else(default_home);
+    let key_file = args.key_file.clone().unwrap_or_else(|| default_home().join("private_key"));
+    let key = lumen_node::key::load_or_create(&key_file)?;
+    let mut config = NodeConfig::new(args.gateway, home);
+    config.health_addr = SocketAddr::from(([127, 0, 0, 1], args.health_port));
+    config.slots = args.slots.max(1);
+    config.threads = args.threads;
+    config.fault = args.fault;
+    let node = lumen_node::spawn(config, key).await?;
+    output::line(format!("node {} running; health at http://{}/health", node.address, node.health_addr));
+    let token = node.shutdown_token();
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        token.cancel();
+    });
+    node.wait().await;
+    Ok(())
+}
+
+/// Binds `node_key` to the owner on-chain (used by `register` and the devnet).
+pub async fn bind_node(
+    rpc_url: &str,
+    registry: alloy::primitives::Address,
+    chain_id: u64,
+    node_key: &PrivateKeySigner,
+    owner: &PrivateKeySigner,
+    stake: U256,
+) -> eyre::Result<alloy::primitives::TxHash> {
+    let provider =
+        ProviderBuilder::new().wallet(EthereumWallet::from(owner.clone())).connect_http(rpc_url.parse()?);
+    let contract = NodeRegistry::new(registry, &provider);
+    let nonce = contract.nonces(node_key.address()).call().await.map_err(ChainError::from_contract)?;
+    let deadline = U256::from(u64::MAX);
+    let signature = bind::sign(node_key, owner.address(), nonce, deadline, chain_id, registry).await?;
+    let receipt = confirmed(
+        contract
+            .register(node_key.address(), deadline, signature)
+            .value(stake)
+            .send()
+            .await
+            .map_err(ChainError::from_contract)?
+            .get_receipt()
+            .await
+            .map_err(ChainError::from)?,
+    )?;
+    Ok(receipt.transaction_hash)
+}
+
+async fn register(args: RegisterArgs) -> eyre::Result<()> {
+    let conn = args.connect.connect().await?;
+    let key_file = args.key_file.clone().unwrap_or_else(|| default_home().join("private_key"));
+    let node_key = lumen_node::key::load_or_create(&key_file)?;
+    let owner: PrivateKeySigner = std::env::var(&args.owner_key_env)
+        .wrap_err_with(|| format!("environment variable {} is not set", args.owner_key_env))?
+        .trim()
+        .parse()
+        .map_err(|e| eyre!("invalid owner key: {e}"))?;
+    let tx =
+        bind_node(&conn.rpc_url, conn.registry, conn.chain_id, &node_key, &owner, U256::from(args.stake))
+            .await?;
+    output::line(format!("node {} bound to owner {} in tx {tx}", node_key.address(), owner.address()));
+    Ok(())
+}

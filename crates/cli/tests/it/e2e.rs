@@ -1,0 +1,230 @@
+//! The whole system, end to end: devnet, gateway, nodes, Blender, the
+//! verifier and payment on Anvil.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::Provider,
+    rpc::types::Filter,
+    sol_types::SolEvent,
+};
+use lumen_chain::contracts::RenderEscrow;
+
+use crate::harness::{Devnet, make_scene, wait_until};
+
+const PRICE: u128 = 1_000_000_000_000_000; // 0.001 ETH
+
+/// Every `FramesReleased` of a job: frame index → (node, owner), asserting
+/// that no frame appears twice.
+async fn released_frames(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address, U256, U256)> {
+    let provider = devnet.provider();
+    let filter = Filter::new()
+        .address(devnet.file.escrow)
+        .event_signature(RenderEscrow::FramesReleased::SIGNATURE_HASH)
+        .topic1(U256::from(job))
+        .from_block(0);
+    let mut frames = BTreeMap::new();
+    for log in provider.get_logs(&filter).await.unwrap() {
+        let e = RenderEscrow::FramesReleased::decode_log(&log.inner).unwrap();
+        let count = U256::from(e.bits.count_ones());
+        for index in lumen_chain::frames::unpack(e.wordIndex, e.bits) {
+            let previous = frames.insert(index, (e.node, e.owner, e.amount / count, e.fee));
+            assert!(previous.is_none(), "frame {index} of job {job} was paid twice");
+        }
+    }
+    frames
+}
+
+async fn refunded(devnet: &Devnet, job: u64) -> U256 {
+    let provider = devnet.provider();
+    let filter = Filter::new()
+        .address(devnet.file.escrow)
+        .event_signature(RenderEscrow::JobRefunded::SIGNATURE_HASH)
+        .topic1(U256::from(job))
+        .from_block(0);
+    let logs = provider.get_logs(&filter).await.unwrap();
+    assert_eq!(logs.len(), 1, "exactly one refund");
+    RenderEscrow::JobRefunded::decode_log(&logs[0].inner).unwrap().amount
+}
+
+fn frames_of(status: &serde_json::Value) -> &Vec<serde_json::Value> {
+    status["frames"].as_array().unwrap()
+}
+
+#[tokio::test]
+async fn renders_verifies_and_pays_every_frame_once() {
+    let devnet = Devnet::start(3, &[]);
+    let scene = devnet.dir.path().join("scene.blend");
+    make_scene(&scene, 6, 64, 36, &[]);
+    let provider = devnet.provider();
+    let escrow = RenderEscrow::new(devnet.file.escrow, &provider);
+    let owners: Vec<Address> = devnet.file.nodes.iter().map(|n| n.owner).collect();
+    let mut credits_before = Vec::new();
+    for owner in &owners {
+        credits_before.push(escrow.credits(*owner, Address::ZERO).call().await.unwrap());
+    }
+
+    let job = devnet.submit(&scene, &["--price-per-frame", &PRICE.to_string()]);
+    devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
+
+    let status = devnet.status(job);
+    assert_eq!(status["state"], "completed", "{status:#}");
+    let out = devnet.dir.path().join("frames");
+    devnet.lumen_ok(&["job", "download", &job.to_string(), "--out", out.to_str().unwrap()]);
+    for frame in 1..=6 {
+        let path = out.join(format!("{frame:05}.png"));
+        let image = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!((image.width(), image.height()), (64, 36), "frame {frame} has the scene's resolution");
+    }
+
+    // Each frame paid exactly once on-chain, to the owner of the node that rendered it.
+    let released = released_frames(&devnet, job).await;
+    assert_eq!(released.keys().copied().collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
+    for f in frames_of(&status) {
+        let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
+        let node: Address = f["node"].as_str().unwrap().parse().unwrap();
+        let (paid_node, paid_owner, amount, _) = released[&index];
+        assert_eq!(paid_node, node);
+        assert_eq!(paid_owner, devnet.owner_of(node));
+        assert_eq!(amount, U256::from(PRICE));
+        assert!(
+            f["payout_tx"].as_str().is_some_and(|t| t.starts_with("0x")),
+            "payout tx from the mirror: {f}"
+        );
+        assert!(escrow.isFramePaid(U256::from(job), U256::from(index)).call().await.unwrap());
+    }
+
+    // Owners' credits sum to frames × price minus the fee; the artist got the rest back.
+    let locked = U256::from(PRICE) * U256::from(6);
+    let fee = locked * U256::from(devnet.file.fee_bps) / U256::from(10_000);
+    let mut credited = U256::ZERO;
+    for (owner, before) in owners.iter().zip(&credits_before) {
+        credited += escrow.credits(*owner, Address::ZERO).call().await.unwrap() - before;
+    }
+    assert_eq!(credited, locked - fee);
+    assert_eq!(escrow.fees(Address::ZERO).call().await.unwrap(), fee);
+    let released_total: U256 = released.values().map(|(_, _, amount, _)| *amount).sum();
+    assert_eq!(refunded(&devnet, job).await, locked - released_total);
+    let onchain = escrow.getJob(U256::from(job)).call().await.unwrap();
+    assert_eq!(onchain.remaining, 0);
+}
+
+#[tokio::test]
+async fn a_killed_node_loses_its_frames_and_the_job_still_completes() {
+    let devnet = Devnet::start(2, &[]);
+    let scene = devnet.dir.path().join("scene.blend");
+    // Bigger frames so a node is caught mid-render.
+    make_scene(&scene, 6, 320, 180, &["--samples", "32"]);
+    let job = devnet.submit(&scene, &[]);
+
+    let victim: Address =
+        wait_until(&devnet, "a node to be rendering", Duration::from_secs(120), || rendering_node(&devnet));
+    let pid = devnet.file.nodes.iter().find(|n| n.address == victim).unwrap().pid;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+
+    devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
+    let status = devnet.status(job);
+    assert_eq!(status["state"], "completed", "{status:#}");
+    let retried = frames_of(&status).iter().filter(|f| f["attempts"].as_i64().unwrap() > 1).count();
+    assert!(retried >= 1, "the killed node's frame was rendered again elsewhere: {status:#}");
+    let released = released_frames(&devnet, job).await;
+    assert_eq!(released.len(), 6, "every frame paid exactly once");
+    assert_eq!(refunded(&devnet, job).await, U256::ZERO);
+}
+
+/// A node currently running a task, from the gateway's node list.
+fn rendering_node(devnet: &Devnet) -> Option<Address> {
+    let nodes = crate::harness::get_json(&format!("{}/api/v1/nodes", devnet.file.gateway_url)).ok()?;
+    nodes.as_array()?.iter().find(|n| n["running"].as_u64().unwrap_or(0) > 0)?["address"]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+#[tokio::test]
+async fn black_frames_and_wrong_signatures_are_rejected_and_never_paid() {
+    let devnet = Devnet::start(3, &["--node-fault", "0=black-frames", "--node-fault", "1=wrong-key"]);
+    let (black, forger, honest) =
+        (devnet.file.nodes[0].clone(), devnet.file.nodes[1].clone(), devnet.file.nodes[2].clone());
+    let scene = devnet.dir.path().join("scene.blend");
+    make_scene(&scene, 6, 64, 36, &[]);
+    let job = devnet.submit(&scene, &[]);
+    devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
+
+    let status = devnet.status(job);
+    assert_eq!(status["state"], "completed", "{status:#}");
+    let released = released_frames(&devnet, job).await;
+    assert_eq!(released.len(), 6);
+    for (index, (node, owner, _, _)) in &released {
+        assert_eq!(*node, honest.address, "frame {index} was paid to a misbehaving node");
+        assert_eq!(*owner, honest.owner);
+    }
+    let log = std::fs::read_to_string(devnet.dir.path().join("devnet.log")).unwrap();
+    assert!(log.contains("all_black"), "the verifier rejected black frames:\n{}", devnet.logs());
+    assert!(log.contains("result signed by"), "the gateway rejected forged signatures:\n{}", devnet.logs());
+    let _ = (black, forger);
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_before_anything_is_locked() {
+    let devnet = Devnet::start(1, &[]);
+    let provider = devnet.provider();
+    let escrow = RenderEscrow::new(devnet.file.escrow, &provider);
+    let next_before = escrow.nextJobId().call().await.unwrap();
+
+    let not_blend = devnet.dir.path().join("notes.blend");
+    std::fs::write(&not_blend, "these are not the frames you are looking for").unwrap();
+    let out = devnet.lumen(&["job", "submit", not_blend.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("not a .blend"), "{err}");
+
+    let good = devnet.dir.path().join("good.blend");
+    make_scene(&good, 6, 64, 36, &[]);
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = devnet.dir.path().join("truncated.blend");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let out = devnet.lumen(&["job", "submit", truncated.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot read") || err.contains("truncated"), "{err}");
+
+    let external = devnet.dir.path().join("external.blend");
+    make_scene(&external, 6, 64, 36, &["--variant", "external-texture", "--texture", "//textures/wood.png"]);
+    let out = devnet.lumen(&["job", "submit", external.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("does not contain") && err.contains("wood.png"), "names the unpacked file: {err}");
+
+    assert_eq!(escrow.nextJobId().call().await.unwrap(), next_before, "no job was opened");
+    assert_eq!(provider.get_balance(devnet.file.escrow).await.unwrap(), U256::ZERO, "nothing was locked");
+}
+
+#[tokio::test]
+async fn a_deterministic_failure_fails_the_job_fast_and_refunds_everything() {
+    let devnet = Devnet::start(2, &[]);
+    let scene = devnet.dir.path().join("denoise.blend");
+    make_scene(&scene, 6, 64, 36, &["--variant", "denoise"]);
+    let job = devnet.submit(&scene, &["--price-per-frame", &PRICE.to_string()]);
+
+    let out = devnet.lumen(&["job", "wait", &job.to_string(), "--timeout", "300"]);
+    assert!(!out.status.success(), "wait exits non-zero when frames failed for good");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("missing_feature"), "the reason reaches the artist: {text}");
+
+    let status = devnet.status(job);
+    assert_eq!(status["state"], "failed", "{status:#}");
+    assert!(
+        status["failure"].as_str().unwrap().contains("OpenImageDenoise")
+            || status["failure"].as_str().unwrap().contains("missing_feature")
+    );
+    let attempts: i64 = frames_of(&status).iter().map(|f| f["attempts"].as_i64().unwrap()).sum();
+    assert!(attempts <= 6, "failed fast instead of cycling through nodes: {attempts} attempts");
+    assert!(released_frames(&devnet, job).await.is_empty());
+    assert_eq!(refunded(&devnet, job).await, U256::from(PRICE) * U256::from(6), "everything refunded");
+}
