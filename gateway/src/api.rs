@@ -167,6 +167,7 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
                 payout_tx: payout.map(|p| p.tx_hash.clone()),
                 payout_owner: payout.map(|p| p.owner.clone()),
                 payout_amount: payout.map(|p| p.amount.clone()),
+                payout_fee: payout.map(|p| p.fee.clone()),
             }
         })
         .collect();

@@ -35,8 +35,17 @@ pub(crate) async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpg
         .on_upgrade(move |socket| session(state, socket))
 }
 
+/// Close reasons must fit a control frame (125 bytes with the code).
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame { code, reason: reason.to_owned().into() };
+    let frame = CloseFrame { code, reason: close_reason(reason).into() };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
@@ -307,4 +316,15 @@ async fn lose_running_tasks(state: &AppState, node: &Address, code: &str, messag
         }
     }
     state.bus.publish(Event::WorkAvailable);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        assert_eq!(super::close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = super::close_reason(&long);
+        assert!(cut.len() <= 120 && long.starts_with(&cut));
+    }
 }

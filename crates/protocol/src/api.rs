@@ -84,6 +84,8 @@ pub struct FrameView {
     pub payout_owner: Option<String>,
     /// Gross amount paid for it, wei.
     pub payout_amount: Option<String>,
+    /// Protocol fee taken from that amount, wei.
+    pub payout_fee: Option<String>,
 }
 
 /// A transaction of the job's settlement, from the chain mirror.

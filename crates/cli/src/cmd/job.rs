@@ -295,19 +295,26 @@ fn print_summary(job: &JobView) {
     let verified = job.frames.iter().filter(|f| f.state == "verified").count();
     let failed = job.frames.iter().filter(|f| f.state == "failed").count();
     output::line(format!("frames: {} total, {verified} verified, {failed} failed", job.frame_count));
+    let wei = |s: Option<&str>| s.and_then(|s| s.parse::<U256>().ok()).unwrap_or_default();
     let mut per_owner: std::collections::BTreeMap<&str, (usize, U256)> = Default::default();
+    let mut fees = U256::ZERO;
     for f in &job.frames {
-        if let (Some(owner), Some(amount)) = (f.payout_owner.as_deref(), f.payout_amount.as_deref()) {
+        if let Some(owner) = f.payout_owner.as_deref() {
+            let (amount, fee) = (wei(f.payout_amount.as_deref()), wei(f.payout_fee.as_deref()));
             let entry = per_owner.entry(owner).or_default();
             entry.0 += 1;
-            entry.1 += amount.parse::<U256>().unwrap_or_default();
+            entry.1 += amount - fee;
+            fees += fee;
         }
     }
-    for (owner, (frames, amount)) in &per_owner {
+    for (owner, (frames, net)) in &per_owner {
         output::line(format!(
-            "paid to owner {owner}: {frames} frames, {amount} wei ({} ETH, before fee)",
-            format_ether(*amount)
+            "paid to owner {owner}: {frames} frames, {net} wei ({} ETH) after fee",
+            format_ether(*net)
         ));
+    }
+    if !fees.is_zero() {
+        output::line(format!("protocol fee to the treasury: {fees} wei ({} ETH)", format_ether(fees)));
     }
     for tx in &job.transactions {
         let amount = tx.amount.as_deref().map(|a| format!(" amount {a} wei")).unwrap_or_default();

@@ -1,0 +1,5 @@
+//! The gateway's node WebSocket against a real Anvil and a real store.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod ws;
