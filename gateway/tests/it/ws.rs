@@ -18,15 +18,17 @@ use lumen_store::{Bus, Store};
 use lumen_testkit::TestChain;
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Setup {
-    chain: TestChain,
-    gateway: GatewayHandle,
+pub(crate) struct Setup {
+    pub(crate) chain: TestChain,
+    pub(crate) gateway: GatewayHandle,
+    pub(crate) store: Store,
     _dir: tempfile::TempDir,
 }
 
-async fn setup(health: HealthPolicy) -> Setup {
+pub(crate) async fn setup(health: HealthPolicy) -> Setup {
     let chain = TestChain::spawn().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
@@ -43,11 +45,11 @@ async fn setup(health: HealthPolicy) -> Setup {
         )
     };
     let nodes = Arc::new(NodeDirectory::new(health));
-    let gateway = lumen_gateway::spawn(config, store, Bus::new(), nodes).await.unwrap();
-    Setup { chain, gateway, _dir: dir }
+    let gateway = lumen_gateway::spawn(config, store.clone(), Bus::new(), nodes).await.unwrap();
+    Setup { chain, gateway, store, _dir: dir }
 }
 
-async fn bind_node(setup: &Setup, node: &PrivateKeySigner) {
+pub(crate) async fn bind_node(setup: &Setup, node: &PrivateKeySigner) {
     let owner = setup.chain.account(4);
     let provider = setup.chain.provider(&owner);
     let registry = NodeRegistry::new(setup.chain.deployment.registry, &provider);
@@ -65,14 +67,14 @@ async fn next(socket: &mut Socket) -> Message {
     tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap().unwrap().unwrap()
 }
 
-async fn server_message(socket: &mut Socket) -> ServerMessage {
+pub(crate) async fn server_message(socket: &mut Socket) -> ServerMessage {
     match next(socket).await {
         Message::Text(text) => ws::decode(&text).unwrap(),
         other => panic!("expected a text message, got {other:?}"),
     }
 }
 
-async fn send(socket: &mut Socket, msg: &NodeMessage) {
+pub(crate) async fn send(socket: &mut Socket, msg: &NodeMessage) {
     socket.send(Message::Text(ws::encode(msg).into())).await.unwrap();
 }
 
@@ -87,7 +89,11 @@ async fn close_code(socket: &mut Socket) -> (u16, String) {
 }
 
 /// Connects and answers the challenge, signing with `signer` but claiming `claimed`.
-async fn connect(setup: &Setup, signer: &PrivateKeySigner, claimed: alloy::primitives::Address) -> Socket {
+pub(crate) async fn connect(
+    setup: &Setup,
+    signer: &PrivateKeySigner,
+    claimed: alloy::primitives::Address,
+) -> Socket {
     let (mut socket, _) = tokio_tungstenite::connect_async(setup.gateway.ws_url()).await.unwrap();
     let ServerMessage::Challenge { nonce, chain_id, gateway } = server_message(&mut socket).await else {
         panic!("expected a challenge");
