@@ -9,6 +9,7 @@
 //! endpoint reports health as the operator guide describes:
 //! `{"status": "healthy", "relay_connected": true, "uptime_seconds": N}`.
 
+pub mod args;
 mod client;
 pub mod health;
 pub mod key;

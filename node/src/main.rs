@@ -1,9 +1,36 @@
-//! `lumen-node`: the service's thin binary.
+//! `lumen-node`: the operator node as a standalone binary (same flags and
+//! environment as `lumen node run`).
 
 use std::process::ExitCode;
 
-#[allow(clippy::disallowed_macros)] // a binary talking to its operator
-fn main() -> ExitCode {
-    eprintln!("lumen-node: not yet implemented (the end-to-end issue brings it)");
-    ExitCode::from(2)
+use clap::Parser;
+
+/// Run a Lumen render node.
+#[derive(Debug, Parser)]
+#[command(name = "lumen-node", version, about)]
+struct Cli {
+    #[command(flatten)]
+    run: lumen_node::args::RunArgs,
+}
+
+#[allow(clippy::disallowed_macros)] // the binary reports its own failure
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    lumen_runtime::init_logging();
+    match cli.run.spawn().await {
+        Ok(node) => {
+            let token = node.shutdown_token();
+            tokio::spawn(async move {
+                lumen_runtime::shutdown_signal().await;
+                token.cancel();
+            });
+            node.wait().await;
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

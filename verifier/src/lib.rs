@@ -2,8 +2,8 @@
 //! (undecodable, wrong size, black or uniform, NaN), and compares redundant
 //! renders of sampled frames by pixels.
 //!
-//! This crate is pure, synchronous library code; the service wraps it (in
-//! `spawn_blocking`, since decoding a frame takes milliseconds).
+//! The checks are pure, synchronous code; [`service`] runs them on every
+//! uploaded result (in `spawn_blocking`, since decoding takes milliseconds).
 //!
 //! - [`check_frame`] checks one uploaded frame against its job's
 //!   [`FrameExpectation`] and returns a [`Verdict`]: accepted with

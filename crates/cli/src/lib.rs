@@ -10,7 +10,6 @@ pub mod cmd;
 pub mod connect;
 pub mod devnet_file;
 pub mod output;
-pub mod telemetry;
 
 /// Lumen: a decentralized Blender render network settled on an EVM chain.
 #[derive(Debug, Parser)]
@@ -41,12 +40,4 @@ pub async fn run(cli: Cli) -> eyre::Result<()> {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on unix");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
+pub use lumen_runtime::shutdown_signal;

@@ -8,7 +8,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = lumen_cli::Cli::parse();
-    lumen_cli::telemetry::init();
+    lumen_runtime::init_logging();
     match lumen_cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,6 +1,6 @@
 //! `lumen node run|register`.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::path::PathBuf;
 
 use alloy::{
     network::EthereumWallet, primitives::U256, providers::ProviderBuilder, signers::local::PrivateKeySigner,
@@ -8,7 +8,6 @@ use alloy::{
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, eyre};
 use lumen_chain::{ChainError, bind, contracts::NodeRegistry, deploy::confirmed};
-use lumen_node::{Fault, NodeConfig};
 
 use crate::{connect::ConnectArgs, output};
 
@@ -24,44 +23,9 @@ pub struct NodeArgs {
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
     /// Run a render node until interrupted.
-    Run(RunArgs),
+    Run(lumen_node::args::RunArgs),
     /// Create the node key if needed and bind it to an owner wallet on-chain.
     Register(RegisterArgs),
-}
-
-fn default_home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".lumen")
-}
-
-/// `lumen node run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Gateway node WebSocket URL, e.g. ws://127.0.0.1:8080/ws/node.
-    #[arg(long, env = "GATEWAY_URL")]
-    pub gateway: String,
-    /// Key file (created with mode 0600 if missing). Default: ~/.lumen/private_key.
-    #[arg(long, env = "NODE_KEY_FILE")]
-    pub key_file: Option<PathBuf>,
-    /// Cache and work folder. Default: ~/.lumen.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Health endpoint port (0 picks one).
-    #[arg(long, env = "HEALTH_PORT", default_value_t = 8081)]
-    pub health_port: u16,
-    /// Frames rendered at once.
-    #[arg(long, default_value_t = 1)]
-    pub slots: u32,
-    /// Render threads per frame (default: Blender decides).
-    #[arg(long)]
-    pub threads: Option<u32>,
-    /// Deliberate misbehaviour, for failure tests only.
-    #[arg(long, hide = true, env = "LUMEN_NODE_FAULT", value_parser = parse_fault)]
-    pub fault: Option<Fault>,
-}
-
-fn parse_fault(text: &str) -> Result<Fault, String> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .map_err(|_| format!("unknown fault {text:?} (black-frames, wrong-key)"))
 }
 
 /// `lumen node register`.
@@ -89,16 +53,8 @@ pub async fn run(args: NodeArgs) -> eyre::Result<()> {
     }
 }
 
-async fn run_node(args: RunArgs) -> eyre::Result<()> {
-    let home = args.data_dir.clone().unwrap_or_else(default_home);
-    let key_file = args.key_file.clone().unwrap_or_else(|| default_home().join("private_key"));
-    let key = lumen_node::key::load_or_create(&key_file)?;
-    let mut config = NodeConfig::new(args.gateway, home);
-    config.health_addr = SocketAddr::from(([127, 0, 0, 1], args.health_port));
-    config.slots = args.slots.max(1);
-    config.threads = args.threads;
-    config.fault = args.fault;
-    let node = lumen_node::spawn(config, key).await?;
+async fn run_node(args: lumen_node::args::RunArgs) -> eyre::Result<()> {
+    let node = args.spawn().await?;
     output::line(format!("node {} running; health at http://{}/health", node.address, node.health_addr));
     let token = node.shutdown_token();
     tokio::spawn(async move {
@@ -140,7 +96,8 @@ pub async fn bind_node(
 
 async fn register(args: RegisterArgs) -> eyre::Result<()> {
     let conn = args.connect.connect().await?;
-    let key_file = args.key_file.clone().unwrap_or_else(|| default_home().join("private_key"));
+    let key_file =
+        args.key_file.clone().unwrap_or_else(|| lumen_node::args::default_home().join("private_key"));
     let node_key = lumen_node::key::load_or_create(&key_file)?;
     let owner: PrivateKeySigner = std::env::var(&args.owner_key_env)
         .wrap_err_with(|| format!("environment variable {} is not set", args.owner_key_env))?
