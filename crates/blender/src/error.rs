@@ -21,6 +21,15 @@ pub enum BlenderError {
         /// Blender's own words.
         reason: String,
     },
+    /// The file was saved by a newer Blender than the one installed here
+    /// (Blender 3.4 cannot be trusted to read newer files correctly).
+    #[error("the file was saved by Blender {saved}, newer than this node's Blender {installed}")]
+    NewerFile {
+        /// Version in the file header, e.g. `4.1`.
+        saved: String,
+        /// Installed version, e.g. `3.4.1`.
+        installed: String,
+    },
     /// Blender ran longer than allowed.
     #[error("Blender did not finish within {0:?}")]
     Timeout(Duration),

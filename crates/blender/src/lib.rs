@@ -18,8 +18,12 @@ mod error;
 mod inspect;
 mod process;
 mod render;
+pub mod sample;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 pub use error::{BlenderError, RenderError};
 pub use inspect::{ExternalFile, SceneInfo};
@@ -32,6 +36,8 @@ pub const BLENDER_ENV: &str = "LUMEN_BLENDER";
 #[derive(Debug, Clone)]
 pub struct Blender {
     exe: PathBuf,
+    /// `--version`, asked once per handle.
+    version: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl Blender {
@@ -39,20 +45,20 @@ impl Blender {
     pub fn locate() -> Result<Self, BlenderError> {
         if let Some(path) = std::env::var_os(BLENDER_ENV) {
             let path = PathBuf::from(path);
-            return if path.is_file() { Ok(Self { exe: path }) } else { Err(BlenderError::NotFound) };
+            return if path.is_file() { Ok(Self::at(path)) } else { Err(BlenderError::NotFound) };
         }
         std::env::var_os("PATH")
             .into_iter()
             .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
             .map(|dir| dir.join("blender"))
             .find(|p| p.is_file())
-            .map(|exe| Self { exe })
+            .map(Self::at)
             .ok_or(BlenderError::NotFound)
     }
 
     /// A specific executable.
     pub fn at(exe: impl Into<PathBuf>) -> Self {
-        Self { exe: exe.into() }
+        Self { exe: exe.into(), version: Arc::default() }
     }
 
     /// The executable.
@@ -60,8 +66,12 @@ impl Blender {
         &self.exe
     }
 
-    /// The version, e.g. `3.4.1`.
+    /// The version, e.g. `3.4.1` (asked once, then remembered).
     pub async fn version(&self) -> Result<String, BlenderError> {
+        self.version.get_or_try_init(|| self.ask_version()).await.cloned()
+    }
+
+    async fn ask_version(&self) -> Result<String, BlenderError> {
         let out = process::run(&self.exe, &["--version".as_ref()], None, std::time::Duration::from_secs(30))
             .await?;
         parse_version(&out.stdout).ok_or_else(|| BlenderError::Unexpected {

@@ -7,12 +7,13 @@ use std::{
     time::Duration,
 };
 
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use crate::{
     Blender, RenderError,
-    process::{self, Limits},
+    process::{self, Limits, Usage},
 };
 
 /// Resource limits of one render. Defaults follow the operator guide:
@@ -60,32 +61,85 @@ pub struct RenderOutput {
     pub wall_time: Duration,
     /// Render time Blender reported (`Time: mm:ss.ff`), if it did.
     pub render_time: Option<Duration>,
+    /// Peak resident memory of Blender, sampled from `/proc` every 100 ms
+    /// (so approximate), when it could be read.
+    pub peak_rss: Option<u64>,
 }
 
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
 /// Maps Blender's output lines to a typed failure, if one is recognisable.
+///
+/// Progress lines (`Fra:…`) are skipped: they carry scene and view-layer
+/// names that the file's author chooses. When several failures show, the
+/// most fundamental wins (out of memory explains everything after it).
 pub(crate) fn classify(stdout: &str, stderr: &str) -> Option<RenderError> {
+    let mut found: Option<(u8, RenderError)> = None;
     for line in stdout.lines().chain(stderr.lines()).map(str::trim) {
-        if line.contains("Build without") || line.contains("built without") {
-            let detail =
-                line.rsplit('|').next().unwrap_or(line).trim().trim_start_matches("Error: ").to_owned();
-            return Some(RenderError::MissingFeature { detail });
+        if line.starts_with("Fra:") {
+            continue;
         }
-        if line.contains("Failed to read blend file") || line.contains("File format is not supported") {
-            return Some(RenderError::UnreadableFile {
-                detail: line.trim_start_matches("Error: ").to_owned(),
-            });
-        }
-        if line.contains("No camera found in scene") || line.contains("Unable to render without camera") {
-            return Some(RenderError::NoCamera);
-        }
-        if line.contains("Memory allocation failed")
+        let detail = || line.trim_start_matches("Error: ").to_owned();
+        let hit = if line.contains("Memory allocation failed")
             || line.contains("std::bad_alloc")
             || line.contains("Out of memory")
+            || line.contains("Malloc returns null")
+            || line.contains("failed to map segment from shared object")
         {
-            return Some(RenderError::OutOfMemory { detail: line.to_owned() });
+            (0, RenderError::OutOfMemory { detail: detail() })
+        } else if line.contains("Build without")
+            || line.contains("built without")
+            || line.contains("Unable to open a display")
+        {
+            (1, RenderError::MissingFeature { detail: detail() })
+        } else if line.contains("Failed to read blend file")
+            || line.contains("File format is not supported")
+            || line.contains("Cannot read file")
+        {
+            (2, RenderError::UnreadableFile { detail: detail() })
+        } else if line.contains("Cannot render, no camera")
+            || line.contains("No camera found in scene")
+            || line.contains("Unable to render without camera")
+        {
+            (3, RenderError::NoCamera)
+        } else {
+            continue;
+        };
+        if found.as_ref().is_none_or(|(rank, _)| hit.0 < *rank) {
+            found = Some(hit);
         }
     }
-    None
+    found.map(|(_, err)| err)
+}
+
+/// Maps death by a signal to a failure, using what `/proc` showed of the
+/// process before it died.
+pub(crate) fn classify_signal(signal: i32, usage: &Usage, limits: &ResourceLimits) -> RenderError {
+    let sig = Signal::try_from(signal).ok();
+    let cpu_exhausted =
+        usage.cpu_time.is_some_and(|t| t + Duration::from_secs(1) >= Duration::from_secs(limits.cpu_seconds));
+    // Under RLIMIT_AS, Blender's failed allocations often end in a
+    // segfault or an abort with no message: a crash with the address space
+    // near its limit is taken as out of memory.
+    let near_memory_limit = usage.peak_vm.is_some_and(|vm| vm >= limits.memory_bytes / 4 * 3);
+    match sig {
+        Some(Signal::SIGXCPU) => RenderError::CpuLimit,
+        // The hard CPU limit; our own timeout kill never gets here.
+        Some(Signal::SIGKILL) if cpu_exhausted => RenderError::CpuLimit,
+        Some(Signal::SIGKILL) => RenderError::OutOfMemory {
+            detail: "killed by SIGKILL, most likely by the kernel's out-of-memory killer".into(),
+        },
+        Some(sig @ (Signal::SIGSEGV | Signal::SIGABRT | Signal::SIGBUS)) if near_memory_limit => {
+            RenderError::OutOfMemory {
+                detail: format!(
+                    "killed by {sig} with its address space near the {} MiB limit",
+                    limits.memory_bytes >> 20
+                ),
+            }
+        }
+        Some(sig) => RenderError::Crashed { detail: format!("killed by {sig}") },
+        None => RenderError::Crashed { detail: format!("killed by signal {signal}") },
+    }
 }
 
 /// Parses Blender's `Time: 00:01.52 (Saving: …)` line.
@@ -137,10 +191,7 @@ impl Blender {
             return Err(err);
         }
         if let Some(signal) = out.status.signal() {
-            return Err(match signal {
-                24 => RenderError::CpuLimit, // SIGXCPU
-                _ => RenderError::Crashed { detail: format!("signal {signal}") },
-            });
+            return Err(classify_signal(signal, &out.usage, &req.limits));
         }
         let mut produced = None;
         let mut entries = tokio::fs::read_dir(out_dir.path()).await?;
@@ -161,7 +212,19 @@ impl Blender {
         if bytes.is_empty() {
             return Err(RenderError::NoOutput { detail: "the output file is empty".into() });
         }
-        Ok(RenderOutput { bytes, wall_time: out.wall, render_time: parse_render_time(&out.stdout) })
+        if !bytes.starts_with(PNG_SIGNATURE) {
+            return Err(RenderError::NoOutput { detail: "the output file is not a PNG".into() });
+        }
+        if !out.status.success() {
+            // A frame was written, yet Blender failed after it: do not trust it.
+            return Err(RenderError::Crashed { detail: format!("exit status {}: {detail}", out.status) });
+        }
+        Ok(RenderOutput {
+            bytes,
+            wall_time: out.wall,
+            render_time: parse_render_time(&out.stdout),
+            peak_rss: out.usage.peak_rss,
+        })
     }
 }
 
@@ -189,9 +252,57 @@ mod tests {
     }
 
     #[test]
-    fn parses_render_time() {
-        assert_eq!(parse_render_time(" Time: 00:00.15 (Saving: 00:00.10)"), Some(Duration::from_millis(150)));
-        assert_eq!(parse_render_time("Time: 01:02.50"), Some(Duration::from_secs_f64(62.5)));
-        assert_eq!(parse_render_time("nothing"), None);
+    fn classifies_blender_3_4_lines() {
+        // Lines as Blender 3.4.1 prints them (measured).
+        let kind = |out: &str| classify(out, "").map(|e| e.kind());
+        assert_eq!(
+            kind("Read blend: /x.blend\nError: Cannot render, no camera\n\nBlender quit"),
+            Some("no_camera")
+        );
+        assert_eq!(
+            kind("Error: Failed to read blend file '/x.blend': Missing DNA block"),
+            Some("unreadable_file")
+        );
+        assert_eq!(
+            kind("Error: Cannot read file '/x.blend': No such file or directory"),
+            Some("unreadable_file")
+        );
+        assert_eq!(
+            classify("", "blender: error while loading shared libraries: libopenvdb.so.10.0: failed to map segment from shared object")
+                .map(|e| e.kind()),
+            Some("out_of_memory")
+        );
+        let oom =
+            "Error: Out of memory\nMalloc returns null: len=921600 in Cycles Aligned Alloc, total 9598000";
+        assert_eq!(classify(oom, "Build without OpenImageDenoiser").map(|e| e.kind()), Some("out_of_memory"));
+        assert_eq!(kind("Unable to open a display"), Some("missing_feature"));
+    }
+
+    #[test]
+    fn progress_lines_cannot_spoof_a_failure() {
+        // Scene and view-layer names are the file author's to choose.
+        let out = "Fra:1 Mem:9M | Time:00:00.02 | Build without X, Cannot render, no camera | Finished";
+        assert!(classify(out, "").is_none());
+    }
+
+    #[test]
+    fn classifies_signals() {
+        let limits =
+            ResourceLimits { cpu_seconds: 10, memory_bytes: 1000 << 20, ..ResourceLimits::default() };
+        let usage = |cpu: u64, vm_mib: u64| Usage {
+            cpu_time: Some(Duration::from_secs(cpu)),
+            peak_vm: Some(vm_mib << 20),
+            peak_rss: None,
+        };
+        let kind = |sig: Signal, u: Usage| classify_signal(sig as i32, &u, &limits).kind();
+        assert_eq!(kind(Signal::SIGXCPU, Usage::default()), "cpu_limit");
+        assert_eq!(kind(Signal::SIGKILL, usage(9, 100)), "cpu_limit");
+        assert_eq!(kind(Signal::SIGKILL, usage(1, 100)), "out_of_memory");
+        assert_eq!(kind(Signal::SIGSEGV, usage(1, 900)), "out_of_memory");
+        assert_eq!(kind(Signal::SIGABRT, usage(1, 900)), "out_of_memory");
+        let segv = classify_signal(Signal::SIGSEGV as i32, &usage(1, 300), &limits);
+        assert_eq!(segv.kind(), "crashed");
+        assert!(!segv.is_deterministic());
+        assert!(segv.to_string().contains("SIGSEGV"), "{segv}");
     }
 }

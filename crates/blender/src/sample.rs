@@ -1,0 +1,174 @@
+//! Generated sample scenes for tests and demos.
+//!
+//! The scenes come from `scripts/make-sample-scene.py`, compiled into this
+//! crate so callers need no path to the repository: [`make_scene`] writes it
+//! to a temporary file and runs it in Blender.
+
+use std::{ffi::OsStr, path::Path, time::Duration};
+
+use crate::{Blender, BlenderError, process};
+
+/// The generator script (`scripts/make-sample-scene.py`).
+pub const SCRIPT: &str = include_str!("../../../scripts/make-sample-scene.py");
+
+/// Render engine of a sample scene.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// Cycles on the CPU.
+    #[default]
+    Cycles,
+    /// Eevee (software GL when headless).
+    Eevee,
+    /// Workbench.
+    Workbench,
+}
+
+impl Engine {
+    /// Blender's name for it, e.g. `CYCLES`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cycles => "CYCLES",
+            Self::Eevee => "BLENDER_EEVEE",
+            Self::Workbench => "BLENDER_WORKBENCH",
+        }
+    }
+}
+
+/// What is special about a sample scene.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Variant {
+    /// A plain scene that renders everywhere.
+    #[default]
+    Ok,
+    /// A material uses an image texture at this path, not packed into the
+    /// `.blend` (the file need not exist; `//` is relative to the `.blend`).
+    ExternalTexture(String),
+    /// Cycles denoising on: fails with `missing_feature` on a Blender built
+    /// without OpenImageDenoise (Debian's).
+    Denoise,
+    /// No camera: Blender cannot render it.
+    NoCamera,
+}
+
+/// Settings of a generated scene. The default is the script's: 6 frames
+/// (1..=6) at 320×180, Cycles with 16 samples, uncompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleScene {
+    /// Frames `1..=frames`.
+    pub frames: u32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Render engine.
+    pub engine: Engine,
+    /// Samples (Cycles and Eevee).
+    pub samples: u32,
+    /// Variant.
+    pub variant: Variant,
+    /// Save zstd-compressed.
+    pub compress: bool,
+}
+
+impl Default for SampleScene {
+    fn default() -> Self {
+        Self {
+            frames: 6,
+            width: 320,
+            height: 180,
+            engine: Engine::Cycles,
+            samples: 16,
+            variant: Variant::Ok,
+            compress: false,
+        }
+    }
+}
+
+impl SampleScene {
+    /// A scene small enough for tests: 64×36, 4 samples, 6 frames.
+    pub fn tiny() -> Self {
+        Self { width: 64, height: 36, samples: 4, ..Self::default() }
+    }
+
+    /// The script's arguments (after `--`).
+    fn args(&self, out: &Path) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["--out".into(), out.into()];
+        let mut flag = |name: &str, value: String| {
+            args.push(name.into());
+            args.push(value.into());
+        };
+        flag("--frames", self.frames.to_string());
+        flag("--width", self.width.to_string());
+        flag("--height", self.height.to_string());
+        flag("--engine", self.engine.as_str().to_owned());
+        flag("--samples", self.samples.to_string());
+        match &self.variant {
+            Variant::Ok => flag("--variant", "ok".into()),
+            Variant::ExternalTexture(path) => {
+                flag("--variant", "external-texture".into());
+                flag("--texture", path.clone());
+            }
+            Variant::Denoise => flag("--variant", "denoise".into()),
+            Variant::NoCamera => flag("--variant", "no-camera".into()),
+        }
+        if self.compress {
+            args.push("--compress".into());
+        }
+        args
+    }
+}
+
+/// Generates `scene` and saves it to `out` (≈1 s).
+pub async fn make_scene(blender: &Blender, scene: &SampleScene, out: &Path) -> Result<(), BlenderError> {
+    let dir = tempfile::Builder::new().prefix("lumen-sample-").tempdir()?;
+    let script = dir.path().join("make-sample-scene.py");
+    tokio::fs::write(&script, SCRIPT).await?;
+    // Blender resolves the output path against its own working directory.
+    let out = std::path::absolute(out)?;
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "-b".into(),
+        "--factory-startup".into(),
+        "--python".into(),
+        script.into_os_string(),
+        "--python-exit-code".into(),
+        "3".into(),
+        "--".into(),
+    ];
+    args.extend(scene.args(&out));
+    let arg_refs: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let run = process::run(blender.exe(), &arg_refs, None, Duration::from_secs(120)).await?;
+    let written = tokio::fs::metadata(&out).await.is_ok_and(|m| m.len() > 0);
+    if run.status.success() && written {
+        Ok(())
+    } else {
+        Err(BlenderError::Unexpected {
+            reason: format!(
+                "the sample-scene script failed ({}): {}",
+                run.status,
+                crate::inspect::error_lines(&run.stdout, &run.stderr)
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_arguments() {
+        let scene = SampleScene {
+            variant: Variant::ExternalTexture("//t.png".into()),
+            compress: true,
+            ..SampleScene::tiny()
+        };
+        let args: Vec<String> =
+            scene.args(Path::new("/o.blend")).iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            args.join(" "),
+            "--out /o.blend --frames 6 --width 64 --height 36 --engine CYCLES --samples 4 \
+             --variant external-texture --texture //t.png --compress"
+        );
+        assert!(SCRIPT.contains("def build(args)"));
+    }
+}
