@@ -32,8 +32,9 @@ cargo fmt --all --check
 step "rust: cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "rust: cargo nextest"
-cargo nextest run --workspace --locked --profile ci
-
 step "rust: doctests"
 cargo test --workspace --doc --locked
+
+# Last, so the run closes on the full suite's summary line.
+step "rust: cargo nextest"
+cargo nextest run --workspace --locked --profile ci
