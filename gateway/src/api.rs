@@ -91,6 +91,21 @@ pub(crate) async fn register_job(
     let hash = spec_hash(spec, state.config.chain.chain_id, state.config.chain.escrow);
     let artist = recover(hash, &req.signature)
         .map_err(|e| ApiError::bad_request("bad_signature", format!("spec signature: {e}")))?;
+    // The job must exist on-chain with this spec, opened by the signer: otherwise
+    // anyone could squat another artist's job id with a spec of their own.
+    let onchain = state
+        .escrow
+        .getJob(alloy::primitives::U256::from(req.job_id))
+        .call()
+        .await
+        .map_err(|e| ApiError::internal(format!("escrow getJob: {e}")))?;
+    if onchain.specHash != hash || onchain.artist != artist {
+        return Err(ApiError::client(
+            StatusCode::CONFLICT,
+            "chain_mismatch",
+            format!("job {job_id} on-chain was not opened by the spec's signer with this spec hash"),
+        ));
+    }
     let frame_numbers = (0..frame_count).map(|i| spec.frame_number(i)).collect();
     let job = NewJob {
         job_id,

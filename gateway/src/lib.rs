@@ -24,7 +24,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use axum::{Router, extract::DefaultBodyLimit, routing::get};
-use lumen_chain::contracts::NodeRegistry;
+use lumen_chain::contracts::{NodeRegistry, RenderEscrow};
 use lumen_protocol::{Address, node::HealthPolicy};
 use lumen_store::{Bus, Store};
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,7 @@ struct AppState {
     bus: Bus,
     nodes: Arc<NodeDirectory>,
     registry: NodeRegistry::NodeRegistryInstance<DynProvider>,
+    escrow: RenderEscrow::RenderEscrowInstance<DynProvider>,
     blender: Option<Arc<lumen_blender::Blender>>,
 }
 
@@ -136,7 +137,8 @@ pub async fn spawn(
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let url = config.chain.rpc_url.parse().map_err(|_| GatewayError::RpcUrl(config.chain.rpc_url.clone()))?;
     let provider = ProviderBuilder::new().connect_http(url).erased();
-    let registry = NodeRegistry::new(config.chain.registry, provider);
+    let registry = NodeRegistry::new(config.chain.registry, provider.clone());
+    let escrow = RenderEscrow::new(config.chain.escrow, provider);
     let blender = match lumen_blender::Blender::locate() {
         Ok(b) => Some(Arc::new(b)),
         Err(err) => {
@@ -151,6 +153,7 @@ pub async fn spawn(
         bus,
         nodes,
         registry,
+        escrow,
         blender,
     };
     let shutdown = CancellationToken::new();

@@ -2,5 +2,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod api;
 mod results;
 mod ws;
