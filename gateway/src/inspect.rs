@@ -29,12 +29,15 @@ pub(crate) async fn check_blend(state: &AppState, bytes: &[u8]) -> Result<SceneS
             |code, message: String| ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, code, message);
         match err {
             lumen_blender::BlenderError::NotABlendFile { .. } => {
-                unprocessable("not_a_blend", format!("not a .blend file: {err}"))
+                unprocessable("not_a_blend", err.to_string())
             }
-            lumen_blender::BlenderError::Unreadable { .. } => unprocessable(
-                "unreadable_blend",
-                format!("Blender cannot read this file (truncated or corrupt?): {err}"),
-            ),
+            lumen_blender::BlenderError::Unreadable { .. } => {
+                unprocessable("unreadable_blend", format!("{err} (is it truncated or corrupt?)"))
+            }
+            lumen_blender::BlenderError::NewerFile { .. } => unprocessable("newer_blender", err.to_string()),
+            lumen_blender::BlenderError::Timeout(_) => {
+                unprocessable("inspect_timeout", format!("Blender took too long to read the file: {err}"))
+            }
             other => ApiError::internal(other),
         }
     })?;
