@@ -108,6 +108,14 @@ async fn renders_verifies_and_pays_every_frame_once() {
     assert_eq!(refunded(&devnet, job).await, locked - released_total);
     let onchain = escrow.getJob(U256::from(job)).call().await.unwrap();
     assert_eq!(onchain.remaining, 0);
+
+    // Every node reports itself healthy and connected, as the operator guide describes.
+    for node in &devnet.file.nodes {
+        let health = crate::harness::get_json(&node.health_url).unwrap();
+        assert_eq!(health["status"], "healthy", "{health}");
+        assert_eq!(health["relay_connected"], true, "{health}");
+        assert!(health["uptime_seconds"].as_u64().is_some(), "{health}");
+    }
 }
 
 #[tokio::test]
