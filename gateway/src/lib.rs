@@ -214,28 +214,40 @@ async fn tick_health(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// Verifier verdicts feed node health: a rejected frame counts as a failure.
+/// Verifier verdicts feed node health: a rejected frame counts as a
+/// failure of the node that rendered it, an accepted one as a success. The
+/// verdicts are read from the database, so a verifier in another process
+/// counts too; a bus event only makes it prompt.
 async fn verdict_feedback(state: AppState, shutdown: CancellationToken) {
     let mut events = state.bus.subscribe();
+    let mut seen = match state.store.last_verdict_seq().await {
+        Ok(id) => id,
+        Err(err) => {
+            tracing::error!(target: "gateway::nodes", %err, "cannot read tasks: verdicts will not affect node health");
+            return;
+        }
+    };
     loop {
-        let event = tokio::select! {
+        tokio::select! {
             () = shutdown.cancelled() => return,
-            event = events.recv() => event,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = events.recv() => {}
+        }
+        let judged = match state.store.judged_tasks_after(seen).await {
+            Ok(judged) => judged,
+            Err(err) => {
+                tracing::warn!(target: "gateway::nodes", %err, "cannot read verdicts");
+                continue;
+            }
         };
-        match event {
-            Ok(lumen_store::Event::Verdict { node, accepted, .. }) => {
-                let Ok(node) = node.parse::<Address>() else { continue };
-                if accepted {
-                    state.nodes.success(&node);
-                } else if let Some(now) = state.nodes.failure(&node) {
-                    tracing::warn!(target: "gateway::nodes", %node, state = %now, "rejected frame counted against the node");
-                }
+        for task in judged {
+            seen = task.verdict_seq.unwrap_or(seen);
+            let Ok(node) = task.node.parse::<Address>() else { continue };
+            if task.state == lumen_store::TaskState::Accepted {
+                state.nodes.success(&node);
+            } else if let Some(now) = state.nodes.failure(&node) {
+                tracing::warn!(target: "gateway::nodes", %node, state = %now, "rejected frame counted against the node");
             }
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(target: "gateway::nodes", missed = n, "verdict feedback lagged");
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }

@@ -157,6 +157,7 @@ mod tests {
             lease_until: 0,
             created_at: 0,
             finished_at: None,
+            verdict_seq: None,
         }
     }
 

@@ -431,6 +431,22 @@ impl Store {
         Ok(true)
     }
 
+    /// Tasks judged after verdict number `after`, in the order they were
+    /// judged: how a gateway in another process follows the verifier.
+    pub async fn judged_tasks_after(&self, after: i64) -> StoreResult<Vec<TaskRow>> {
+        Ok(sqlx::query_as("SELECT * FROM tasks WHERE verdict_seq > ? ORDER BY verdict_seq")
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The number of the latest verdict (0 when there is none).
+    pub async fn last_verdict_seq(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(verdict_seq), 0) FROM tasks")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Uploaded results waiting for the verifier.
     pub async fn uploaded_tasks(&self) -> StoreResult<Vec<TaskRow>> {
         Ok(sqlx::query_as("SELECT * FROM tasks WHERE state = 'uploaded' ORDER BY task_id")
@@ -449,7 +465,8 @@ impl Store {
             Verdict::Rejected { code, message } => (TaskState::Rejected, Some(code), Some(message)),
         };
         let task: Option<TaskRow> = sqlx::query_as(
-            "UPDATE tasks SET state = ?, failure_code = ?, failure_message = ? \
+            "UPDATE tasks SET state = ?, failure_code = ?, failure_message = ?, \
+             verdict_seq = (SELECT COALESCE(MAX(verdict_seq), 0) + 1 FROM tasks) \
              WHERE task_id = ? AND state = 'uploaded' RETURNING *",
         )
         .bind(task_state)

@@ -192,6 +192,8 @@ pub struct TaskRow {
     pub created_at: i64,
     /// End time (ms).
     pub finished_at: Option<i64>,
+    /// Order of the verifier's verdict on it (1, 2, 3, ...).
+    pub verdict_seq: Option<i64>,
 }
 
 /// How a task ended without a result.

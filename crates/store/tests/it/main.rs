@@ -180,3 +180,29 @@ async fn mirror_batches_are_idempotent_and_rewindable() {
         "payouts above the reorg point are forgotten"
     );
 }
+
+#[tokio::test]
+async fn verdicts_are_numbered_in_the_order_they_are_given() {
+    let (_dir, store) = store().await;
+    job(&store, 9, 2).await;
+    let first = store.claim_frame(9, 0, "0xa", now_ms() + 60_000).await.unwrap().unwrap();
+    let second = store.claim_frame(9, 1, "0xb", now_ms() + 60_000).await.unwrap().unwrap();
+    for t in [&first, &second] {
+        store.record_upload(t.task_id, "0xh").await.unwrap();
+        store.record_result(t.task_id, "0xh", "0xs", 1.0).await.unwrap();
+    }
+    assert_eq!(store.last_verdict_seq().await.unwrap(), 0);
+    // The later task is judged first: followers must still see both, in verdict order.
+    store.record_verdict(second.task_id, &Verdict::Accepted).await.unwrap();
+    let seen = store.judged_tasks_after(0).await.unwrap();
+    assert_eq!(seen.iter().map(|t| t.task_id).collect::<Vec<_>>(), vec![second.task_id]);
+    let cursor = seen[0].verdict_seq.unwrap();
+    store
+        .record_verdict(first.task_id, &Verdict::Rejected { code: "uniform".into(), message: "flat".into() })
+        .await
+        .unwrap();
+    let next = store.judged_tasks_after(cursor).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].task_id, next[0].state), (first.task_id, TaskState::Rejected));
+    assert_eq!(store.last_verdict_seq().await.unwrap(), cursor + 1);
+}
