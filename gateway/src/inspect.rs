@@ -7,7 +7,7 @@
 //! missing textures magenta.
 
 use axum::http::StatusCode;
-use lumen_protocol::api::{ExternalFile, SceneSummary};
+use lumen_protocol::api::SceneSummary;
 use serde_json::json;
 
 use crate::{AppState, error::ApiError};
@@ -42,11 +42,7 @@ pub(crate) async fn check_blend(state: &AppState, bytes: &[u8]) -> Result<SceneS
         }
     })?;
     if !scene.unpacked_external_files.is_empty() {
-        let files: Vec<ExternalFile> = scene
-            .unpacked_external_files
-            .iter()
-            .map(|f| ExternalFile { kind: f.kind.clone(), name: f.name.clone(), path: f.path.clone() })
-            .collect();
+        let files = &scene.unpacked_external_files;
         let list = files
             .iter()
             .map(|f| format!("{} {:?} ({})", f.kind, f.name, f.path))

@@ -22,7 +22,7 @@ use alloy::{
     primitives::{Address, U256},
     providers::DynProvider,
 };
-use lumen_chain::{ChainError, contracts::RenderEscrow, deploy::confirmed, frames};
+use lumen_chain::{ChainError, contracts::RenderEscrow, deploy::send, frames};
 use lumen_store::{Bus, Event, JobRow, JobState, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -242,16 +242,7 @@ impl Indexer {
                             Some((node, u32::try_from(f.frame_index).ok()?))
                         });
                         let sets = frames::pack(pairs, frame_count)?;
-                        let receipt = confirmed(
-                            escrow
-                                .release(job_id, sets)
-                                .send()
-                                .await
-                                .map_err(ChainError::from_contract)?
-                                .get_receipt()
-                                .await
-                                .map_err(ChainError::from)?,
-                        )?;
+                        let receipt = send(escrow.release(job_id, sets)).await?;
                         info!(target: "indexer::settle", job_id = job.job_id, frames = chunk.len(), tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
                     }
                     self.sync().await?;
@@ -261,28 +252,10 @@ impl Indexer {
             if state != JobState::Settling {
                 return Ok(());
             }
-            let receipt = confirmed(
-                escrow
-                    .close(job_id)
-                    .send()
-                    .await
-                    .map_err(ChainError::from_contract)?
-                    .get_receipt()
-                    .await
-                    .map_err(ChainError::from)?,
-            )?;
+            let receipt = send(escrow.close(job_id)).await?;
             info!(target: "indexer::settle", job_id = job.job_id, tx = %receipt.transaction_hash, "job closed");
         }
-        let receipt = confirmed(
-            escrow
-                .refund(job_id)
-                .send()
-                .await
-                .map_err(ChainError::from_contract)?
-                .get_receipt()
-                .await
-                .map_err(ChainError::from)?,
-        )?;
+        let receipt = send(escrow.refund(job_id)).await?;
         info!(target: "indexer::settle", job_id = job.job_id, tx = %receipt.transaction_hash, "unspent escrow refunded to the artist");
         self.sync().await?;
         Ok(())

@@ -6,16 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Blender, BlenderError, process};
 
-/// A file the `.blend` references but does not contain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExternalFile {
-    /// `image`, `library`, `sound`, `font`, `movieclip`, `volume`, `cache_file`.
-    pub kind: String,
-    /// Datablock name.
-    pub name: String,
-    /// The path it points at (`//` means relative to the `.blend`).
-    pub path: String,
-}
+/// A file the `.blend` references but does not contain (the API's type:
+/// the gateway reports these to the artist as they are).
+pub use lumen_protocol::api::ExternalFile;
 
 /// What a `.blend` describes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -141,6 +141,17 @@ pub async fn deploy<P: Provider>(provider: &P, config: &DeployConfig) -> ChainRe
     Ok(deployment)
 }
 
+/// Sends a contract call, waits for its receipt and checks it did not
+/// revert; reverts are decoded into our contracts' typed errors.
+pub async fn send<P, D>(call: alloy::contract::CallBuilder<P, D>) -> ChainResult<TransactionReceipt>
+where
+    P: Provider,
+    D: alloy::contract::CallDecoder,
+{
+    let pending = call.send().await.map_err(ChainError::from_contract)?;
+    confirmed(pending.get_receipt().await?)
+}
+
 /// Turns a mined-but-reverted receipt into an error.
 pub fn confirmed(receipt: TransactionReceipt) -> ChainResult<TransactionReceipt> {
     if receipt.status() { Ok(receipt) } else { Err(ChainError::TxReverted { tx: receipt.transaction_hash }) }

@@ -8,11 +8,11 @@ use crate::eip712::JobSpec;
 /// A file the `.blend` references but does not contain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExternalFile {
-    /// Datablock kind (`image`, `library`, `sound`, …).
+    /// Datablock kind: `image`, `library`, `sound`, `font`, `movieclip`, `volume`, `cache_file`.
     pub kind: String,
     /// Datablock name.
     pub name: String,
-    /// The path it points at.
+    /// The path it points at (`//` means relative to the `.blend`).
     pub path: String,
 }
 

@@ -13,7 +13,7 @@ use eyre::{WrapErr, bail, eyre};
 use lumen_chain::{
     ChainError,
     contracts::RenderEscrow,
-    deploy::confirmed,
+    deploy::send,
     sign::{JobSpec, sign_digest, spec_hash},
 };
 use lumen_protocol::api::{JobView, RegisterJob, UploadedBlend};
@@ -228,17 +228,9 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         .map(|b| b.header.timestamp)
         .unwrap_or_default();
     let deadline = now + args.deadline_hours.max(1) * 3_600;
-    let receipt = confirmed(
-        escrow
-            .openJob(hash, Address::ZERO, args.price_per_frame, frame_count, deadline)
-            .value(cost)
-            .send()
-            .await
-            .map_err(ChainError::from_contract)?
-            .get_receipt()
-            .await
-            .map_err(ChainError::from)?,
-    )?;
+    let receipt =
+        send(escrow.openJob(hash, Address::ZERO, args.price_per_frame, frame_count, deadline).value(cost))
+            .await?;
     let opened = receipt
         .decoded_log::<RenderEscrow::JobOpened>()
         .ok_or_else(|| eyre!("openJob succeeded but emitted no JobOpened event"))?;
@@ -407,16 +399,7 @@ async fn cancel(args: CancelArgs) -> eyre::Result<()> {
         .wallet(EthereumWallet::from(key))
         .connect_http(conn.rpc_url.parse().wrap_err("invalid RPC URL")?);
     let escrow = RenderEscrow::new(conn.escrow, &provider);
-    let receipt = confirmed(
-        escrow
-            .cancel(U256::from(args.job))
-            .send()
-            .await
-            .map_err(ChainError::from_contract)?
-            .get_receipt()
-            .await
-            .map_err(ChainError::from)?,
-    )?;
+    let receipt = send(escrow.cancel(U256::from(args.job))).await?;
     output::line(format!("cancelled job {} in tx {}", args.job, receipt.transaction_hash));
     Ok(())
 }

@@ -7,7 +7,7 @@ use alloy::{
 };
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, eyre};
-use lumen_chain::{ChainError, bind, contracts::NodeRegistry, deploy::confirmed};
+use lumen_chain::{ChainError, bind, contracts::NodeRegistry, deploy::send};
 
 use crate::{connect::ConnectArgs, output};
 
@@ -80,17 +80,7 @@ pub async fn bind_node(
     let nonce = contract.nonces(node_key.address()).call().await.map_err(ChainError::from_contract)?;
     let deadline = U256::from(u64::MAX);
     let signature = bind::sign(node_key, owner.address(), nonce, deadline, chain_id, registry).await?;
-    let receipt = confirmed(
-        contract
-            .register(node_key.address(), deadline, signature)
-            .value(stake)
-            .send()
-            .await
-            .map_err(ChainError::from_contract)?
-            .get_receipt()
-            .await
-            .map_err(ChainError::from)?,
-    )?;
+    let receipt = send(contract.register(node_key.address(), deadline, signature).value(stake)).await?;
     Ok(receipt.transaction_hash)
 }
 
