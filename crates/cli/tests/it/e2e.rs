@@ -236,3 +236,153 @@ async fn a_deterministic_failure_fails_the_job_fast_and_refunds_everything() {
     assert!(released_frames(&devnet, job).await.is_empty());
     assert_eq!(refunded(&devnet, job).await, U256::from(PRICE) * U256::from(6), "everything refunded");
 }
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+struct Proc(std::process::Child);
+
+impl Proc {
+    fn start(bin: &std::path::Path, args: &[&str], env: &[(&str, &str)], log: std::path::PathBuf) -> Self {
+        assert!(
+            bin.is_file(),
+            "{} is missing: build the workspace (cargo nextest run --workspace)",
+            bin.display()
+        );
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn split_processes_render_a_job_without_a_devnet_file() {
+    use alloy::signers::local::PrivateKeySigner;
+
+    let anvil = lumen_chain::anvil::spawn().unwrap();
+    let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
+    let (admin, artist, owner) = (key(0), key(1), key(2));
+    let rpc = anvil.endpoint();
+    let provider = lumen_testkit::connect(&admin, &rpc).unwrap();
+    let deployment =
+        lumen_chain::deploy(&provider, &lumen_chain::DeployConfig::devnet(admin.address())).await.unwrap();
+    let dir = tempfile::Builder::new().prefix("lumen-split-").tempdir().unwrap();
+    let deployment_file = dir.path().join("deployment.json");
+    deployment.save(&deployment_file).unwrap();
+    let node_key_file = dir.path().join("node/private_key");
+    let node_key = lumen_node::key::load_or_create(&node_key_file).unwrap();
+    lumen_cli::cmd::node::bind_node(
+        &rpc,
+        deployment.registry,
+        deployment.chain_id,
+        &node_key,
+        &owner,
+        U256::ZERO,
+    )
+    .await
+    .unwrap();
+
+    let bin = |name: &str| std::path::Path::new(crate::harness::lumen_bin()).with_file_name(name);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gateway = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let (data_s, deployment_s) = (data.to_str().unwrap(), deployment_file.to_str().unwrap());
+    let listen = format!("127.0.0.1:{port}");
+    // The gateway first: it creates and migrates the shared database.
+    let _gateway = Proc::start(
+        &bin("lumen-gateway"),
+        &["--data-dir", data_s, "--listen", &listen, "--rpc-url", &rpc, "--deployment", deployment_s],
+        &[],
+        dir.path().join("gateway.log"),
+    );
+    let logs = || {
+        ["gateway", "verifier", "indexer", "node"]
+            .iter()
+            .map(|n| format!("--- {n}\n{}", crate::harness::tail(&dir.path().join(format!("{n}.log")))))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let started = std::time::Instant::now();
+    while crate::harness::get_json(&format!("{gateway}/api/v1/info")).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "gateway did not start:\n{}", logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _verifier =
+        Proc::start(&bin("lumen-verifier"), &["--data-dir", data_s], &[], dir.path().join("verifier.log"));
+    let settler_key = alloy::hex::encode_prefixed(admin.to_bytes());
+    let _indexer = Proc::start(
+        &bin("lumen-indexer"),
+        &["--data-dir", data_s, "--rpc-url", &rpc, "--deployment", deployment_s],
+        &[("LUMEN_SETTLER_KEY", &settler_key)],
+        dir.path().join("indexer.log"),
+    );
+    let ws = format!("ws://127.0.0.1:{port}/ws/node");
+    let _node = Proc::start(
+        &bin("lumen-node"),
+        &[
+            "--gateway",
+            &ws,
+            "--key-file",
+            node_key_file.to_str().unwrap(),
+            "--data-dir",
+            dir.path().join("node").to_str().unwrap(),
+            "--health-port",
+            "0",
+        ],
+        &[],
+        dir.path().join("node.log"),
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let healthy = crate::harness::get_json(&format!("{gateway}/api/v1/nodes"))
+            .ok()
+            .and_then(|n| n.as_array().map(|a| a.iter().any(|n| n["state"] == "HEALTHY")))
+            .unwrap_or(false);
+        if healthy {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "node not healthy:\n{}", logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let scene = dir.path().join("scene.blend");
+    make_scene(&scene, 4, 64, 36, &[]);
+    let artist_key = alloy::hex::encode_prefixed(artist.to_bytes());
+    // No devnet file: everything comes from --gateway, --rpc-url and the key variable.
+    let lumen = |args: &[&str]| {
+        let out = std::process::Command::new(crate::harness::lumen_bin())
+            .args(args)
+            .args(["--gateway", &gateway, "--rpc-url", &rpc, "--devnet-dir"])
+            .arg(dir.path().join("no-devnet-here"))
+            .env("ARTIST_KEY", &artist_key)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "lumen {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), logs());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = lumen(&["job", "submit", scene.to_str().unwrap(), "--private-key-env", "ARTIST_KEY"]);
+    let job = out.lines().last().unwrap().trim().to_owned();
+    lumen(&["job", "wait", &job, "--timeout", "300"]);
+    let status: serde_json::Value = serde_json::from_str(&lumen(&["job", "status", &job, "--json"])).unwrap();
+    assert_eq!(status["state"], "completed", "{status:#}");
+    for f in frames_of(&status) {
+        assert_eq!(f["node"].as_str().unwrap(), format!("{:#x}", node_key.address()));
+        assert!(f["payout_tx"].as_str().is_some(), "{f}");
+    }
+}
