@@ -241,13 +241,13 @@ async fn a_deterministic_failure_fails_the_job_fast_and_refunds_everything() {
 struct Proc(std::process::Child);
 
 impl Proc {
-    fn start(bin: &std::path::Path, args: &[&str], env: &[(&str, &str)], log: std::path::PathBuf) -> Self {
+    fn start(bin: &std::path::Path, args: &[&str], env: &[(&str, &str)], log: &std::path::Path) -> Self {
         assert!(
             bin.is_file(),
             "{} is missing: build the workspace (cargo nextest run --workspace)",
             bin.display()
         );
-        let file = std::fs::File::create(&log).unwrap();
+        let file = std::fs::File::create(log).unwrap();
         let child = std::process::Command::new(bin)
             .args(args)
             .envs(env.iter().copied())
@@ -308,7 +308,7 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
         &bin("lumen-gateway"),
         &["--data-dir", data_s, "--listen", &listen, "--rpc-url", &rpc, "--deployment", deployment_s],
         &[],
-        dir.path().join("gateway.log"),
+        &dir.path().join("gateway.log"),
     );
     let logs = || {
         ["gateway", "verifier", "indexer", "node"]
@@ -323,13 +323,13 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _verifier =
-        Proc::start(&bin("lumen-verifier"), &["--data-dir", data_s], &[], dir.path().join("verifier.log"));
+        Proc::start(&bin("lumen-verifier"), &["--data-dir", data_s], &[], &dir.path().join("verifier.log"));
     let settler_key = alloy::hex::encode_prefixed(admin.to_bytes());
     let _indexer = Proc::start(
         &bin("lumen-indexer"),
         &["--data-dir", data_s, "--rpc-url", &rpc, "--deployment", deployment_s],
         &[("LUMEN_SETTLER_KEY", &settler_key)],
-        dir.path().join("indexer.log"),
+        &dir.path().join("indexer.log"),
     );
     let ws = format!("ws://127.0.0.1:{port}/ws/node");
     let _node = Proc::start(
@@ -345,7 +345,7 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
             "0",
         ],
         &[],
-        dir.path().join("node.log"),
+        &dir.path().join("node.log"),
     );
     let started = std::time::Instant::now();
     loop {
