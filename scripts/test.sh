@@ -32,6 +32,10 @@ cargo fmt --all --check
 step "rust: cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The end-to-end tests start every service binary, not only their own crate's.
+step "rust: build the binaries"
+cargo build --workspace --bins --locked
+
 step "rust: doctests"
 cargo test --workspace --doc --locked
 
