@@ -98,34 +98,23 @@ impl DeployConfig {
 pub async fn deploy<P: Provider>(provider: &P, config: &DeployConfig) -> ChainResult<Deployment> {
     let chain_id = provider.get_chain_id().await?;
 
-    let receipt = confirmed(
-        NodeRegistry::deploy_builder(provider, config.admin, config.settler, config.unstake_delay)
-            .send()
-            .await
-            .map_err(ChainError::from_contract)?
-            .get_receipt()
-            .await?,
-    )?;
+    let receipt =
+        send(NodeRegistry::deploy_builder(provider, config.admin, config.settler, config.unstake_delay))
+            .await?;
     let registry =
         receipt.contract_address.ok_or(ChainError::NoContractAddress { contract: "NodeRegistry" })?;
     let deploy_block = receipt.block_number.unwrap_or_default();
 
-    let receipt = confirmed(
-        RenderEscrow::deploy_builder(
-            provider,
-            config.admin,
-            registry,
-            config.settler,
-            config.treasury,
-            config.fee_bps,
-            config.cancel_grace,
-        )
-        .send()
-        .await
-        .map_err(ChainError::from_contract)?
-        .get_receipt()
-        .await?,
-    )?;
+    let receipt = send(RenderEscrow::deploy_builder(
+        provider,
+        config.admin,
+        registry,
+        config.settler,
+        config.treasury,
+        config.fee_bps,
+        config.cancel_grace,
+    ))
+    .await?;
     let escrow =
         receipt.contract_address.ok_or(ChainError::NoContractAddress { contract: "RenderEscrow" })?;
 
