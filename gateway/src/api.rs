@@ -12,7 +12,7 @@ use axum::{
 };
 use lumen_chain::sign::{recover, spec_hash};
 use lumen_protocol::api::{FrameView, JobView, RegisterJob, TxView, UploadedBlend};
-use lumen_store::{Event, JobRow, NewJob};
+use lumen_store::{Event, JobRow, NewJob, TaskState};
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -283,7 +283,7 @@ pub(crate) async fn upload_output(
 
 pub(crate) async fn list_nodes(State(state): State<AppState>) -> ApiResult<Json<Vec<NodeSummary>>> {
     let mut nodes = state.nodes.summaries();
-    let running = state.store.running_tasks().await?;
+    let running = state.store.tasks_in_state(TaskState::Running).await?;
     for node in &mut nodes {
         let key = lumen_matchmaker::addr_key(&node.address);
         node.running = u32::try_from(running.iter().filter(|t| t.node == key).count()).unwrap_or(u32::MAX);

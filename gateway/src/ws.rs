@@ -302,7 +302,7 @@ async fn take_result(
 /// to the queue.
 async fn lose_running_tasks(state: &AppState, node: &Address, code: &str, message: &str) {
     let key = addr_key(node);
-    let Ok(tasks) = state.store.running_tasks().await else { return };
+    let Ok(tasks) = state.store.tasks_in_state(TaskState::Running).await else { return };
     for task in tasks.into_iter().filter(|t| t.node == key) {
         let end = TaskEnd {
             state: TaskState::Lost,

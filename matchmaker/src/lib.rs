@@ -136,7 +136,7 @@ impl Matchmaker {
 
     async fn expire_leases(&self) -> MatchmakerResult<()> {
         let now = now_ms();
-        for task in self.store.running_tasks().await? {
+        for task in self.store.tasks_in_state(TaskState::Running).await? {
             if task.lease_until >= now {
                 continue;
             }
@@ -213,7 +213,7 @@ impl Matchmaker {
             return Ok(());
         }
         let mut running: HashMap<String, u32> = HashMap::new();
-        for task in self.store.running_tasks().await? {
+        for task in self.store.tasks_in_state(TaskState::Running).await? {
             *running.entry(task.node).or_default() += 1;
         }
         let mut loads: Vec<Load> = nodes

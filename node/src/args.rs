@@ -32,16 +32,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2048)]
     pub memory_mb: u64,
     /// Deliberate misbehaviour, for failure tests only.
-    #[arg(long, hide = true, env = "LUMEN_NODE_FAULT", value_parser = parse_fault)]
+    #[arg(long, hide = true, env = "LUMEN_NODE_FAULT")]
     pub fault: Option<Fault>,
-}
-
-fn parse_fault(text: &str) -> Result<Fault, String> {
-    match text {
-        "black-frames" => Ok(Fault::BlackFrames),
-        "wrong-key" => Ok(Fault::WrongKey),
-        other => Err(format!("unknown fault {other:?} (black-frames, wrong-key)")),
-    }
 }
 
 /// `~/.lumen`.
@@ -95,7 +87,8 @@ mod tests {
         assert_eq!(config.health_addr.port(), 0);
         assert_eq!(config.slots, 2);
         assert_eq!(config.memory_bytes, 2 << 30);
-        assert!(parse_fault("eat-frames").is_err());
-        assert_eq!(parse_fault("wrong-key").unwrap(), Fault::WrongKey);
+        assert!("eat-frames".parse::<Fault>().is_err());
+        assert_eq!("wrong-key".parse::<Fault>().unwrap(), Fault::WrongKey);
+        assert_eq!(Fault::BlackFrames.as_str().parse::<Fault>().unwrap(), Fault::BlackFrames);
     }
 }

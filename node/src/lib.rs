@@ -78,6 +78,27 @@ pub enum Fault {
     WrongKey,
 }
 
+impl Fault {
+    /// The name used on the command line and in `LUMEN_NODE_FAULT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BlackFrames => "black-frames",
+            Self::WrongKey => "wrong-key",
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [Self::BlackFrames, Self::WrongKey]
+            .into_iter()
+            .find(|f| f.as_str() == text)
+            .ok_or_else(|| format!("unknown fault {text:?} (black-frames, wrong-key)"))
+    }
+}
+
 /// Node settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeConfig {

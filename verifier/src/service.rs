@@ -64,7 +64,7 @@ impl VerifierService {
 
     /// Judges every result waiting now.
     pub async fn round(&self) -> Result<(), StoreError> {
-        for task in self.store.uploaded_tasks().await? {
+        for task in self.store.tasks_in_state(lumen_store::TaskState::Uploaded).await? {
             self.judge(&task).await?;
         }
         Ok(())

@@ -344,9 +344,11 @@ impl Store {
             .await?)
     }
 
-    /// Running tasks, per node: the load the matchmaker balances.
-    pub async fn running_tasks(&self) -> StoreResult<Vec<TaskRow>> {
-        Ok(sqlx::query_as("SELECT * FROM tasks WHERE state = 'running' ORDER BY task_id")
+    /// Tasks in a state, oldest first (`running`: the load the matchmaker
+    /// balances; `uploaded`: results waiting for the verifier).
+    pub async fn tasks_in_state(&self, state: TaskState) -> StoreResult<Vec<TaskRow>> {
+        Ok(sqlx::query_as("SELECT * FROM tasks WHERE state = ? ORDER BY task_id")
+            .bind(state)
             .fetch_all(&self.pool)
             .await?)
     }
@@ -444,13 +446,6 @@ impl Store {
     pub async fn last_verdict_seq(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COALESCE(MAX(verdict_seq), 0) FROM tasks")
             .fetch_one(&self.pool)
-            .await?)
-    }
-
-    /// Uploaded results waiting for the verifier.
-    pub async fn uploaded_tasks(&self) -> StoreResult<Vec<TaskRow>> {
-        Ok(sqlx::query_as("SELECT * FROM tasks WHERE state = 'uploaded' ORDER BY task_id")
-            .fetch_all(&self.pool)
             .await?)
     }
 

@@ -169,8 +169,7 @@ fn parse_faults(specs: &[String]) -> eyre::Result<std::collections::HashMap<usiz
         .map(|spec| {
             let (index, fault) =
                 spec.split_once('=').ok_or_else(|| eyre::eyre!("--node-fault expects INDEX=FAULT"))?;
-            let fault: lumen_node::Fault = serde_json::from_value(serde_json::Value::String(fault.into()))
-                .map_err(|_| eyre::eyre!("unknown fault {fault:?}"))?;
+            let fault: lumen_node::Fault = fault.parse().map_err(|e: String| eyre::eyre!(e))?;
             Ok((index.parse().wrap_err("--node-fault index")?, fault))
         })
         .collect()
@@ -230,8 +229,7 @@ async fn start_node(
         .stderr(log_file)
         .kill_on_drop(true);
     if let Some(fault) = fault {
-        let name = serde_json::to_value(fault)?.as_str().unwrap_or_default().to_owned();
-        command.env("LUMEN_NODE_FAULT", name);
+        command.env("LUMEN_NODE_FAULT", fault.as_str());
         warn!(target: "devnet", index, ?fault, "starting a deliberately misbehaving node");
     }
     let child = command.spawn().wrap_err("cannot start a node process")?;
