@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use alloy::primitives::B256;
 use axum::{
     Json,
     body::Bytes,
@@ -11,12 +10,15 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use lumen_chain::sign::{recover, spec_hash};
-use lumen_protocol::api::{FrameView, JobView, RegisterJob, TxView, UploadedBlend};
-use lumen_store::{Event, JobRow, NewJob, TaskState};
+use lumen_protocol::{
+    ContentHash, Deployment, FrameIndex, FrameState, JobId, TaskId, TaskState,
+    api::{FrameView, JobView, NodeView, RegisterJob, RenderView, TxView, UploadedBlend},
+};
+use lumen_store::{Event, JobRow, NewJob, TaskRow};
 use serde::Deserialize;
 use tracing::{info, warn};
 
-use crate::{AppState, error::ApiError, nodes::NodeSummary};
+use crate::{AppState, error::ApiError};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -24,21 +26,17 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-pub(crate) async fn info(State(state): State<AppState>) -> Json<lumen_protocol::api::NetworkInfo> {
-    let chain = &state.config.chain;
-    Json(lumen_protocol::api::NetworkInfo {
-        chain_id: chain.chain_id,
-        rpc_url: chain.rpc_url.clone(),
-        escrow: chain.escrow,
-        registry: chain.registry,
-    })
+/// `GET /api/v1/info`: the deployment this gateway settles on (its
+/// `rpc_url` may be loopback: clients may need their own).
+pub(crate) async fn info(State(state): State<AppState>) -> Json<Deployment> {
+    Json(state.config.chain.clone())
 }
 
 pub(crate) async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../assets/index.html"))
 }
 
-fn parse_hash(hash: &str) -> ApiResult<B256> {
+fn parse_hash(hash: &str) -> ApiResult<ContentHash> {
     hash.parse().map_err(|_| ApiError::bad_request("bad_hash", format!("{hash:?} is not a 32-byte hex hash")))
 }
 
@@ -83,9 +81,9 @@ pub(crate) async fn register_job(
     if spec.pricePerFrame == 0 {
         return Err(ApiError::bad_request("bad_price", "the price per frame must be positive"));
     }
-    let job_id =
-        i64::try_from(req.job_id).map_err(|_| ApiError::bad_request("bad_job", "job id out of range"))?;
-    if !state.store.blobs().contains(&spec.blendHash).await {
+    let job_id = req.job_id;
+    let blend_hash = ContentHash::from(spec.blendHash);
+    if !state.store.blobs().contains(&blend_hash).await {
         return Err(ApiError::bad_request("unknown_blend", format!("no uploaded .blend {}", spec.blendHash)));
     }
     let hash = spec_hash(spec, state.config.chain.chain_id, state.config.chain.escrow);
@@ -95,7 +93,7 @@ pub(crate) async fn register_job(
     // anyone could squat another artist's job id with a spec of their own.
     let onchain = state
         .escrow
-        .getJob(alloy::primitives::U256::from(req.job_id))
+        .getJob(job_id.to_u256())
         .call()
         .await
         .map_err(|e| ApiError::internal(format!("escrow getJob: {e}")))?;
@@ -109,28 +107,27 @@ pub(crate) async fn register_job(
     let frame_numbers = (0..frame_count).map(|i| spec.frame_number(i)).collect();
     let job = NewJob {
         job_id,
-        artist: format!("{artist:#x}"),
+        artist,
         spec_json: serde_json::to_string(spec).map_err(ApiError::internal)?,
-        spec_hash: format!("{hash}"),
-        signature: alloy::hex::encode_prefixed(&req.signature),
-        blend_hash: format!("{}", spec.blendHash),
-        frame_count,
+        spec_hash: hash,
+        signature: req.signature.clone(),
+        blend_hash,
         width: spec.width,
         height: spec.height,
         engine: spec.engine.clone(),
-        token: format!("{:#x}", spec.token),
-        price_per_frame: spec.pricePerFrame.to_string(),
+        token: spec.token,
+        price_per_frame: spec.pricePerFrame.into(),
         frame_numbers,
     };
     state.store.insert_job(&job).await?;
-    info!(target: "gateway::api", job_id, %artist, frames = frame_count, "job registered");
+    info!(target: "gateway::api", %job_id, %artist, frames = frame_count, "job registered");
     state.bus.publish(Event::JobRegistered { job_id });
     Ok((StatusCode::CREATED, Json(job_view(&state, job_id).await?)))
 }
 
 pub(crate) async fn job_status(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<JobId>,
 ) -> ApiResult<Json<JobView>> {
     Ok(Json(job_view(&state, id).await?))
 }
@@ -151,15 +148,30 @@ pub(crate) async fn list_jobs(
     Ok(Json(out))
 }
 
-async fn job_view(state: &AppState, job_id: i64) -> ApiResult<JobView> {
+async fn job_view(state: &AppState, job_id: JobId) -> ApiResult<JobView> {
     let job =
         state.store.job(job_id).await?.ok_or_else(|| ApiError::not_found(format!("no job {job_id}")))?;
     build_view(state, job).await
 }
 
+fn render_view(task: &TaskRow) -> RenderView {
+    RenderView {
+        task_id: task.task_id,
+        role: task.role,
+        state: task.state,
+        node: task.node,
+        output_hash: task.output_hash,
+        failure: task.failure_code.clone(),
+    }
+}
+
 async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
-    let payouts: HashMap<i64, lumen_store::PayoutRow> =
+    let payouts: HashMap<FrameIndex, lumen_store::PayoutRow> =
         state.store.payouts(job.job_id).await?.into_iter().map(|p| (p.frame_index, p)).collect();
+    let mut renders: HashMap<FrameIndex, Vec<TaskRow>> = HashMap::new();
+    for task in state.store.job_tasks(job.job_id).await? {
+        renders.entry(task.frame_index).or_default().push(task);
+    }
     let frames = state
         .store
         .frames(job.job_id)
@@ -167,22 +179,22 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
         .into_iter()
         .map(|f| {
             let payout = payouts.get(&f.frame_index);
+            let tasks = renders.remove(&f.frame_index).unwrap_or_default();
+            let verdict = tasks.iter().rev().find_map(TaskRow::verdict).map(|v| v.to_string());
             FrameView {
                 frame: f.frame_number,
                 index: f.frame_index,
-                state: serde_json::to_value(f.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                state: f.state,
                 node: f.node,
                 output_hash: f.output_hash,
-                verdict: f.verdict,
+                verdict,
                 failure: f.failure,
                 attempts: f.attempts,
-                payout_tx: payout.map(|p| p.tx_hash.clone()),
-                payout_owner: payout.map(|p| p.owner.clone()),
-                payout_amount: payout.map(|p| p.amount.clone()),
-                payout_fee: payout.map(|p| p.fee.clone()),
+                payout_tx: payout.map(|p| p.tx_hash),
+                payout_owner: payout.map(|p| p.owner),
+                payout_amount: payout.map(|p| p.amount),
+                payout_fee: payout.map(|p| p.fee),
+                renders: tasks.iter().map(render_view).collect(),
             }
         })
         .collect();
@@ -191,22 +203,16 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
         .chain_events(Some(job.job_id))
         .await?
         .into_iter()
-        .map(|e| {
-            let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
-            TxView {
-                event: e.name,
-                tx_hash: e.tx_hash,
-                block_number: e.block_number,
-                amount: data.get("amount").and_then(|a| a.as_str()).map(str::to_owned),
-            }
+        .map(|e| TxView {
+            event: e.event.kind(),
+            tx_hash: e.tx_hash,
+            block_number: e.block_number,
+            amount: e.event.amount(),
         })
         .collect();
     Ok(JobView {
         job_id: job.job_id,
-        state: serde_json::to_value(job.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        state: job.state,
         failure: job.failure,
         artist: job.artist,
         frame_count: job.frame_count,
@@ -224,21 +230,20 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
 /// `GET /api/v1/jobs/{id}/frames/{frame}`: a verified frame by Blender frame number.
 pub(crate) async fn job_frame(
     State(state): State<AppState>,
-    Path((id, frame)): Path<(i64, i64)>,
+    Path((id, frame)): Path<(JobId, i32)>,
 ) -> ApiResult<Response> {
     let frames = state.store.frames(id).await?;
     let f = frames
         .iter()
         .find(|f| f.frame_number == frame)
         .ok_or_else(|| ApiError::not_found(format!("job {id} has no frame {frame}")))?;
-    if f.state != lumen_store::FrameState::Verified {
+    let (FrameState::Verified, Some(hash)) = (f.state, f.output_hash) else {
         return Err(ApiError::client(
             StatusCode::CONFLICT,
             "not_verified",
             format!("frame {frame} is not verified"),
         ));
-    }
-    let hash = parse_hash(f.output_hash.as_deref().unwrap_or_default())?;
+    };
     let bytes = state.store.blobs().get(&hash).await.map_err(ApiError::internal)?.ok_or_else(|| {
         ApiError::internal(format!("verified frame {frame} of job {id} is missing from the blob store"))
     })?;
@@ -249,7 +254,7 @@ pub(crate) async fn job_frame(
 /// runs, authenticated by its connection's session token.
 pub(crate) async fn upload_output(
     State(state): State<AppState>,
-    Path(task_id): Path<i64>,
+    Path(task_id): Path<TaskId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -263,7 +268,7 @@ pub(crate) async fn upload_output(
     })?;
     let task =
         state.store.task(task_id).await?.ok_or_else(|| ApiError::not_found(format!("no task {task_id}")))?;
-    if task.node != lumen_matchmaker::addr_key(&node) {
+    if task.node != node {
         return Err(ApiError::client(
             StatusCode::FORBIDDEN,
             "not_assigned",
@@ -274,19 +279,21 @@ pub(crate) async fn upload_output(
         return Err(ApiError::bad_request("empty", "the upload is empty"));
     }
     let hash = state.store.put_blob(&body).await.map_err(ApiError::internal)?;
-    if !state.store.record_upload(task_id, &format!("{hash}")).await? {
-        warn!(target: "gateway::api", task_id, %node, "upload for a task that is no longer running");
+    if !state.store.record_upload(task_id, hash).await? {
+        warn!(target: "gateway::api", %task_id, %node, "upload for a task that is no longer running");
         return Err(ApiError::client(StatusCode::CONFLICT, "not_running", "the task is no longer running"));
     }
     Ok(Json(serde_json::json!({ "hash": hash, "size": body.len() })))
 }
 
-pub(crate) async fn list_nodes(State(state): State<AppState>) -> ApiResult<Json<Vec<NodeSummary>>> {
-    let mut nodes = state.nodes.summaries();
-    let running = state.store.tasks_in_state(TaskState::Running).await?;
+pub(crate) async fn list_nodes(State(state): State<AppState>) -> ApiResult<Json<Vec<NodeView>>> {
+    let mut nodes = state.nodes.views(false);
+    let mut running: HashMap<lumen_protocol::Address, u32> = HashMap::new();
+    for task in state.store.tasks_in_state(TaskState::Running).await? {
+        *running.entry(task.node).or_default() += 1;
+    }
     for node in &mut nodes {
-        let key = lumen_matchmaker::addr_key(&node.address);
-        node.running = u32::try_from(running.iter().filter(|t| t.node == key).count()).unwrap_or(u32::MAX);
+        node.running = running.get(&node.address).copied().unwrap_or(0);
     }
     Ok(Json(nodes))
 }

@@ -25,7 +25,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use axum::{Router, extract::DefaultBodyLimit, routing::get};
 use lumen_chain::contracts::{NodeRegistry, RenderEscrow};
-use lumen_protocol::{Address, node::HealthPolicy};
+use lumen_protocol::{Deployment, TaskState, node::HealthPolicy};
 use lumen_store::{Bus, Store};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
@@ -33,20 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use error::{ApiError, GatewayError, GatewayResult};
-pub use nodes::{NodeDirectory, NodeSummary};
-
-/// The chain the gateway checks nodes and jobs against.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainConfig {
-    /// JSON-RPC URL.
-    pub rpc_url: String,
-    /// Chain id (part of every signed message's domain).
-    pub chain_id: u64,
-    /// `RenderEscrow` address.
-    pub escrow: Address,
-    /// `NodeRegistry` address.
-    pub registry: Address,
-}
+pub use nodes::NodeDirectory;
 
 /// Gateway settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,8 +43,8 @@ pub struct GatewayConfig {
     /// The URL nodes use to reach this gateway; part of the signed auth
     /// challenge. Defaults to `http://<bound address>`.
     pub public_url: Option<String>,
-    /// The settlement chain.
-    pub chain: ChainConfig,
+    /// The settlement chain: the deployment, with its `rpc_url` set.
+    pub chain: Deployment,
     /// Node health thresholds.
     pub health: HealthPolicy,
     /// Largest `.blend` upload, bytes (default 1 GiB).
@@ -72,7 +59,7 @@ pub struct GatewayConfig {
 
 impl GatewayConfig {
     /// Defaults for a chain, listening on `listen`.
-    pub fn new(listen: SocketAddr, chain: ChainConfig) -> Self {
+    pub fn new(listen: SocketAddr, chain: Deployment) -> Self {
         Self {
             listen,
             public_url: None,
@@ -135,7 +122,8 @@ pub async fn spawn(
         .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let url = config.chain.rpc_url.parse().map_err(|_| GatewayError::RpcUrl(config.chain.rpc_url.clone()))?;
+    let rpc_url = config.chain.rpc_url.clone().ok_or_else(|| GatewayError::RpcUrl("(none)".into()))?;
+    let url = rpc_url.parse().map_err(|_| GatewayError::RpcUrl(rpc_url.clone()))?;
     let provider = ProviderBuilder::new().connect_http(url).erased();
     let registry = NodeRegistry::new(config.chain.registry, provider.clone());
     let escrow = RenderEscrow::new(config.chain.escrow, provider);
@@ -242,8 +230,8 @@ async fn verdict_feedback(state: AppState, shutdown: CancellationToken) {
         };
         for task in judged {
             seen = task.verdict_seq.unwrap_or(seen);
-            let Ok(node) = task.node.parse::<Address>() else { continue };
-            if task.state == lumen_store::TaskState::Accepted {
+            let node = task.node;
+            if task.state == TaskState::Accepted {
                 state.nodes.success(&node);
             } else if let Some(now) = state.nodes.failure(&node) {
                 tracing::warn!(target: "gateway::nodes", %node, state = %now, "rejected frame counted against the node");

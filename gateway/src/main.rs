@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use lumen_chain::Deployment;
-use lumen_gateway::{ChainConfig, GatewayConfig, NodeDirectory};
+use lumen_gateway::{GatewayConfig, NodeDirectory};
 use lumen_matchmaker::{Matchmaker, MatchmakerConfig};
 use lumen_store::{Bus, Store};
 use tokio_util::sync::CancellationToken;
@@ -37,15 +37,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
     let deployment = Deployment::load(&cli.deployment)?;
     let store = Store::open(&cli.data_dir).await?;
     let bus = Bus::new();
-    let mut config = GatewayConfig::new(
-        cli.listen,
-        ChainConfig {
-            rpc_url: cli.rpc_url,
-            chain_id: deployment.chain_id,
-            escrow: deployment.escrow,
-            registry: deployment.registry,
-        },
-    );
+    let mut config = GatewayConfig::new(cli.listen, deployment.with_rpc_url(cli.rpc_url));
     config.public_url = cli.public_url;
     let nodes = Arc::new(NodeDirectory::new(config.health));
     let gateway = lumen_gateway::spawn(config, store.clone(), bus.clone(), nodes.clone()).await?;

@@ -7,13 +7,13 @@ use std::{
     time::Instant,
 };
 
-use lumen_matchmaker::{NodeLink, NodeView};
+use lumen_matchmaker::NodeLink;
 use lumen_protocol::{
     Address,
+    api::NodeView,
     node::{HealthPolicy, NodeHealth, NodeState},
     ws::{Capabilities, ServerMessage},
 };
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// What the gateway sends down a node's connection.
@@ -34,27 +34,6 @@ struct Entry {
     owner: Address,
     session: String,
     connected_at: Instant,
-}
-
-/// A node as reported by the API.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeSummary {
-    /// Node key address.
-    pub address: Address,
-    /// Owner wallet bound on-chain.
-    pub owner: Address,
-    /// Health state.
-    pub state: NodeState,
-    /// Whether a connection is open.
-    pub connected: bool,
-    /// Capabilities it announced.
-    pub capabilities: Capabilities,
-    /// Consecutive failures.
-    pub consecutive_failures: u32,
-    /// Seconds since the last heartbeat.
-    pub last_heartbeat_secs: Option<f64>,
-    /// Tasks running on it now.
-    pub running: u32,
 }
 
 /// All nodes this gateway has seen.
@@ -193,13 +172,16 @@ impl NodeDirectory {
         timed_out
     }
 
-    /// Every node, for the API.
-    pub fn summaries(&self) -> Vec<NodeSummary> {
+    /// Every node this gateway has seen (`connected` ones first when
+    /// `connected_only`), sorted by address. `running` is left at 0: the
+    /// database knows it.
+    pub fn views(&self, connected_only: bool) -> Vec<NodeView> {
         let now = Instant::now();
-        let mut list: Vec<NodeSummary> = self
+        let mut list: Vec<NodeView> = self
             .lock()
             .iter()
-            .map(|(address, e)| NodeSummary {
+            .filter(|(_, e)| !connected_only || e.tx.is_some())
+            .map(|(address, e)| NodeView {
                 address: *address,
                 owner: e.owner,
                 state: e.health.state(),
@@ -220,15 +202,7 @@ impl NodeDirectory {
 
 impl NodeLink for NodeDirectory {
     fn nodes(&self) -> Vec<NodeView> {
-        self.lock()
-            .iter()
-            .filter(|(_, e)| e.tx.is_some())
-            .map(|(address, e)| NodeView {
-                address: *address,
-                state: e.health.state(),
-                capabilities: e.capabilities.clone(),
-            })
-            .collect()
+        self.views(true)
     }
 
     fn send(&self, node: &Address, message: ServerMessage) -> bool {

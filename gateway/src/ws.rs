@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{B256, Signature, U256};
+use alloy::primitives::{B256, Bytes, Signature};
 use axum::{
     extract::{
         State, WebSocketUpgrade,
@@ -12,16 +12,15 @@ use axum::{
 };
 
 use lumen_chain::sign::{FrameResult, recover, result_digest};
-use lumen_matchmaker::addr_key;
 use lumen_protocol::{
-    Address,
+    Address, ContentHash, FrameIndex, JobId, TaskId, TaskState,
     auth::challenge_message,
     ws::{
         self, CLOSE_AUTH_FAILED, CLOSE_PROTOCOL_ERROR, Capabilities, MAX_MESSAGE_BYTES, NodeMessage,
         ServerMessage,
     },
 };
-use lumen_store::{Event, TaskEnd, TaskState};
+use lumen_store::{Event, TaskEnd};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -188,19 +187,18 @@ async fn handle(state: &AppState, node: Address, msg: NodeMessage) -> Option<Ser
             Some(ServerMessage::HeartbeatAck { state: state_now })
         }
         NodeMessage::TaskFailed { task_id, code, message, deterministic } => {
-            let Ok(task_id) = i64::try_from(task_id) else { return None };
             match state.store.task(task_id).await {
-                Ok(Some(task)) if task.node == addr_key(&node) => {
+                Ok(Some(task)) if task.node == node => {
                     let end =
                         TaskEnd { state: TaskState::Failed, code: code.clone(), message, deterministic };
                     if state.store.end_task(task_id, &end).await.unwrap_or(false) {
-                        warn!(target: "gateway::ws", %node, task_id, %code, deterministic, "node reported a failed frame");
+                        warn!(target: "gateway::ws", %node, %task_id, %code, deterministic, "node reported a failed frame");
                         state.nodes.failure(&node);
                         state.bus.publish(Event::TaskEnded { task_id, node: task.node });
                     }
                 }
                 _ => {
-                    debug!(target: "gateway::ws", %node, task_id, "failure report for a task that is not the node's")
+                    debug!(target: "gateway::ws", %node, %task_id, "failure report for a task that is not the node's")
                 }
             }
             None
@@ -212,7 +210,7 @@ async fn handle(state: &AppState, node: Address, msg: NodeMessage) -> Option<Ser
             let (accepted, reason) = match verdict {
                 Ok(()) => (true, None),
                 Err(reason) => {
-                    warn!(target: "gateway::ws", %node, task_id, %reason, "result rejected");
+                    warn!(target: "gateway::ws", %node, %task_id, %reason, "result rejected");
                     (false, Some(reason))
                 }
             };
@@ -228,14 +226,13 @@ async fn handle(state: &AppState, node: Address, msg: NodeMessage) -> Option<Ser
 async fn take_result(
     state: &AppState,
     node: Address,
-    task_id: u64,
-    job_id: u64,
-    frame_index: u32,
-    output_hash: B256,
-    signature: &[u8],
+    task_id: TaskId,
+    job_id: JobId,
+    frame_index: FrameIndex,
+    output_hash: ContentHash,
+    signature: &Bytes,
     render_secs: f64,
 ) -> Result<(), String> {
-    let task_id = i64::try_from(task_id).map_err(|_| "unknown task".to_owned())?;
     let task = match state.store.task(task_id).await {
         Ok(Some(task)) => task,
         Ok(None) => return Err("unknown task".into()),
@@ -244,15 +241,13 @@ async fn take_result(
             return Err("internal error".into());
         }
     };
-    if task.node != addr_key(&node) {
+    if task.node != node {
         return Err("the task is not assigned to this node".into());
     }
     if task.state != TaskState::Running {
         return Err(format!("the task is no longer running ({:?})", task.state));
     }
-    if u64::try_from(task.job_id).ok() != Some(job_id)
-        || u32::try_from(task.frame_index).ok() != Some(frame_index)
-    {
+    if task.job_id != job_id || task.frame_index != frame_index {
         return Err("job or frame does not match the task".into());
     }
     let invalid = |code: &str, message: String| TaskEnd {
@@ -261,12 +256,14 @@ async fn take_result(
         message,
         deterministic: false,
     };
-    let expected = format!("{output_hash}");
-    let problem = if task.upload_hash.as_deref() != Some(expected.as_str()) {
+    let problem = if task.upload_hash != Some(output_hash) {
         Some(invalid("hash_mismatch", "the output hash does not match the uploaded bytes".into()))
     } else {
-        let result =
-            FrameResult { jobId: U256::from(job_id), frameIndex: frame_index, outputHash: output_hash };
+        let result = FrameResult {
+            jobId: job_id.to_u256(),
+            frameIndex: frame_index.get(),
+            outputHash: output_hash.to_b256(),
+        };
         let digest = result_digest(&result, state.config.chain.chain_id, state.config.chain.escrow);
         match recover(digest, signature) {
             Ok(signer) if signer == node => None,
@@ -284,8 +281,7 @@ async fn take_result(
         }
         return Err(reason);
     }
-    let signature_hex = alloy::hex::encode_prefixed(signature);
-    match state.store.record_result(task_id, &expected, &signature_hex, render_secs).await {
+    match state.store.record_result(task_id, output_hash, signature, render_secs).await {
         Ok(true) => {
             state.bus.publish(Event::ResultUploaded { task_id });
             Ok(())
@@ -301,9 +297,8 @@ async fn take_result(
 /// The node is gone: its running tasks are lost and their frames go back
 /// to the queue.
 async fn lose_running_tasks(state: &AppState, node: &Address, code: &str, message: &str) {
-    let key = addr_key(node);
-    let Ok(tasks) = state.store.tasks_in_state(TaskState::Running).await else { return };
-    for task in tasks.into_iter().filter(|t| t.node == key) {
+    let Ok(tasks) = state.store.node_tasks(*node, TaskState::Running).await else { return };
+    for task in tasks {
         let end = TaskEnd {
             state: TaskState::Lost,
             code: code.into(),
@@ -311,8 +306,8 @@ async fn lose_running_tasks(state: &AppState, node: &Address, code: &str, messag
             deterministic: false,
         };
         if state.store.end_task(task.task_id, &end).await.unwrap_or(false) {
-            warn!(target: "gateway::ws", %node, task_id = task.task_id, "task lost: frame requeued");
-            state.bus.publish(Event::TaskEnded { task_id: task.task_id, node: key.clone() });
+            warn!(target: "gateway::ws", %node, task_id = %task.task_id, "task lost: frame requeued");
+            state.bus.publish(Event::TaskEnded { task_id: task.task_id, node: *node });
         }
     }
     state.bus.publish(Event::WorkAvailable);

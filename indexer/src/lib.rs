@@ -18,12 +18,10 @@ pub mod mirror;
 
 use std::time::Duration;
 
-use alloy::{
-    primitives::{Address, U256},
-    providers::DynProvider,
-};
+use alloy::{primitives::Address, providers::DynProvider};
 use lumen_chain::{ChainError, contracts::RenderEscrow, deploy::send, frames};
-use lumen_store::{Bus, Event, JobRow, JobState, Store, StoreError};
+use lumen_protocol::{ChainEvent, ChainEventKind, JobState};
+use lumen_store::{Bus, Event, JobRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -137,9 +135,9 @@ impl Indexer {
             for job in self.store.jobs_in_state(state).await? {
                 if let Err(err) = self.settle(&job).await {
                     if err_is_retryable(&err) {
-                        warn!(target: "indexer::settle", job_id = job.job_id, %err, "settlement step failed; retrying");
+                        warn!(target: "indexer::settle", job_id = %job.job_id, %err, "settlement step failed; retrying");
                     } else {
-                        error!(target: "indexer::settle", job_id = job.job_id, %err, "settlement step failed");
+                        error!(target: "indexer::settle", job_id = %job.job_id, %err, "settlement step failed");
                     }
                 }
             }
@@ -150,44 +148,23 @@ impl Indexer {
     async fn confirm_jobs(&self) -> IndexerResult<()> {
         for job in self.store.jobs_in_state(JobState::AwaitingChain).await? {
             let events = self.store.chain_events(Some(job.job_id)).await?;
-            let Some(opened) = events.iter().find(|e| e.name == "JobOpened") else { continue };
-            let data: serde_json::Value = serde_json::from_str(&opened.data).unwrap_or_default();
-            let expected_amount = U256::from(u64::try_from(job.frame_count).unwrap_or(0))
-                * job.price_per_frame.parse::<U256>().unwrap_or_default();
-            let mut problems = Vec::new();
-            let field =
-                |k: &str| data.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
-            if field("spec_hash").as_deref() != Some(job.spec_hash.as_str()) {
-                problems.push("spec hash");
-            }
-            if opened.account.as_deref() != Some(job.artist.as_str()) {
-                problems.push("artist");
-            }
-            if field("frame_count") != Some(job.frame_count.to_string()) {
-                problems.push("frame count");
-            }
-            if field("price_per_frame").as_deref() != Some(job.price_per_frame.as_str()) {
-                problems.push("price per frame");
-            }
-            if field("token").as_deref() != Some(job.token.as_str()) {
-                problems.push("token");
-            }
-            if field("amount") != Some(expected_amount.to_string()) {
-                problems.push("locked amount");
-            }
+            let Some(opened) = events.iter().find(|e| e.event.kind() == ChainEventKind::JobOpened) else {
+                continue;
+            };
+            let problems = opened_mismatches(&job, &opened.event);
             if problems.is_empty() {
                 if self
                     .store
                     .transition_job(job.job_id, JobState::AwaitingChain, JobState::Rendering, None)
                     .await?
                 {
-                    info!(target: "indexer::jobs", job_id = job.job_id, "JobOpened matches the registered spec: dispatching");
+                    info!(target: "indexer::jobs", job_id = %job.job_id, "JobOpened matches the registered spec: dispatching");
                     self.bus.publish(Event::WorkAvailable);
                 }
             } else {
                 let reason =
                     format!("on-chain job does not match the registered spec: {}", problems.join(", "));
-                warn!(target: "indexer::jobs", job_id = job.job_id, %reason, "job rejected");
+                warn!(target: "indexer::jobs", job_id = %job.job_id, %reason, "job rejected");
                 self.store
                     .transition_job(job.job_id, JobState::AwaitingChain, JobState::Rejected, Some(&reason))
                     .await?;
@@ -202,11 +179,11 @@ impl Indexer {
         if state == JobState::Rendering && counts.all_final() {
             self.store.transition_job(job.job_id, JobState::Rendering, JobState::Settling, None).await?;
             state = JobState::Settling;
-            info!(target: "indexer::settle", job_id = job.job_id, verified = counts.verified, failed = counts.failed, "every frame final: settling");
+            info!(target: "indexer::settle", job_id = %job.job_id, verified = counts.verified, failed = counts.failed, "every frame final: settling");
         }
         let events = self.store.chain_events(Some(job.job_id)).await?;
-        let refunded = events.iter().any(|e| e.name == "JobRefunded");
-        let closed = events.iter().any(|e| e.name == "JobClosed");
+        let refunded = events.iter().any(|e| e.event.kind() == ChainEventKind::JobRefunded);
+        let closed = events.iter().any(|e| e.event.kind() == ChainEventKind::JobClosed);
 
         if refunded {
             // The job ended on-chain (closed by us, or refunded by the artist after cancel or deadline).
@@ -219,31 +196,28 @@ impl Indexer {
             let reason = (outcome == JobState::Failed && job.failure.is_none())
                 .then(|| format!("{} frames failed, {} unpaid at refund", counts.failed, unpaid.len()));
             if self.store.transition_job(job.job_id, state, outcome, reason.as_deref()).await? {
-                info!(target: "indexer::settle", job_id = job.job_id, ?outcome, "job finished");
+                info!(target: "indexer::settle", job_id = %job.job_id, %outcome, "job finished");
             }
             return Ok(());
         }
 
         let escrow = RenderEscrow::new(self.config.escrow, &self.provider);
-        let job_id = U256::from(u64::try_from(job.job_id).unwrap_or_default());
+        let job_id = job.job_id.to_u256();
         if !closed {
             let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
             if !unpaid.is_empty() {
                 let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
-                let waited = u64::try_from(lumen_store::now_ms() - oldest).unwrap_or(0);
+                let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
                 if state == JobState::Settling
                     || unpaid.len() >= self.config.batch_frames
                     || waited >= self.config.max_batch_delay_ms
                 {
-                    let frame_count = u32::try_from(job.frame_count).unwrap_or(0);
                     for chunk in unpaid.chunks(self.config.max_frames_per_tx.max(1)) {
-                        let pairs = chunk.iter().filter_map(|f| {
-                            let node = f.node.as_deref()?.parse::<Address>().ok()?;
-                            Some((node, u32::try_from(f.frame_index).ok()?))
-                        });
-                        let sets = frames::pack(pairs, frame_count)?;
+                        // A verified frame always has the node whose render was accepted.
+                        let pairs = chunk.iter().filter_map(|f| Some((f.node?, f.frame_index.get())));
+                        let sets = frames::pack(pairs, job.frame_count)?;
                         let receipt = send(escrow.release(job_id, sets)).await?;
-                        info!(target: "indexer::settle", job_id = job.job_id, frames = chunk.len(), tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
+                        info!(target: "indexer::settle", job_id = %job.job_id, frames = chunk.len(), tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
                     }
                     self.sync().await?;
                 }
@@ -253,19 +227,46 @@ impl Indexer {
                 return Ok(());
             }
             let receipt = send(escrow.close(job_id)).await?;
-            info!(target: "indexer::settle", job_id = job.job_id, tx = %receipt.transaction_hash, "job closed");
+            info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, "job closed");
         }
         let receipt = send(escrow.refund(job_id)).await?;
-        info!(target: "indexer::settle", job_id = job.job_id, tx = %receipt.transaction_hash, "unspent escrow refunded to the artist");
+        info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, "unspent escrow refunded to the artist");
         self.sync().await?;
         Ok(())
     }
+}
+
+/// What in a `JobOpened` event disagrees with the job as registered (empty
+/// when the chain backs the job exactly).
+pub fn opened_mismatches(job: &JobRow, opened: &ChainEvent) -> Vec<&'static str> {
+    let ChainEvent::JobOpened {
+        job_id, artist, spec_hash, token, price_per_frame, frame_count, amount, ..
+    } = opened
+    else {
+        return vec!["event"];
+    };
+    let mut problems = Vec::new();
+    let checks = [
+        (*job_id == job.job_id, "job id"),
+        (*spec_hash == job.spec_hash, "spec hash"),
+        (*artist == job.artist, "artist"),
+        (*frame_count == job.frame_count, "frame count"),
+        (*price_per_frame == job.price_per_frame, "price per frame"),
+        (*token == job.token, "token"),
+        (Some(*amount) == job.expected_lock(), "locked amount"),
+    ];
+    for (ok, what) in checks {
+        if !ok {
+            problems.push(what);
+        }
+    }
+    problems
 }
 
 fn err_is_retryable(err: &IndexerError) -> bool {
     match err {
         IndexerError::Chain(e) => e.is_retryable(),
         IndexerError::Rpc(_) | IndexerError::MissingBlock(_) => true,
-        _ => false,
+        IndexerError::Store(e) => e.is_retryable(),
     }
 }

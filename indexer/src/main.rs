@@ -6,7 +6,6 @@ use std::{path::PathBuf, process::ExitCode};
 use alloy::{
     network::EthereumWallet,
     providers::{Provider, ProviderBuilder},
-    signers::local::PrivateKeySigner,
 };
 use clap::Parser;
 use lumen_chain::Deployment;
@@ -37,11 +36,7 @@ struct Cli {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let deployment = Deployment::load(&cli.deployment).map_err(|e| e.to_string())?;
-    let key: PrivateKeySigner = std::env::var(&cli.settler_key_env)
-        .map_err(|_| format!("environment variable {} is not set", cli.settler_key_env))?
-        .trim()
-        .parse()
-        .map_err(|e| format!("invalid settler key: {e}"))?;
+    let key = lumen_chain::key_from_env(&cli.settler_key_env).map_err(|e| e.to_string())?;
     let url = cli.rpc_url.parse().map_err(|e| format!("invalid RPC URL: {e}"))?;
     let provider = ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(url).erased();
     let store = Store::open(&cli.data_dir).await.map_err(|e| e.to_string())?;

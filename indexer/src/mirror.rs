@@ -6,7 +6,6 @@
 //! mirror drops what it stored above a safe depth and reads it again.
 
 use alloy::{
-    primitives::{Address, U256},
     providers::Provider,
     rpc::types::{Filter, Log},
     sol_types::SolEventInterface,
@@ -14,8 +13,8 @@ use alloy::{
 use lumen_chain::contracts::{
     escrow::RenderEscrow::RenderEscrowEvents, registry::NodeRegistry::NodeRegistryEvents,
 };
-use lumen_store::{ChainEventRow, Cursor, PayoutRow, Store};
-use serde_json::json;
+use lumen_protocol::{Address, ChainEvent, JobId, MirroredEvent, Wei, event::unpack_frames};
+use lumen_store::{Cursor, Store};
 use tracing::{debug, info, warn};
 
 use crate::IndexerError;
@@ -47,14 +46,14 @@ impl Mirror {
         let head = provider.get_block_number().await?.saturating_sub(self.confirmations);
         let mut from = match store.cursor(&self.name).await? {
             Some(cursor) => {
-                let number = u64::try_from(cursor.block_number).unwrap_or(0);
+                let number = cursor.block_number;
                 let canonical = provider.get_block_by_number(number.into()).await?.map(|b| b.header.hash);
-                if canonical.map(|h| format!("{h:#x}")) == Some(cursor.block_hash.clone()) {
+                if canonical == Some(cursor.block_hash) {
                     number + 1
                 } else {
                     let back = number.saturating_sub(REORG_DEPTH).max(self.deploy_block);
                     warn!(target: "indexer::reorg", stored = number, rewind_to = back, "cursor block is not canonical: re-reading");
-                    store.rewind_mirror(i64::try_from(back).unwrap_or(0) - 1).await?;
+                    store.rewind_mirror(back.saturating_sub(1)).await?;
                     back
                 }
             }
@@ -68,24 +67,13 @@ impl Mirror {
             let logs = provider.get_logs(&filter).await?;
             let block =
                 provider.get_block_by_number(to.into()).await?.ok_or(IndexerError::MissingBlock(to))?;
-            let mut events = Vec::with_capacity(logs.len());
-            let mut payouts = Vec::new();
-            for log in &logs {
-                if let Some((event, derived)) = self.decode(log) {
-                    events.push(event);
-                    payouts.extend(derived);
-                }
-            }
-            let cursor = Cursor {
-                name: self.name.clone(),
-                block_number: i64::try_from(to).unwrap_or(i64::MAX),
-                block_hash: format!("{:#x}", block.header.hash),
-            };
-            store.apply_chain_batch(&events, &payouts, &cursor).await?;
-            if !events.is_empty() {
-                info!(target: "indexer::mirror", from, to, events = events.len(), payouts = payouts.len(), "mirrored");
-            } else {
+            let events: Vec<MirroredEvent> = logs.iter().filter_map(|log| self.decode(log)).collect();
+            let cursor = Cursor { name: self.name.clone(), block_number: to, block_hash: block.header.hash };
+            store.apply_chain_batch(&events, &cursor).await?;
+            if events.is_empty() {
                 debug!(target: "indexer::mirror", from, to, "no events");
+            } else {
+                info!(target: "indexer::mirror", from, to, events = events.len(), "mirrored");
             }
             last = to;
             from = to + 1;
@@ -93,213 +81,120 @@ impl Mirror {
         Ok(last)
     }
 
-    /// One log as a stored event (and the payouts it implies), or `None`
-    /// for logs of other contracts or unknown shape.
-    fn decode(&self, log: &Log) -> Option<(ChainEventRow, Vec<PayoutRow>)> {
-        let block_number = i64::try_from(log.block_number?).ok()?;
-        let log_index = i64::try_from(log.log_index?).ok()?;
-        let tx_hash = format!("{:#x}", log.transaction_hash?);
-        let block_hash = format!("{:#x}", log.block_hash?);
-        let row = |contract: &str,
-                   name: &str,
-                   job_id: Option<U256>,
-                   node: Option<Address>,
-                   account: Option<Address>,
-                   data: serde_json::Value| ChainEventRow {
-            block_number,
-            log_index,
-            block_hash: block_hash.clone(),
-            tx_hash: tx_hash.clone(),
-            contract: contract.into(),
-            name: name.into(),
-            job_id: job_id.and_then(|j| i64::try_from(j).ok()),
-            node: node.map(|n| format!("{n:#x}")),
-            account: account.map(|a| format!("{a:#x}")),
-            data: data.to_string(),
-        };
-        let mut payouts = Vec::new();
+    /// One log as a typed event, or `None` for logs of other contracts,
+    /// unknown shape, or a job id beyond 64 bits (the escrow counts from 1).
+    pub fn decode(&self, log: &Log) -> Option<MirroredEvent> {
         let event = if log.address() == self.escrow {
-            match RenderEscrowEvents::decode_log(&log.inner).ok()?.data {
-                RenderEscrowEvents::JobOpened(e) => row(
-                    "escrow",
-                    "JobOpened",
-                    Some(e.jobId),
-                    None,
-                    Some(e.artist),
-                    json!({
-                        "spec_hash": format!("{:#x}", e.specHash), "token": format!("{:#x}", e.token),
-                        "price_per_frame": e.pricePerFrame.to_string(), "frame_count": e.frameCount,
-                        "deadline": e.deadline, "amount": e.amount.to_string(), "fee_bps": e.feeBps,
-                    }),
-                ),
-                RenderEscrowEvents::FramesReleased(e) => {
-                    let frames: Vec<u32> = lumen_chain::frames::unpack(e.wordIndex, e.bits).collect();
-                    let n = U256::from(frames.len().max(1));
-                    let (per_frame, fee_each, fee_rest) = (e.amount / n, e.fee / n, e.fee % n);
-                    for (i, index) in frames.iter().enumerate() {
-                        // The fee's rounding remainder goes to the last frame so sums are exact.
-                        let fee = if i + 1 == frames.len() { fee_each + fee_rest } else { fee_each };
-                        payouts.push(PayoutRow {
-                            job_id: i64::try_from(e.jobId).ok()?,
-                            frame_index: i64::from(*index),
-                            node: format!("{:#x}", e.node),
-                            owner: format!("{:#x}", e.owner),
-                            amount: per_frame.to_string(),
-                            fee: fee.to_string(),
-                            tx_hash: tx_hash.clone(),
-                            block_number,
-                        });
-                    }
-                    row(
-                        "escrow",
-                        "FramesReleased",
-                        Some(e.jobId),
-                        Some(e.node),
-                        Some(e.owner),
-                        json!({
-                            "word_index": e.wordIndex, "frames": frames, "amount": e.amount.to_string(),
-                            "fee": e.fee.to_string(),
-                        }),
-                    )
-                }
-                RenderEscrowEvents::JobCancelled(e) => row(
-                    "escrow",
-                    "JobCancelled",
-                    Some(e.jobId),
-                    None,
-                    Some(e.artist),
-                    json!({"refundable_at": e.refundableAt}),
-                ),
-                RenderEscrowEvents::JobClosed(e) => row(
-                    "escrow",
-                    "JobClosed",
-                    Some(e.jobId),
-                    None,
-                    None,
-                    json!({"remaining": e.remaining.to_string()}),
-                ),
-                RenderEscrowEvents::JobRefunded(e) => row(
-                    "escrow",
-                    "JobRefunded",
-                    Some(e.jobId),
-                    None,
-                    Some(e.artist),
-                    json!({"amount": e.amount.to_string()}),
-                ),
-                RenderEscrowEvents::CreditsWithdrawn(e) => row(
-                    "escrow",
-                    "CreditsWithdrawn",
-                    None,
-                    None,
-                    Some(e.account),
-                    json!({"token": format!("{:#x}", e.token), "amount": e.amount.to_string()}),
-                ),
-                RenderEscrowEvents::FeesWithdrawn(e) => row(
-                    "escrow",
-                    "FeesWithdrawn",
-                    None,
-                    None,
-                    Some(e.treasury),
-                    json!({"token": format!("{:#x}", e.token), "amount": e.amount.to_string()}),
-                ),
-                other => row(
-                    "escrow",
-                    event_name(&other),
-                    None,
-                    None,
-                    None,
-                    json!({ "debug": format!("{other:?}") }),
-                ),
-            }
+            escrow_event(RenderEscrowEvents::decode_log(&log.inner).ok()?.data)?
         } else if log.address() == self.registry {
-            match NodeRegistryEvents::decode_log(&log.inner).ok()?.data {
-                NodeRegistryEvents::NodeRegistered(e) => row(
-                    "registry",
-                    "NodeRegistered",
-                    None,
-                    Some(e.node),
-                    Some(e.owner),
-                    json!({"stake": e.stake.to_string()}),
-                ),
-                NodeRegistryEvents::NodeDeregistered(e) => row(
-                    "registry",
-                    "NodeDeregistered",
-                    None,
-                    Some(e.node),
-                    Some(e.owner),
-                    json!({"unbonding": e.unbonding.to_string(), "available_at": e.availableAt}),
-                ),
-                NodeRegistryEvents::NodeSlashed(e) => row(
-                    "registry",
-                    "NodeSlashed",
-                    None,
-                    Some(e.node),
-                    Some(e.recipient),
-                    json!({"owner": format!("{:#x}", e.owner), "amount": e.amount.to_string(), "evidence": format!("{:#x}", e.evidenceHash)}),
-                ),
-                NodeRegistryEvents::StakeAdded(e) => row(
-                    "registry",
-                    "StakeAdded",
-                    None,
-                    Some(e.node),
-                    Some(e.owner),
-                    json!({"amount": e.amount.to_string(), "stake": e.stake.to_string()}),
-                ),
-                NodeRegistryEvents::StakeWithdrawn(e) => row(
-                    "registry",
-                    "StakeWithdrawn",
-                    None,
-                    Some(e.node),
-                    Some(e.owner),
-                    json!({"amount": e.amount.to_string()}),
-                ),
-                NodeRegistryEvents::UnstakeRequested(e) => row(
-                    "registry",
-                    "UnstakeRequested",
-                    None,
-                    Some(e.node),
-                    Some(e.owner),
-                    json!({"amount": e.amount.to_string(), "available_at": e.availableAt}),
-                ),
-                NodeRegistryEvents::ClaimableWithdrawn(e) => row(
-                    "registry",
-                    "ClaimableWithdrawn",
-                    None,
-                    None,
-                    Some(e.account),
-                    json!({"amount": e.amount.to_string()}),
-                ),
-                other => row(
-                    "registry",
-                    registry_event_name(&other),
-                    None,
-                    None,
-                    None,
-                    json!({ "debug": format!("{other:?}") }),
-                ),
-            }
+            registry_event(NodeRegistryEvents::decode_log(&log.inner).ok()?.data)
         } else {
             return None;
         };
-        Some((event, payouts))
+        Some(MirroredEvent {
+            block_number: log.block_number?,
+            log_index: log.log_index?,
+            block_hash: log.block_hash?,
+            tx_hash: log.transaction_hash?,
+            event,
+        })
     }
 }
 
-fn event_name(event: &RenderEscrowEvents) -> &'static str {
+fn escrow_event(event: RenderEscrowEvents) -> Option<ChainEvent> {
+    let job = JobId::from_u256;
+    Some(match event {
+        RenderEscrowEvents::JobOpened(e) => ChainEvent::JobOpened {
+            job_id: job(e.jobId)?,
+            artist: e.artist,
+            spec_hash: e.specHash,
+            token: e.token,
+            price_per_frame: Wei::from(e.pricePerFrame),
+            frame_count: e.frameCount,
+            deadline: e.deadline,
+            amount: Wei(e.amount),
+            fee_bps: e.feeBps,
+        },
+        RenderEscrowEvents::FramesReleased(e) => ChainEvent::FramesReleased {
+            job_id: job(e.jobId)?,
+            node: e.node,
+            owner: e.owner,
+            frames: unpack_frames(e.wordIndex, e.bits).collect(),
+            amount: Wei(e.amount),
+            fee: Wei(e.fee),
+        },
+        RenderEscrowEvents::JobCancelled(e) => ChainEvent::JobCancelled {
+            job_id: job(e.jobId)?,
+            artist: e.artist,
+            refundable_at: e.refundableAt,
+        },
+        RenderEscrowEvents::JobClosed(e) => {
+            ChainEvent::JobClosed { job_id: job(e.jobId)?, remaining: Wei(e.remaining) }
+        }
+        RenderEscrowEvents::JobRefunded(e) => {
+            ChainEvent::JobRefunded { job_id: job(e.jobId)?, artist: e.artist, amount: Wei(e.amount) }
+        }
+        RenderEscrowEvents::CreditsWithdrawn(e) => {
+            ChainEvent::CreditsWithdrawn { account: e.account, token: e.token, amount: Wei(e.amount) }
+        }
+        RenderEscrowEvents::FeesWithdrawn(e) => {
+            ChainEvent::FeesWithdrawn { treasury: e.treasury, token: e.token, amount: Wei(e.amount) }
+        }
+        other => ChainEvent::Admin { name: admin_name(&other).into() },
+    })
+}
+
+fn registry_event(event: NodeRegistryEvents) -> ChainEvent {
+    match event {
+        NodeRegistryEvents::NodeRegistered(e) => {
+            ChainEvent::NodeRegistered { node: e.node, owner: e.owner, stake: Wei(e.stake) }
+        }
+        NodeRegistryEvents::NodeDeregistered(e) => ChainEvent::NodeDeregistered {
+            node: e.node,
+            owner: e.owner,
+            unbonding: Wei(e.unbonding),
+            available_at: e.availableAt,
+        },
+        NodeRegistryEvents::NodeSlashed(e) => ChainEvent::NodeSlashed {
+            node: e.node,
+            owner: e.owner,
+            recipient: e.recipient,
+            amount: Wei(e.amount),
+            evidence: e.evidenceHash,
+        },
+        NodeRegistryEvents::StakeAdded(e) => ChainEvent::StakeAdded {
+            node: e.node,
+            owner: e.owner,
+            amount: Wei(e.amount),
+            stake: Wei(e.stake),
+        },
+        NodeRegistryEvents::StakeWithdrawn(e) => {
+            ChainEvent::StakeWithdrawn { node: e.node, owner: e.owner, amount: Wei(e.amount) }
+        }
+        NodeRegistryEvents::UnstakeRequested(e) => ChainEvent::UnstakeRequested {
+            node: e.node,
+            owner: e.owner,
+            amount: Wei(e.amount),
+            available_at: e.availableAt,
+        },
+        NodeRegistryEvents::ClaimableWithdrawn(e) => {
+            ChainEvent::ClaimableWithdrawn { account: e.account, amount: Wei(e.amount) }
+        }
+        NodeRegistryEvents::SettlerChanged(_) => ChainEvent::Admin { name: "SettlerChanged".into() },
+        NodeRegistryEvents::UnstakeDelayChanged(_) => {
+            ChainEvent::Admin { name: "UnstakeDelayChanged".into() }
+        }
+        _ => ChainEvent::Admin { name: "Other".into() },
+    }
+}
+
+fn admin_name(event: &RenderEscrowEvents) -> &'static str {
     match event {
         RenderEscrowEvents::SettlerChanged(_) => "SettlerChanged",
         RenderEscrowEvents::TreasuryChanged(_) => "TreasuryChanged",
         RenderEscrowEvents::FeeBpsChanged(_) => "FeeBpsChanged",
         RenderEscrowEvents::Paused(_) => "Paused",
         RenderEscrowEvents::Unpaused(_) => "Unpaused",
-        _ => "Other",
-    }
-}
-
-fn registry_event_name(event: &NodeRegistryEvents) -> &'static str {
-    match event {
-        NodeRegistryEvents::SettlerChanged(_) => "SettlerChanged",
-        NodeRegistryEvents::UnstakeDelayChanged(_) => "UnstakeDelayChanged",
         _ => "Other",
     }
 }

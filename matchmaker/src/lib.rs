@@ -16,11 +16,11 @@ pub mod policy;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use lumen_protocol::{
-    Address,
-    node::NodeState,
-    ws::{Capabilities, Dispatch, ServerMessage},
+    Address, JobId, TaskRole, TaskState,
+    api::NodeView,
+    ws::{Dispatch, ServerMessage},
 };
-use lumen_store::{Bus, Event, JobRow, Store, StoreError, TaskEnd, TaskState, now_ms};
+use lumen_store::{Bus, Event, JobRow, Store, StoreError, TaskEnd, now_ms};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -60,17 +60,6 @@ impl Default for MatchmakerConfig {
     }
 }
 
-/// A connected node as the matchmaker sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeView {
-    /// The node key's address.
-    pub address: Address,
-    /// Its health state.
-    pub state: NodeState,
-    /// What it can run.
-    pub capabilities: Capabilities,
-}
-
 /// How the matchmaker reaches nodes; the gateway implements it over its
 /// WebSocket connections.
 pub trait NodeLink: Send + Sync + 'static {
@@ -78,11 +67,6 @@ pub trait NodeLink: Send + Sync + 'static {
     fn nodes(&self) -> Vec<NodeView>;
     /// Sends a message to a node; false when it is not connected.
     fn send(&self, node: &Address, message: ServerMessage) -> bool;
-}
-
-/// Address as stored in the database.
-pub fn addr_key(address: &Address) -> String {
-    format!("{address:#x}")
 }
 
 /// The matchmaker service.
@@ -147,16 +131,11 @@ impl Matchmaker {
                 deterministic: false,
             };
             if self.store.end_task(task.task_id, &end).await? {
-                warn!(target: "matchmaker::lease", task_id = task.task_id, node = %task.node, "task lease expired");
-                if let Ok(node) = task.node.parse::<Address>() {
-                    self.link.send(
-                        &node,
-                        ServerMessage::CancelTask {
-                            task_id: task_id_u64(task.task_id),
-                            reason: "timeout".into(),
-                        },
-                    );
-                }
+                warn!(target: "matchmaker::lease", task_id = %task.task_id, node = %task.node, "task lease expired");
+                self.link.send(
+                    &task.node,
+                    ServerMessage::CancelTask { task_id: task.task_id, reason: "timeout".into() },
+                );
                 self.bus.publish(Event::TaskEnded { task_id: task.task_id, node: task.node });
             }
         }
@@ -172,29 +151,31 @@ impl Matchmaker {
             match policy::frame_outcome(&tasks, &self.config.policy) {
                 FrameOutcome::Retry => {}
                 FrameOutcome::FailFrame { reason } => {
-                    if self.store.fail_frame(frame.job_id, frame.frame_index, &reason).await? {
-                        warn!(target: "matchmaker::failure", job_id = frame.job_id, frame = frame.frame_number, %reason, "frame failed for good");
+                    if let Some(cancelled) =
+                        self.store.fail_frame(frame.job_id, frame.frame_index, &reason).await?
+                    {
+                        warn!(target: "matchmaker::failure", job_id = %frame.job_id, frame = frame.frame_number, %reason, "frame failed for good");
+                        self.cancel(&cancelled, "frame failed");
                     }
                 }
                 FrameOutcome::FailJob { reason } => {
                     let reason = format!("frame {} failed: {reason}", frame.frame_number);
-                    warn!(target: "matchmaker::failure", job_id = frame.job_id, %reason, "deterministic failure: failing the job's unfinished frames");
+                    warn!(target: "matchmaker::failure", job_id = %frame.job_id, %reason, "deterministic failure: failing the job's unfinished frames");
                     self.store.set_job_failure(frame.job_id, &reason).await?;
-                    for task in self.store.fail_unfinished_frames(frame.job_id, &reason).await? {
-                        if let Ok(node) = task.node.parse::<Address>() {
-                            self.link.send(
-                                &node,
-                                ServerMessage::CancelTask {
-                                    task_id: task_id_u64(task.task_id),
-                                    reason: "job failed".into(),
-                                },
-                            );
-                        }
-                    }
+                    let cancelled = self.store.fail_unfinished_frames(frame.job_id, &reason).await?;
+                    self.cancel(&cancelled, "job failed");
                 }
             }
         }
         Ok(())
+    }
+
+    /// Tells the nodes of cancelled tasks to stop them.
+    fn cancel(&self, tasks: &[lumen_store::TaskRow], reason: &str) {
+        for task in tasks {
+            self.link
+                .send(&task.node, ServerMessage::CancelTask { task_id: task.task_id, reason: reason.into() });
+        }
     }
 
     async fn dispatch(&self) -> MatchmakerResult<()> {
@@ -212,20 +193,20 @@ impl Matchmaker {
             debug!(target: "matchmaker::dispatch", pending = pending.len(), "no healthy render node");
             return Ok(());
         }
-        let mut running: HashMap<String, u32> = HashMap::new();
+        let mut running: HashMap<Address, u32> = HashMap::new();
         for task in self.store.tasks_in_state(TaskState::Running).await? {
             *running.entry(task.node).or_default() += 1;
         }
         let mut loads: Vec<Load> = nodes
             .iter()
             .map(|n| Load {
-                node: addr_key(&n.address),
-                running: running.get(&addr_key(&n.address)).copied().unwrap_or(0),
+                node: n.address,
+                running: running.get(&n.address).copied().unwrap_or(0),
                 slots: n.capabilities.slots.max(1),
             })
             .collect();
 
-        let mut jobs: HashMap<i64, JobRow> = HashMap::new();
+        let mut jobs: HashMap<JobId, JobRow> = HashMap::new();
         for frame in pending {
             let job = match jobs.get(&frame.job_id) {
                 Some(job) => job.clone(),
@@ -240,36 +221,35 @@ impl Matchmaker {
             let tasks = self.store.frame_tasks(frame.job_id, frame.frame_index).await?;
             let excluded = policy::excluded_nodes(&tasks, &loads, &self.config.policy);
             let Some(i) = pick_node(&loads, &excluded) else { continue };
-            let node_key = loads[i].node.clone();
-            let node = nodes
-                .iter()
-                .find(|n| addr_key(&n.address) == node_key)
-                .map(|n| n.address)
-                .expect("loads are built from nodes");
+            let node = loads[i].node;
             let lease_secs = self.config.task_timeout_secs + self.config.lease_grace_secs;
             let lease_until = now_ms() + i64::try_from(lease_secs * 1_000).unwrap_or(i64::MAX / 2);
+            let role = if tasks.iter().any(|t| t.role == TaskRole::Primary && t.state.holds_render()) {
+                TaskRole::Verification
+            } else {
+                TaskRole::Primary
+            };
             let Some(task) =
-                self.store.claim_frame(frame.job_id, frame.frame_index, &node_key, lease_until).await?
+                self.store.claim_render(frame.job_id, frame.frame_index, node, role, lease_until).await?
             else {
                 continue;
             };
-            let blend_hash = job.blend_hash.parse().unwrap_or_default();
-            let blend_size = self.store.blobs().size(&blend_hash).await.unwrap_or(0);
+            let blend_size = self.store.blobs().size(&job.blend_hash).await.unwrap_or(0);
             let dispatch = Dispatch {
-                task_id: task_id_u64(task.task_id),
-                job_id: u64::try_from(job.job_id).unwrap_or_default(),
-                frame_index: u32::try_from(frame.frame_index).unwrap_or_default(),
-                frame: i32::try_from(frame.frame_number).unwrap_or_default(),
-                blend_hash,
+                task_id: task.task_id,
+                job_id: job.job_id,
+                frame_index: frame.frame_index,
+                frame: frame.frame_number,
+                blend_hash: job.blend_hash,
                 blend_size,
-                width: u32::try_from(job.width).unwrap_or_default(),
-                height: u32::try_from(job.height).unwrap_or_default(),
+                width: job.width,
+                height: job.height,
                 engine: job.engine.clone(),
                 timeout_secs: self.config.task_timeout_secs,
             };
             if self.link.send(&node, ServerMessage::JobDispatch(dispatch)) {
                 loads[i].running += 1;
-                info!(target: "matchmaker::dispatch", job_id = job.job_id, frame = frame.frame_number, task_id = task.task_id, node = %node_key, "frame dispatched");
+                info!(target: "matchmaker::dispatch", job_id = %job.job_id, frame = frame.frame_number, task_id = %task.task_id, %node, ?role, "frame dispatched");
             } else {
                 let end = TaskEnd {
                     state: TaskState::Lost,
@@ -282,8 +262,4 @@ impl Matchmaker {
         }
         Ok(())
     }
-}
-
-fn task_id_u64(task_id: i64) -> u64 {
-    u64::try_from(task_id).expect("task ids are positive")
 }

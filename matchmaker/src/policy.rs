@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use lumen_store::{TaskRow, TaskState};
+use lumen_protocol::{Address, TaskState};
+use lumen_store::TaskRow;
 use serde::{Deserialize, Serialize};
 
 /// When a failing frame stops being retried.
@@ -44,15 +45,11 @@ pub enum FrameOutcome {
     },
 }
 
-fn is_failure(state: TaskState) -> bool {
-    matches!(state, TaskState::Failed | TaskState::Rejected)
-}
-
 /// Decides the fate of a frame from its attempts (oldest first).
 pub fn frame_outcome(tasks: &[TaskRow], policy: &FailurePolicy) -> FrameOutcome {
-    let mut deterministic: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut deterministic: BTreeMap<&str, BTreeSet<Address>> = BTreeMap::new();
     for t in tasks.iter().filter(|t| t.state == TaskState::Failed && t.deterministic) {
-        deterministic.entry(t.failure_code.as_deref().unwrap_or("unknown")).or_default().insert(&t.node);
+        deterministic.entry(t.failure_code.as_deref().unwrap_or("unknown")).or_default().insert(t.node);
     }
     for (code, nodes) in &deterministic {
         if nodes.len() >= policy.deterministic_quorum as usize {
@@ -68,8 +65,8 @@ pub fn frame_outcome(tasks: &[TaskRow], policy: &FailurePolicy) -> FrameOutcome 
         }
     }
 
-    let failed_nodes: BTreeSet<&str> =
-        tasks.iter().filter(|t| is_failure(t.state)).map(|t| t.node.as_str()).collect();
+    let failed_nodes: BTreeSet<Address> =
+        tasks.iter().filter(|t| t.state.is_failure()).map(|t| t.node).collect();
     let last = tasks.iter().rev().find(|t| t.state != TaskState::Running);
     let last_reason = last
         .map(|t| {
@@ -94,8 +91,8 @@ pub fn frame_outcome(tasks: &[TaskRow], policy: &FailurePolicy) -> FrameOutcome 
 /// One candidate node's load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Load {
-    /// Node address (database form).
-    pub node: String,
+    /// Node key address.
+    pub node: Address,
     /// Tasks running on it.
     pub running: u32,
     /// Tasks it can run at once (at least 1).
@@ -105,21 +102,21 @@ pub struct Load {
 /// Nodes that should not get this frame again: those that failed or lost
 /// it. When that would leave no candidate, nodes that failed it only once
 /// get a second chance.
-pub fn excluded_nodes(tasks: &[TaskRow], loads: &[Load], _policy: &FailurePolicy) -> HashSet<String> {
-    let mut failures: BTreeMap<&str, u32> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| is_failure(t.state) || t.state == TaskState::Lost) {
-        *failures.entry(t.node.as_str()).or_default() += 1;
+pub fn excluded_nodes(tasks: &[TaskRow], loads: &[Load], _policy: &FailurePolicy) -> HashSet<Address> {
+    let mut failures: BTreeMap<Address, u32> = BTreeMap::new();
+    for t in tasks.iter().filter(|t| t.state.is_failure() || t.state == TaskState::Lost) {
+        *failures.entry(t.node).or_default() += 1;
     }
-    let strict: HashSet<String> = failures.keys().map(|n| (*n).to_owned()).collect();
+    let strict: HashSet<Address> = failures.keys().copied().collect();
     if loads.iter().any(|l| !strict.contains(&l.node)) {
         return strict;
     }
-    failures.into_iter().filter(|(_, n)| *n >= 2).map(|(node, _)| node.to_owned()).collect()
+    failures.into_iter().filter(|(_, n)| *n >= 2).map(|(node, _)| node).collect()
 }
 
 /// The least-loaded node with a free slot that is not excluded: lowest
 /// running/slots ratio, then fewest running tasks, then address (stable).
-pub fn pick_node(loads: &[Load], excluded: &HashSet<String>) -> Option<usize> {
+pub fn pick_node(loads: &[Load], excluded: &HashSet<Address>) -> Option<usize> {
     loads
         .iter()
         .enumerate()
@@ -140,12 +137,18 @@ mod tests {
 
     use super::*;
 
+    /// A node address named by a letter, so the tests read as before.
+    fn addr(name: &str) -> Address {
+        Address::repeat_byte(name.bytes().fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b)))
+    }
+
     fn task(node: &str, state: TaskState, code: Option<&str>, deterministic: bool) -> TaskRow {
         TaskRow {
-            task_id: 1,
-            job_id: 1,
-            frame_index: 0,
-            node: node.into(),
+            task_id: lumen_protocol::TaskId(1),
+            job_id: lumen_protocol::JobId(1),
+            frame_index: lumen_protocol::FrameIndex(0),
+            node: addr(node),
+            role: lumen_protocol::TaskRole::Primary,
             state,
             upload_hash: None,
             output_hash: None,
@@ -162,7 +165,7 @@ mod tests {
     }
 
     fn load(node: &str, running: u32, slots: u32) -> Load {
-        Load { node: node.into(), running, slots }
+        Load { node: addr(node), running, slots }
     }
 
     #[test]
@@ -208,7 +211,7 @@ mod tests {
     fn least_loaded_wins_and_full_or_excluded_nodes_are_skipped() {
         let loads = [load("a", 1, 1), load("b", 1, 4), load("c", 0, 1)];
         assert_eq!(pick_node(&loads, &HashSet::new()), Some(2));
-        let excluded: HashSet<String> = ["c".to_owned()].into();
+        let excluded: HashSet<Address> = [addr("c")].into();
         assert_eq!(pick_node(&loads, &excluded), Some(1));
         assert_eq!(pick_node(&[load("a", 2, 2)], &HashSet::new()), None);
     }
@@ -217,13 +220,13 @@ mod tests {
     fn failed_nodes_get_a_second_chance_only_when_nobody_else_is_left() {
         let loads = [load("a", 0, 1), load("b", 0, 1)];
         let tasks = [task("a", TaskState::Rejected, Some("all_black"), false)];
-        assert_eq!(excluded_nodes(&tasks, &loads, &FailurePolicy::default()), ["a".to_owned()].into());
+        assert_eq!(excluded_nodes(&tasks, &loads, &FailurePolicy::default()), [addr("a")].into());
         let tasks = [
             task("a", TaskState::Rejected, Some("all_black"), false),
             task("b", TaskState::Lost, Some("timeout"), false),
             task("b", TaskState::Lost, Some("timeout"), false),
         ];
-        assert_eq!(excluded_nodes(&tasks, &loads, &FailurePolicy::default()), ["b".to_owned()].into());
+        assert_eq!(excluded_nodes(&tasks, &loads, &FailurePolicy::default()), [addr("b")].into());
     }
 
     proptest! {
@@ -233,12 +236,12 @@ mod tests {
             excluded_mask in proptest::collection::vec(any::<bool>(), 12),
         ) {
             let loads: Vec<Load> =
-                raw.iter().enumerate().map(|(i, (r, s))| load(&format!("n{i:02}"), *r, *s)).collect();
-            let excluded: HashSet<String> = loads
+                raw.iter().enumerate().map(|(i, (r, s))| Load { node: Address::with_last_byte(u8::try_from(i).unwrap()), running: *r, slots: *s }).collect();
+            let excluded: HashSet<Address> = loads
                 .iter()
                 .zip(&excluded_mask)
                 .filter(|(_, x)| **x)
-                .map(|(l, _)| l.node.clone())
+                .map(|(l, _)| l.node)
                 .collect();
             let eligible: Vec<&Load> =
                 loads.iter().filter(|l| l.running < l.slots && !excluded.contains(&l.node)).collect();

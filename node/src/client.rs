@@ -166,7 +166,7 @@ impl Client {
             config: self.config.clone(),
         });
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<NodeMessage>();
-        let tasks: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>> = Arc::default();
+        let tasks: Arc<Mutex<HashMap<lumen_protocol::TaskId, tokio::task::AbortHandle>>> = Arc::default();
         let mut ticker = tokio::time::interval(heartbeat);
         let end = loop {
             tokio::select! {
@@ -199,7 +199,7 @@ impl Client {
                     match ws::decode::<ServerMessage>(&text) {
                         Ok(ServerMessage::HeartbeatAck { state }) => debug!(target: "node", %state, "Heartbeat acknowledged"),
                         Ok(ServerMessage::JobDispatch(dispatch)) => {
-                            info!(target: "node", task_id = dispatch.task_id, job_id = dispatch.job_id, frame = dispatch.frame, "Received job_dispatch");
+                            info!(target: "node", task_id = %dispatch.task_id, job_id = %dispatch.job_id, frame = dispatch.frame, "Received job_dispatch");
                             let task_id = dispatch.task_id;
                             let context = context.clone();
                             let out = out_tx.clone();
@@ -220,14 +220,14 @@ impl Client {
                             if let Some(handle) = tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&task_id) {
                                 handle.abort();
                                 self.status.running.fetch_sub(1, Ordering::Relaxed);
-                                info!(target: "node", task_id, %reason, "task cancelled by the gateway");
+                                info!(target: "node", %task_id, %reason, "task cancelled by the gateway");
                             }
                         }
                         Ok(ServerMessage::ResultAck { task_id, accepted, reason }) => {
                             if accepted {
-                                info!(target: "node", task_id, "Job completed");
+                                info!(target: "node", %task_id, "Job completed");
                             } else {
-                                warn!(target: "node", task_id, reason = reason.as_deref().unwrap_or(""), "result refused by the gateway");
+                                warn!(target: "node", %task_id, reason = reason.as_deref().unwrap_or(""), "result refused by the gateway");
                             }
                         }
                         Ok(other) => debug!(target: "node", ?other, "ignored message"),

@@ -2,13 +2,10 @@
 
 use std::{path::PathBuf, sync::Arc, time::Instant};
 
-use alloy::{
-    primitives::{Address, B256, U256},
-    signers::local::PrivateKeySigner,
-};
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use lumen_chain::sign::{FrameResult, result_digest, sign_digest};
 use lumen_protocol::{
-    content_hash,
+    ContentHash, TaskId, content_hash,
     ws::{Dispatch, NodeMessage},
 };
 use tracing::{info, warn};
@@ -55,7 +52,7 @@ impl TaskContext {
                 render_secs: started.elapsed().as_secs_f64(),
             },
             Err(f) => {
-                warn!(target: "node::render", task_id, code = %f.code, message = %f.message, deterministic = f.deterministic, "Job failed");
+                warn!(target: "node::render", %task_id, code = %f.code, message = %f.message, deterministic = f.deterministic, "Job failed");
                 NodeMessage::TaskFailed {
                     task_id,
                     code: f.code,
@@ -66,7 +63,7 @@ impl TaskContext {
         }
     }
 
-    async fn try_execute(&self, d: &Dispatch) -> Result<(B256, alloy::primitives::Bytes), Failure> {
+    async fn try_execute(&self, d: &Dispatch) -> Result<(ContentHash, alloy::primitives::Bytes), Failure> {
         let blend = self.fetch_blend(&d.blend_hash, d.blend_size).await?;
         let work = self.config.data_dir.join("work");
         tokio::fs::create_dir_all(&work).await.map_err(|e| Failure::transient("io", e.to_string()))?;
@@ -93,7 +90,11 @@ impl TaskContext {
         }
         let hash = content_hash(&bytes);
         self.upload(d.task_id, bytes, &hash).await?;
-        let result = FrameResult { jobId: U256::from(d.job_id), frameIndex: d.frame_index, outputHash: hash };
+        let result = FrameResult {
+            jobId: d.job_id.to_u256(),
+            frameIndex: d.frame_index.get(),
+            outputHash: hash.to_b256(),
+        };
         let signer = match self.config.fault {
             Some(Fault::WrongKey) => PrivateKeySigner::random(),
             _ => self.key.clone(),
@@ -101,14 +102,14 @@ impl TaskContext {
         let signature = sign_digest(&signer, result_digest(&result, self.chain_id, self.escrow))
             .await
             .map_err(|e| Failure::transient("signing", e.to_string()))?;
-        info!(target: "node::render", task_id = d.task_id, frame = d.frame, %hash, "frame rendered and uploaded");
+        info!(target: "node::render", task_id = %d.task_id, frame = d.frame, %hash, "frame rendered and uploaded");
         Ok((hash, signature))
     }
 
     /// The `.blend`, from the local cache or the gateway, checked against its hash.
-    async fn fetch_blend(&self, hash: &B256, size: u64) -> Result<PathBuf, Failure> {
+    async fn fetch_blend(&self, hash: &ContentHash, size: u64) -> Result<PathBuf, Failure> {
         let cache = self.config.data_dir.join("cache");
-        let path = cache.join(format!("{hash:x}.blend"));
+        let path = cache.join(format!("{}.blend", hash.to_hex()));
         if let Ok(bytes) = tokio::fs::read(&path).await {
             if content_hash(&bytes) == *hash {
                 return Ok(path);
@@ -129,13 +130,13 @@ impl TaskContext {
             ));
         }
         tokio::fs::create_dir_all(&cache).await.map_err(|e| Failure::transient("io", e.to_string()))?;
-        let tmp = cache.join(format!(".{hash:x}.{}.tmp", std::process::id()));
+        let tmp = cache.join(format!(".{}.{}.tmp", hash.to_hex(), std::process::id()));
         tokio::fs::write(&tmp, &bytes).await.map_err(|e| Failure::transient("io", e.to_string()))?;
         tokio::fs::rename(&tmp, &path).await.map_err(|e| Failure::transient("io", e.to_string()))?;
         Ok(path)
     }
 
-    async fn upload(&self, task_id: u64, bytes: Vec<u8>, hash: &B256) -> Result<(), Failure> {
+    async fn upload(&self, task_id: TaskId, bytes: Vec<u8>, hash: &ContentHash) -> Result<(), Failure> {
         let url = format!("{}/api/v1/tasks/{task_id}/output", self.http_base);
         let response = self
             .http

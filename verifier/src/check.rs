@@ -207,84 +207,56 @@ impl Rejection {
     }
 }
 
-/// The outcome of [`check_frame`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The frame passed every check.
-    Accepted(FrameStats),
-    /// The frame failed a check.
-    Rejected(Rejection),
-}
-
-impl Verdict {
-    /// Whether the frame was accepted.
-    pub fn is_accepted(&self) -> bool {
-        matches!(self, Self::Accepted(_))
-    }
-
-    /// The statistics of an accepted frame.
-    pub fn stats(&self) -> Option<&FrameStats> {
-        match self {
-            Self::Accepted(stats) => Some(stats),
-            Self::Rejected(_) => None,
-        }
-    }
-
-    /// The reason of a rejected frame.
-    pub fn rejection(&self) -> Option<&Rejection> {
-        match self {
-            Self::Accepted(_) => None,
-            Self::Rejected(rejection) => Some(rejection),
-        }
-    }
-}
+/// The outcome of [`check_frame`]: the accepted frame's statistics, or why
+/// it was rejected. (The verdict that is stored and shown is
+/// [`lumen_protocol::Verdict`], built from this.)
+pub type CheckResult = Result<FrameStats, Rejection>;
 
 /// Checks one rendered frame against what its job expects.
 ///
 /// Pure and synchronous; never panics. Decoding a 1080p PNG takes
 /// milliseconds, so async callers should use `spawn_blocking`.
-pub fn check_frame(bytes: &[u8], expect: &FrameExpectation) -> Verdict {
+pub fn check_frame(bytes: &[u8], expect: &FrameExpectation) -> CheckResult {
     let verdict = check(bytes, expect);
-    if let Verdict::Rejected(rejection) = &verdict {
+    if let Err(rejection) = &verdict {
         tracing::debug!(target: "verifier::check", code = rejection.code(), %rejection, "frame rejected");
     }
     verdict
 }
 
-fn check(bytes: &[u8], expect: &FrameExpectation) -> Verdict {
+fn check(bytes: &[u8], expect: &FrameExpectation) -> CheckResult {
     let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if len > expect.max_bytes {
-        return Verdict::Rejected(Rejection::TooLarge { bytes: len, limit: expect.max_bytes });
+        return Err(Rejection::TooLarge { bytes: len, limit: expect.max_bytes });
     }
     let expected = (expect.width, expect.height);
     let decoded = match decode(bytes, |w, h| (w, h) == expected) {
         Ok(decoded) => decoded,
         Err(DecodeError::Undecodable(reason)) => {
-            return Verdict::Rejected(Rejection::Undecodable { reason });
+            return Err(Rejection::Undecodable { reason });
         }
         Err(DecodeError::Refused { width, height }) => {
-            return Verdict::Rejected(Rejection::WrongSize { expected, actual: (width, height) });
+            return Err(Rejection::WrongSize { expected, actual: (width, height) });
         }
     };
 
     let image = &decoded.image;
     let scan = scan_image(image);
     if scan.non_finite > 0 {
-        return Verdict::Rejected(Rejection::NonFinite { count: scan.non_finite });
+        return Err(Rejection::NonFinite { count: scan.non_finite });
     }
     if scan.visible == 0 {
         let rejection = if scan.any_opaque { Rejection::AllBlack } else { Rejection::AllTransparent };
-        return Verdict::Rejected(rejection);
+        return Err(rejection);
     }
     if let Some(rgba) = scan.uniform {
-        return Verdict::Rejected(Rejection::Uniform { rgba });
+        return Err(Rejection::Uniform { rgba });
     }
 
     let color = image.color();
     let channels = color.channel_count();
     let pixels = scan.pixels.max(1) as f64;
-    Verdict::Accepted(FrameStats {
+    Ok(FrameStats {
         width: image.width(),
         height: image.height(),
         format: decoded.format,

@@ -6,7 +6,7 @@
 //! uploaded result (in `spawn_blocking`, since decoding takes milliseconds).
 //!
 //! - [`check_frame`] checks one uploaded frame against its job's
-//!   [`FrameExpectation`] and returns a [`Verdict`]: accepted with
+//!   [`FrameExpectation`] and returns a [`CheckResult`]: accepted with
 //!   [`FrameStats`], or rejected with a [`Rejection`] carrying a stable code
 //!   (`too_large`, `undecodable`, `wrong_size`, `all_black`,
 //!   `all_transparent`, `uniform`, `non_finite`).
@@ -23,7 +23,7 @@ pub mod compare;
 pub mod error;
 pub mod service;
 
-pub use check::{FrameExpectation, FrameFormat, FrameStats, Rejection, Verdict, check_frame};
+pub use check::{CheckResult, FrameExpectation, FrameFormat, FrameStats, Rejection, check_frame};
 pub use compare::{Comparison, Tolerance, compare_frames};
 pub use error::{CompareError, CompareResult, Side};
 pub use service::{VerifierConfig, VerifierService};

@@ -8,12 +8,13 @@
 
 use std::time::Duration;
 
-use lumen_store::{Bus, Event, Store, StoreError, TaskRow, Verdict as StoredVerdict};
+use lumen_protocol::{TaskState, Verdict};
+use lumen_store::{Bus, Event, Store, StoreError, TaskRow};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::{FrameExpectation, Verdict, check_frame};
+use crate::{FrameExpectation, Rejection, check_frame};
 
 /// Verifier service settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,52 +65,54 @@ impl VerifierService {
 
     /// Judges every result waiting now.
     pub async fn round(&self) -> Result<(), StoreError> {
-        for task in self.store.tasks_in_state(lumen_store::TaskState::Uploaded).await? {
+        for task in self.store.tasks_in_state(TaskState::Uploaded).await? {
             self.judge(&task).await?;
         }
         Ok(())
     }
 
-    async fn judge(&self, task: &TaskRow) -> Result<(), StoreError> {
-        let Some(job) = self.store.job(task.job_id).await? else { return Ok(()) };
-        let hash = task.output_hash.as_deref().and_then(|h| h.parse().ok()).unwrap_or_default();
-        let stored = match self.store.blobs().get(&hash).await {
-            Ok(Some(bytes)) => {
-                let expect = FrameExpectation {
-                    width: u32::try_from(job.width).unwrap_or(0),
-                    height: u32::try_from(job.height).unwrap_or(0),
-                    max_bytes: self.config.max_frame_bytes,
-                };
-                let verdict =
-                    tokio::task::spawn_blocking(move || check_frame(&bytes, &expect)).await.unwrap_or_else(
-                        |e| Verdict::Rejected(crate::Rejection::Undecodable { reason: e.to_string() }),
-                    );
-                match verdict {
-                    Verdict::Accepted(stats) => {
-                        debug!(target: "verifier::check", task_id = task.task_id, ?stats, "frame accepted");
-                        StoredVerdict::Accepted
-                    }
-                    Verdict::Rejected(rejection) => StoredVerdict::Rejected {
-                        code: rejection.code().to_owned(),
-                        message: rejection.to_string(),
-                    },
-                }
-            }
-            Ok(None) | Err(_) => StoredVerdict::Rejected {
+    /// Checks one uploaded frame; the verdict that is recorded.
+    async fn check(&self, task: &TaskRow, width: u32, height: u32) -> Verdict {
+        let Some(hash) = task.output_hash else {
+            return Verdict::Rejected {
+                code: "missing_output".into(),
+                message: "the task has no output".into(),
+            };
+        };
+        let Ok(Some(bytes)) = self.store.blobs().get(&hash).await else {
+            return Verdict::Rejected {
                 code: "missing_output".into(),
                 message: "the uploaded output is not in the blob store".into(),
-            },
+            };
         };
-        if !self.store.record_verdict(task.task_id, &stored).await? {
+        let expect = FrameExpectation { width, height, max_bytes: self.config.max_frame_bytes };
+        let checked = tokio::task::spawn_blocking(move || check_frame(&bytes, &expect))
+            .await
+            .unwrap_or_else(|e| Err(Rejection::Undecodable { reason: e.to_string() }));
+        match checked {
+            Ok(stats) => {
+                debug!(target: "verifier::check", task_id = %task.task_id, ?stats, "frame accepted");
+                Verdict::Accepted
+            }
+            Err(rejection) => {
+                Verdict::Rejected { code: rejection.code().to_owned(), message: rejection.to_string() }
+            }
+        }
+    }
+
+    async fn judge(&self, task: &TaskRow) -> Result<(), StoreError> {
+        let Some(job) = self.store.job(task.job_id).await? else { return Ok(()) };
+        let verdict = self.check(task, job.width, job.height).await;
+        if !self.store.record_verdict(task.task_id, &verdict).await? {
             return Ok(());
         }
-        let accepted = stored == StoredVerdict::Accepted;
-        if let StoredVerdict::Rejected { code, message } = &stored {
-            warn!(target: "verifier::check", job_id = task.job_id, frame_index = task.frame_index, node = %task.node, %code, %message, "frame rejected");
+        let accepted = verdict == Verdict::Accepted;
+        if let Verdict::Rejected { code, message } = &verdict {
+            warn!(target: "verifier::check", job_id = %task.job_id, frame_index = %task.frame_index, node = %task.node, %code, %message, "frame rejected");
         } else {
-            info!(target: "verifier::check", job_id = task.job_id, frame_index = task.frame_index, node = %task.node, "frame verified");
+            info!(target: "verifier::check", job_id = %task.job_id, frame_index = %task.frame_index, node = %task.node, "frame verified");
         }
-        self.bus.publish(Event::Verdict { task_id: task.task_id, node: task.node.clone(), accepted });
+        self.bus.publish(Event::Verdict { task_id: task.task_id, node: task.node, accepted });
         self.bus.publish(if accepted {
             Event::FrameVerified { job_id: task.job_id }
         } else {

@@ -1,9 +1,9 @@
 //! Deploying the contracts and the deployment file that describes them.
 
-use std::path::Path;
-
-use alloy::{primitives::Address, providers::Provider, rpc::types::TransactionReceipt};
-use serde::{Deserialize, Serialize};
+use alloy::{
+    primitives::Address, providers::Provider, rpc::types::TransactionReceipt,
+    signers::local::PrivateKeySigner,
+};
 use tracing::info;
 
 use crate::{
@@ -11,54 +11,28 @@ use crate::{
     contracts::{NodeRegistry, RenderEscrow},
 };
 
-/// Where the contracts of one deployment live; the JSON document written by
-/// both deployers (`contracts/script/Deploy.s.sol` and [`deploy`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deployment {
-    /// EIP-155 chain id.
-    pub chain_id: u64,
-    /// `RenderEscrow` address.
-    pub escrow: Address,
-    /// `NodeRegistry` address.
-    pub registry: Address,
-    /// Block of the first deployment transaction: indexers start here.
-    pub deploy_block: u64,
-    /// The settlement role at deployment time.
-    pub settler: Address,
-    /// Where protocol fees go.
-    pub treasury: Address,
+pub use lumen_protocol::Deployment;
+
+/// Checks that both addresses of a deployment hold code on the provider's
+/// chain, so a stale file from an earlier devnet fails loudly instead of
+/// silently talking to empty accounts.
+pub async fn verify_code<P: Provider>(deployment: &Deployment, provider: &P) -> ChainResult<()> {
+    for address in [deployment.escrow, deployment.registry] {
+        if provider.get_code_at(address).await?.is_empty() {
+            return Err(ChainError::NoCode { address, chain_id: deployment.chain_id });
+        }
+    }
+    Ok(())
 }
 
-impl Deployment {
-    /// Reads a deployment file.
-    pub fn load(path: &Path) -> ChainResult<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ChainError::DeploymentFile { path: path.to_owned(), source })?;
-        serde_json::from_str(&text)
-            .map_err(|source| ChainError::DeploymentJson { path: path.to_owned(), source })
-    }
-
-    /// Writes the deployment file (pretty JSON), creating parent folders.
-    pub fn save(&self, path: &Path) -> ChainResult<()> {
-        let io = |source| ChainError::DeploymentFile { path: path.to_owned(), source };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        let text = serde_json::to_string_pretty(self).expect("a Deployment always serializes");
-        std::fs::write(path, text + "\n").map_err(io)
-    }
-
-    /// Checks that both addresses hold code on the provider's chain, so a
-    /// stale file from an earlier devnet fails loudly instead of silently
-    /// talking to empty accounts.
-    pub async fn verify_code<P: Provider>(&self, provider: &P) -> ChainResult<()> {
-        for address in [self.escrow, self.registry] {
-            if provider.get_code_at(address).await?.is_empty() {
-                return Err(ChainError::NoCode { address, chain_id: self.chain_id });
-            }
-        }
-        Ok(())
-    }
+/// Reads the private key held (as hex) by the environment variable `var`:
+/// how every command and service takes a key without writing it to disk.
+pub fn key_from_env(var: &str) -> ChainResult<PrivateKeySigner> {
+    let text = std::env::var(var)
+        .map_err(|_| ChainError::Key { var: var.to_owned(), reason: "the variable is not set".into() })?;
+    text.trim()
+        .parse()
+        .map_err(|e| ChainError::Key { var: var.to_owned(), reason: format!("not a private key: {e}") })
 }
 
 /// Parameters of a deployment.
@@ -125,6 +99,8 @@ pub async fn deploy<P: Provider>(provider: &P, config: &DeployConfig) -> ChainRe
         deploy_block,
         settler: config.settler,
         treasury: config.treasury,
+        rpc_url: None,
+        explorer_url: None,
     };
     info!(target: "chain::deploy", ?deployment, "contracts deployed");
     Ok(deployment)

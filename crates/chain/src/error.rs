@@ -55,20 +55,15 @@ pub enum ChainError {
     #[error("invalid frame set: {0}")]
     InvalidFrames(String),
     /// Reading or writing a deployment file failed.
-    #[error("deployment file {path}: {source}")]
-    DeploymentFile {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The underlying failure.
-        source: std::io::Error,
-    },
-    /// A deployment file is not valid JSON of the expected shape.
-    #[error("deployment file {path} is malformed: {source}")]
-    DeploymentJson {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The parse failure.
-        source: serde_json::Error,
+    #[error(transparent)]
+    Deployment(#[from] lumen_protocol::DeploymentError),
+    /// A private key could not be read from the environment.
+    #[error("environment variable {var}: {reason}")]
+    Key {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The deployment file names a contract address with no code on this chain.
     #[error("no contract code at {address} on chain {chain_id}")]

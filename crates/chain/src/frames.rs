@@ -11,8 +11,7 @@ use alloy::primitives::{Address, U256};
 
 use crate::{ChainError, ChainResult, contracts::escrow::IRenderEscrow::FrameSet};
 
-/// Frames per bitmap word.
-pub const WORD_BITS: u32 = 256;
+pub use lumen_protocol::event::WORD_BITS;
 
 /// Groups `(node, frame index)` pairs of one job into frame sets, ordered by
 /// word then node (the order the contract handles cheapest). A frame may be
@@ -48,7 +47,7 @@ pub fn pack(
 
 /// The frame indices a bitmap word pays, in ascending order.
 pub fn unpack(word_index: u32, bits: U256) -> impl Iterator<Item = u32> {
-    (0..WORD_BITS).filter(move |i| bits.bit(*i as usize)).map(move |i| word_index * WORD_BITS + i)
+    lumen_protocol::event::unpack_frames(word_index, bits).map(|i| i.0)
 }
 
 #[cfg(test)]

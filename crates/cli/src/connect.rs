@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
 use clap::Args;
-use eyre::{WrapErr, bail};
-use lumen_protocol::api::{ApiErrorBody, NetworkInfo};
+use eyre::{WrapErr, bail, eyre};
+use lumen_protocol::{Deployment, api::ApiErrorBody};
 
 use crate::devnet_file::{DEFAULT_DIR, DevnetFile};
 
@@ -30,12 +30,8 @@ pub struct Connection {
     pub gateway: String,
     /// Chain JSON-RPC URL.
     pub rpc_url: String,
-    /// Chain id.
-    pub chain_id: u64,
-    /// `RenderEscrow`.
-    pub escrow: Address,
-    /// `NodeRegistry`.
-    pub registry: Address,
+    /// The deployment the gateway settles on (with `rpc_url` resolved).
+    pub deployment: Deployment,
     /// The devnet file, when one was used.
     pub devnet: Option<DevnetFile>,
     /// HTTP client.
@@ -57,21 +53,19 @@ impl ConnectArgs {
             .expect("a devnet file was loaded when no gateway was given")
             .trim_end_matches('/')
             .to_owned();
-        let info: NetworkInfo = get_json(&http, &format!("{gateway}/api/v1/info")).await?;
+        let info: Deployment = get_json(&http, &format!("{gateway}/api/v1/info")).await?;
         let rpc_url = self
             .rpc_url
             .clone()
-            .or_else(|| devnet.as_ref().filter(|d| d.chain_id == info.chain_id).map(|d| d.rpc_url.clone()))
-            .unwrap_or_else(|| info.rpc_url.clone());
-        Ok(Connection {
-            gateway,
-            rpc_url,
-            chain_id: info.chain_id,
-            escrow: info.escrow,
-            registry: info.registry,
-            devnet,
-            http,
-        })
+            .or_else(|| {
+                devnet
+                    .as_ref()
+                    .filter(|d| d.deployment.chain_id == info.chain_id)
+                    .and_then(|d| d.deployment.rpc_url.clone())
+            })
+            .or_else(|| info.rpc_url.clone())
+            .ok_or_else(|| eyre!("the gateway does not say which RPC URL to use: pass --rpc-url"))?;
+        Ok(Connection { gateway, deployment: info.with_rpc_url(rpc_url.clone()), rpc_url, devnet, http })
     }
 }
 
@@ -95,4 +89,27 @@ pub async fn decode<T: serde::de::DeserializeOwned>(
         bail!("{what}: HTTP {status}: {}", String::from_utf8_lossy(&body));
     }
     serde_json::from_slice(&body).wrap_err_with(|| format!("{what}: unexpected answer"))
+}
+
+/// Whose wallet signs: a private key from an environment variable, or on a
+/// devnet its artist account.
+#[derive(Debug, Clone, Args)]
+pub struct WalletArgs {
+    /// Environment variable holding the private key (default: the devnet's artist key).
+    #[arg(long, value_name = "VAR")]
+    pub private_key_env: Option<String>,
+}
+
+impl WalletArgs {
+    /// The signer these arguments name.
+    pub fn signer(&self, conn: &Connection) -> eyre::Result<PrivateKeySigner> {
+        match &self.private_key_env {
+            Some(var) => Ok(lumen_chain::key_from_env(var)?),
+            None => {
+                let devnet =
+                    conn.devnet.as_ref().ok_or_else(|| eyre!("no key: pass --private-key-env VAR"))?;
+                devnet.artist_private_key.trim().parse().map_err(|e| eyre!("invalid devnet artist key: {e}"))
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use alloy::primitives::Address;
 use eyre::WrapErr;
+use lumen_protocol::Deployment;
 use serde::{Deserialize, Serialize};
 
 /// Default devnet folder.
@@ -27,27 +28,17 @@ pub struct DevnetNode {
     pub log: PathBuf,
 }
 
-/// The devnet description.
+/// The devnet description. Its JSON keeps the deployment's fields at the
+/// top level (`rpc_url`, `chain_id`, `escrow`, `registry`, …).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DevnetFile {
-    /// Anvil's JSON-RPC URL.
-    pub rpc_url: String,
-    /// Chain id.
-    pub chain_id: u64,
+    /// The contracts and Anvil's JSON-RPC URL.
+    #[serde(flatten)]
+    pub deployment: Deployment,
     /// Gateway HTTP URL.
     pub gateway_url: String,
     /// Node WebSocket URL.
     pub ws_url: String,
-    /// `RenderEscrow`.
-    pub escrow: Address,
-    /// `NodeRegistry`.
-    pub registry: Address,
-    /// Block of the deployment.
-    pub deploy_block: u64,
-    /// Settler (admin, treasury) account.
-    pub settler: Address,
-    /// Treasury receiving protocol fees.
-    pub treasury: Address,
     /// Protocol fee, basis points.
     pub fee_bps: u16,
     /// The demo artist's address.
@@ -72,6 +63,11 @@ impl DevnetFile {
             format!("cannot read {} (is `lumen devnet` running? or pass --gateway)", path.display())
         })?;
         serde_json::from_str(&text).wrap_err_with(|| format!("{} is not a devnet file", path.display()))
+    }
+
+    /// Anvil's JSON-RPC URL.
+    pub fn rpc_url(&self) -> &str {
+        self.deployment.rpc_url.as_deref().unwrap_or_default()
     }
 
     /// Writes it atomically (readers never see half a file).

@@ -3,7 +3,10 @@
 use alloy_primitives::{Address, B256, Bytes};
 use serde::{Deserialize, Serialize};
 
-use crate::eip712::JobSpec;
+use crate::{
+    ChainEventKind, ContentHash, FrameIndex, FrameState, JobId, JobState, TaskId, TaskRole, TaskState, Wei,
+    eip712::JobSpec, node::NodeState, ws::Capabilities,
+};
 
 /// A file the `.blend` references but does not contain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +44,7 @@ pub struct SceneSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadedBlend {
     /// blake3 of the file.
-    pub hash: B256,
+    pub hash: ContentHash,
     /// Size in bytes.
     pub size: u64,
     /// What the file describes.
@@ -52,80 +55,100 @@ pub struct UploadedBlend {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterJob {
     /// The on-chain job id from `JobOpened`.
-    pub job_id: u64,
+    pub job_id: JobId,
     /// The spec whose EIP-712 hash was locked.
     pub spec: JobSpec,
     /// The artist's signature over that hash.
     pub signature: Bytes,
 }
 
+/// One render of a frame (its first render, or a verification render).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderView {
+    /// The attempt.
+    pub task_id: TaskId,
+    /// Why it exists.
+    pub role: TaskRole,
+    /// Where it stands.
+    pub state: TaskState,
+    /// The node that rendered it.
+    pub node: Address,
+    /// blake3 of its output, once a result is in.
+    pub output_hash: Option<ContentHash>,
+    /// Failure or rejection code, if it failed.
+    pub failure: Option<String>,
+}
+
 /// One frame in a job's status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FrameView {
     /// Blender frame number.
-    pub frame: i64,
+    pub frame: i32,
     /// 0-based index within the job.
-    pub index: i64,
-    /// `pending`, `rendering`, `verifying`, `verified`, `failed`.
-    pub state: String,
-    /// Node whose output is current.
-    pub node: Option<String>,
+    pub index: FrameIndex,
+    /// Where the frame stands.
+    pub state: FrameState,
+    /// Node whose output is current (the one paid once verified).
+    pub node: Option<Address>,
     /// blake3 of that output.
-    pub output_hash: Option<String>,
-    /// Last verification verdict.
+    pub output_hash: Option<ContentHash>,
+    /// Last verification verdict (`accepted`, `rejected: <code>`).
     pub verdict: Option<String>,
     /// Why the frame failed for good.
     pub failure: Option<String>,
     /// Attempts so far.
-    pub attempts: i64,
+    pub attempts: u32,
     /// Release transaction that paid it (from the chain mirror).
-    pub payout_tx: Option<String>,
+    pub payout_tx: Option<B256>,
     /// Owner credited.
-    pub payout_owner: Option<String>,
-    /// Gross amount paid for it, wei.
-    pub payout_amount: Option<String>,
-    /// Protocol fee taken from that amount, wei.
-    pub payout_fee: Option<String>,
+    pub payout_owner: Option<Address>,
+    /// Gross amount paid for it.
+    pub payout_amount: Option<Wei>,
+    /// Protocol fee taken from that amount.
+    pub payout_fee: Option<Wei>,
+    /// Every render of the frame, oldest first.
+    #[serde(default)]
+    pub renders: Vec<RenderView>,
 }
 
 /// A transaction of the job's settlement, from the chain mirror.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxView {
-    /// Event name (`JobOpened`, `JobClosed`, `JobRefunded`, …).
-    pub event: String,
+    /// Which event.
+    pub event: ChainEventKind,
     /// Transaction hash.
-    pub tx_hash: String,
+    pub tx_hash: B256,
     /// Block.
-    pub block_number: i64,
-    /// Amount the event moved, wei, where it has one.
-    pub amount: Option<String>,
+    pub block_number: u64,
+    /// Amount the event moved, where it has one.
+    pub amount: Option<Wei>,
 }
 
 /// Answer to `GET /api/v1/jobs/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
     /// On-chain job id.
-    pub job_id: i64,
-    /// `awaiting_chain`, `rendering`, `settling`, `completed`, `failed`, `rejected`.
-    pub state: String,
+    pub job_id: JobId,
+    /// Where the job stands.
+    pub state: JobState,
     /// Why the job failed.
     pub failure: Option<String>,
     /// Artist address.
-    pub artist: String,
+    pub artist: Address,
     /// Frames.
-    pub frame_count: i64,
-    /// Price per frame, wei.
-    pub price_per_frame: String,
+    pub frame_count: u32,
+    /// Price per frame.
+    pub price_per_frame: Wei,
     /// Payment token (zero address: native coin).
-    pub token: String,
+    pub token: Address,
     /// EIP-712 spec hash.
-    pub spec_hash: String,
+    pub spec_hash: B256,
     /// blake3 of the `.blend`.
-    pub blend_hash: String,
-    /// Expected frame size.
-    pub width: i64,
-    /// Expected frame size.
-    pub height: i64,
+    pub blend_hash: ContentHash,
+    /// Expected frame width.
+    pub width: u32,
+    /// Expected frame height.
+    pub height: u32,
     /// Per-frame detail.
     pub frames: Vec<FrameView>,
     /// Settlement events of the job (open, releases, close, refund).
@@ -135,21 +158,34 @@ pub struct JobView {
 impl JobView {
     /// Whether the job will not change any more.
     pub fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "completed" | "failed" | "rejected")
+        self.state.is_final()
+    }
+
+    /// How many frames are in `state`.
+    pub fn count(&self, state: FrameState) -> usize {
+        self.frames.iter().filter(|f| f.state == state).count()
     }
 }
 
-/// A node in `GET /api/v1/nodes`.
+/// A node in `GET /api/v1/nodes`, and what the matchmaker sees of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeView {
     /// Node key address.
     pub address: Address,
-    /// Owner wallet.
+    /// Owner wallet bound on-chain.
     pub owner: Address,
-    /// `REGISTERED`, `HEALTHY`, `UNHEALTHY`, `OFFLINE`.
-    pub state: String,
-    /// Whether it is connected now.
+    /// Health state.
+    pub state: NodeState,
+    /// Whether a connection is open.
     pub connected: bool,
+    /// Capabilities it announced.
+    pub capabilities: Capabilities,
+    /// Consecutive failures.
+    pub consecutive_failures: u32,
+    /// Seconds since the last heartbeat.
+    pub last_heartbeat_secs: Option<f64>,
+    /// Tasks running on it now.
+    pub running: u32,
 }
 
 /// An API error body.
@@ -164,15 +200,61 @@ pub struct ApiErrorBody {
     pub details: Option<serde_json::Value>,
 }
 
-/// Answer to `GET /api/v1/info`: the chain this gateway settles on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkInfo {
-    /// Chain id.
-    pub chain_id: u64,
-    /// JSON-RPC URL the gateway uses (may be loopback: clients may need their own).
-    pub rpc_url: String,
-    /// `RenderEscrow` address.
-    pub escrow: Address,
-    /// `NodeRegistry` address.
-    pub registry: Address,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON of a job's status, as scripts read it: field names, lower-case
+    /// state names, `0x` hex, decimal amounts.
+    #[test]
+    fn job_view_json_is_pinned() {
+        let view = JobView {
+            job_id: JobId(7),
+            state: JobState::Completed,
+            failure: None,
+            artist: Address::repeat_byte(0xab),
+            frame_count: 1,
+            price_per_frame: Wei::from(1_000u128),
+            token: Address::ZERO,
+            spec_hash: B256::repeat_byte(1),
+            blend_hash: ContentHash(B256::repeat_byte(2)),
+            width: 64,
+            height: 36,
+            frames: vec![FrameView {
+                frame: 1,
+                index: FrameIndex(0),
+                state: FrameState::Verified,
+                node: Some(Address::repeat_byte(0xcd)),
+                output_hash: Some(ContentHash(B256::repeat_byte(3))),
+                verdict: Some("accepted".into()),
+                failure: None,
+                attempts: 1,
+                payout_tx: Some(B256::repeat_byte(4)),
+                payout_owner: Some(Address::repeat_byte(0xef)),
+                payout_amount: Some(Wei::from(1_000u128)),
+                payout_fee: Some(Wei::from(25u128)),
+                renders: vec![],
+            }],
+            transactions: vec![TxView {
+                event: ChainEventKind::JobRefunded,
+                tx_hash: B256::repeat_byte(5),
+                block_number: 9,
+                amount: Some(Wei::ZERO),
+            }],
+        };
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["job_id"], 7);
+        assert_eq!(json["state"], "completed");
+        assert_eq!(json["artist"], format!("0x{}", "ab".repeat(20)));
+        assert_eq!(json["price_per_frame"], "1000");
+        assert_eq!(json["blend_hash"], format!("0x{}", "02".repeat(32)));
+        let frame = &json["frames"][0];
+        assert_eq!(frame["state"], "verified");
+        assert_eq!(frame["index"], 0);
+        assert_eq!(frame["payout_fee"], "25");
+        assert_eq!(frame["payout_tx"], format!("0x{}", "04".repeat(32)));
+        assert_eq!(json["transactions"][0]["event"], "JobRefunded");
+        assert_eq!(json["transactions"][0]["amount"], "0");
+        assert_eq!(serde_json::from_value::<JobView>(json).unwrap(), view);
+    }
 }

@@ -6,19 +6,36 @@
 //!   its close codes.
 //! - [`node`]: node states and the health rules of the operator guide.
 //! - [`auth`]: the text a node signs to answer the gateway's challenge.
+//! - [`types`]: ids, content hashes and wei amounts; [`state`]: job, frame
+//!   and task states with their allowed transitions; [`event`]: mirrored
+//!   contract events; [`deployment`]: where the contracts are.
+//! - [`api`]: JSON bodies of the gateway's HTTP API.
+//!
+//! With the `sqlx` feature the domain types also map to database columns
+//! (SQLite and PostgreSQL alike), so the store reads them back typed.
 
 pub mod api;
 pub mod auth;
+pub mod deployment;
 pub mod eip712;
+pub mod event;
 pub mod node;
+#[cfg(feature = "sqlx")]
+mod sql;
+pub mod state;
+pub mod types;
 pub mod ws;
 
-pub use alloy_primitives::{Address, B256};
+pub use alloy_primitives::{Address, B256, U256};
+pub use deployment::{Deployment, DeploymentError};
+pub use event::{ChainEvent, ChainEventKind, MirroredEvent};
+pub use state::{FrameState, JobState, TaskRole, TaskState, Verdict, VerdictKind};
+pub use types::{ContentHash, FrameIndex, JobId, ParseError, TaskId, Wei, content_hash};
 
-/// The blake3 hash of some content (a `.blend`, a frame), as stored and sent.
-pub type ContentHash = B256;
-
-/// Hashes content the way every Lumen component does (blake3, 32 bytes).
-pub fn content_hash(bytes: &[u8]) -> ContentHash {
-    ContentHash::from(*blake3::hash(bytes).as_bytes())
+/// Without the `sqlx` feature the database mappings are left out.
+#[cfg(not(feature = "sqlx"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! sql_text_type {
+    ($name:ty) => {};
 }

@@ -16,7 +16,7 @@
 use alloy_primitives::{Address, B256, Bytes};
 use serde::{Deserialize, Serialize};
 
-use crate::{ContentHash, node::NodeState};
+use crate::{ContentHash, FrameIndex, JobId, TaskId, node::NodeState};
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -53,11 +53,11 @@ pub struct Capabilities {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dispatch {
     /// The gateway's id of this attempt; results name it.
-    pub task_id: u64,
+    pub task_id: TaskId,
     /// The on-chain job id.
-    pub job_id: u64,
+    pub job_id: JobId,
     /// 0-based frame index within the job (what the escrow pays).
-    pub frame_index: u32,
+    pub frame_index: FrameIndex,
     /// The Blender frame number to render.
     pub frame: i32,
     /// blake3 of the `.blend`; fetch it from `/api/v1/blobs/<hash>` and check.
@@ -112,14 +112,14 @@ pub enum ServerMessage {
     /// Stop working on a task (its frame went elsewhere or the job ended).
     CancelTask {
         /// The task to drop.
-        task_id: u64,
+        task_id: TaskId,
         /// Why.
         reason: String,
     },
     /// What became of a result or failure report.
     ResultAck {
         /// The task reported on.
-        task_id: u64,
+        task_id: TaskId,
         /// Whether the result was taken (signature, assignment and upload check out).
         accepted: bool,
         /// Why not, if not.
@@ -150,11 +150,11 @@ pub enum NodeMessage {
     /// A frame is rendered and uploaded.
     TaskResult {
         /// The task.
-        task_id: u64,
+        task_id: TaskId,
         /// The job (checked against the task).
-        job_id: u64,
+        job_id: JobId,
         /// The frame index (checked against the task).
-        frame_index: u32,
+        frame_index: FrameIndex,
         /// blake3 of the uploaded frame.
         output_hash: ContentHash,
         /// 65-byte EIP-712 signature by the node key over (job, frame, output hash).
@@ -165,7 +165,7 @@ pub enum NodeMessage {
     /// A frame could not be rendered.
     TaskFailed {
         /// The task.
-        task_id: u64,
+        task_id: TaskId,
         /// Stable short code, e.g. `missing_feature`, `timeout`.
         code: String,
         /// Human-readable detail.
@@ -236,11 +236,11 @@ mod tests {
     #[test]
     fn dispatch_roundtrips() {
         let msg = ServerMessage::JobDispatch(Dispatch {
-            task_id: 7,
-            job_id: 1,
-            frame_index: 0,
+            task_id: TaskId(7),
+            job_id: JobId(1),
+            frame_index: FrameIndex(0),
             frame: 1,
-            blend_hash: B256::repeat_byte(1),
+            blend_hash: ContentHash(B256::repeat_byte(1)),
             blend_size: 1234,
             width: 320,
             height: 180,

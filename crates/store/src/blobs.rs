@@ -24,7 +24,7 @@ impl BlobStore {
 
     /// Where a blob lives (whether or not it exists).
     pub fn path(&self, hash: &ContentHash) -> PathBuf {
-        let hex = format!("{hash:x}");
+        let hex = hash.to_hex();
         self.dir.join(&hex[..2]).join(hex)
     }
 
@@ -53,7 +53,7 @@ impl BlobStore {
         };
         let parent = path.parent().expect("blob paths have a parent");
         tokio::fs::create_dir_all(parent).await.map_err(io(parent))?;
-        let tmp = parent.join(format!(".{:x}.{}.tmp", hash, std::process::id()));
+        let tmp = parent.join(format!(".{}.{}.tmp", hash.to_hex(), std::process::id()));
         tokio::fs::write(&tmp, bytes).await.map_err(io(&tmp))?;
         tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
         Ok(hash)
@@ -65,7 +65,7 @@ impl BlobStore {
         match tokio::fs::read(&path).await {
             Ok(bytes) => {
                 if content_hash(&bytes) != *hash {
-                    return Err(StoreError::CorruptBlob { hash: hash.to_string() });
+                    return Err(StoreError::CorruptBlob { hash: *hash });
                 }
                 Ok(Some(bytes))
             }

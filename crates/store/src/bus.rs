@@ -4,6 +4,7 @@
 //! that have something to do now instead of at their next poll. Losing a
 //! message (a lagging receiver) therefore costs latency, never correctness.
 
+use lumen_protocol::{Address, JobId, TaskId};
 use tokio::sync::broadcast;
 
 /// Something happened that another service may want to act on.
@@ -12,7 +13,7 @@ pub enum Event {
     /// A job was registered by its artist.
     JobRegistered {
         /// On-chain id.
-        job_id: i64,
+        job_id: JobId,
     },
     /// A job became dispatchable or its frames went back to pending.
     WorkAvailable,
@@ -21,28 +22,28 @@ pub enum Event {
     /// A result was uploaded and waits for the verifier.
     ResultUploaded {
         /// The task.
-        task_id: i64,
+        task_id: TaskId,
     },
     /// The verifier judged a result.
     Verdict {
         /// The task.
-        task_id: i64,
+        task_id: TaskId,
         /// The node that rendered it.
-        node: String,
+        node: Address,
         /// Whether it was accepted.
         accepted: bool,
     },
     /// A task failed or was lost.
     TaskEnded {
         /// The task.
-        task_id: i64,
+        task_id: TaskId,
         /// Its node.
-        node: String,
+        node: Address,
     },
     /// A frame was verified: settlement may act.
     FrameVerified {
         /// Job id.
-        job_id: i64,
+        job_id: JobId,
     },
     /// The chain mirror advanced.
     ChainSynced {

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use lumen_protocol::{ContentHash, JobId, JobState};
+
 /// Result alias of this crate.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -27,9 +29,43 @@ pub enum StoreError {
     #[error("blob {hash} is corrupt on disk")]
     CorruptBlob {
         /// The expected hash.
-        hash: String,
+        hash: ContentHash,
     },
     /// A job with this id is already registered.
     #[error("job {0} is already registered")]
-    JobExists(i64),
+    JobExists(JobId),
+    /// A caller asked for a job transition the state machine does not allow.
+    #[error("job {job_id}: {from} cannot become {to}")]
+    Transition {
+        /// The job.
+        job_id: JobId,
+        /// Its state as the caller expected it.
+        from: JobState,
+        /// The state asked for.
+        to: JobState,
+    },
+    /// A frame kept changing under a compare-and-swap (another writer won
+    /// every retry); the caller may try again.
+    #[error("frame {frame_index} of job {job_id} is changing too fast")]
+    Contended {
+        /// The job.
+        job_id: JobId,
+        /// The frame.
+        frame_index: u32,
+    },
+}
+
+impl StoreError {
+    /// Whether the same operation may succeed when retried (a busy database
+    /// or a lost compare-and-swap), as opposed to a bug or bad input.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Contended { .. } => true,
+            Self::Db(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
+            Self::Db(sqlx::Error::Database(e)) => {
+                e.message().contains("locked") || e.message().contains("busy")
+            }
+            _ => false,
+        }
+    }
 }

@@ -6,17 +6,17 @@ use lumen_chain::{
     deploy::confirmed,
     sign::{JobSpec, sign_digest, spec_hash},
 };
-use lumen_protocol::{api::RegisterJob, node::HealthPolicy};
+use lumen_protocol::{JobId, api::RegisterJob, node::HealthPolicy};
 
 use crate::ws::setup;
 
 #[tokio::test]
 async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     let setup = setup(HealthPolicy::default()).await;
-    let d = setup.chain.deployment;
+    let d = setup.chain.deployment.clone();
     let blend = setup.store.put_blob(b"BLENDER-v304 stand-in bytes").await.unwrap();
     let spec = JobSpec {
-        blendHash: blend,
+        blendHash: blend.to_b256(),
         frameStart: 1,
         frameEnd: 4,
         frameStep: 1,
@@ -34,7 +34,7 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
         let (http, spec, url) = (http.clone(), spec.clone(), format!("{}/api/v1/jobs", setup.gateway.url));
         async move {
             let signature = sign_digest(&signer, hash).await.unwrap();
-            http.post(url).json(&RegisterJob { job_id: 1, spec, signature }).send().await.unwrap()
+            http.post(url).json(&RegisterJob { job_id: JobId(1), spec, signature }).send().await.unwrap()
         }
     };
 
@@ -63,5 +63,5 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     // The artist can, once.
     assert_eq!(register(artist.clone()).await.status(), reqwest::StatusCode::CREATED);
     assert_eq!(register(artist).await.status(), reqwest::StatusCode::CONFLICT);
-    assert_eq!(setup.store.frames(1).await.unwrap().len(), 4);
+    assert_eq!(setup.store.frames(JobId(1)).await.unwrap().len(), 4);
 }

@@ -2,13 +2,13 @@
 
 use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use lumen_chain::sign::{FrameResult, result_digest, sign_digest};
-use lumen_matchmaker::addr_key;
 use lumen_protocol::{
-    B256, content_hash,
+    Address, B256, ContentHash, FrameIndex, FrameState, JobId, JobState, TaskId, TaskRole, TaskState, Wei,
+    content_hash,
     node::HealthPolicy,
     ws::{NodeMessage, ServerMessage},
 };
-use lumen_store::{FrameState, JobState, NewJob, TaskState, now_ms};
+use lumen_store::{NewJob, TaskRow, now_ms};
 
 use crate::ws::{Setup, Socket, bind_node, connect, send, server_message, setup};
 
@@ -19,17 +19,17 @@ async fn welcome(setup: &Setup, key: &PrivateKeySigner) -> (Socket, String) {
     (socket, session)
 }
 
-async fn result(setup: &Setup, key: &PrivateKeySigner, task_id: u64, hash: B256) -> NodeMessage {
+async fn result(setup: &Setup, key: &PrivateKeySigner, task_id: TaskId, hash: ContentHash) -> NodeMessage {
     let d = &setup.chain.deployment;
     let digest = result_digest(
-        &FrameResult { jobId: U256::from(1), frameIndex: 0, outputHash: hash },
+        &FrameResult { jobId: U256::from(1), frameIndex: 0, outputHash: hash.to_b256() },
         d.chain_id,
         d.escrow,
     );
     NodeMessage::TaskResult {
         task_id,
-        job_id: 1,
-        frame_index: 0,
+        job_id: JobId(1),
+        frame_index: FrameIndex(0),
         output_hash: hash,
         signature: sign_digest(key, digest).await.unwrap(),
         render_secs: 1.0,
@@ -43,7 +43,7 @@ async fn ack(socket: &mut Socket) -> (bool, String) {
     }
 }
 
-async fn upload(setup: &Setup, task_id: i64, token: &str, bytes: &'static [u8]) -> reqwest::StatusCode {
+async fn upload(setup: &Setup, task_id: TaskId, token: &str, bytes: &'static [u8]) -> reqwest::StatusCode {
     reqwest::Client::new()
         .put(format!("{}/api/v1/tasks/{task_id}/output", setup.gateway.url))
         .bearer_auth(token)
@@ -65,26 +65,24 @@ async fn results_must_be_assigned_match_the_upload_and_be_signed_by_the_node() {
     setup
         .store
         .insert_job(&NewJob {
-            job_id: 1,
-            artist: "0xa".into(),
+            job_id: JobId(1),
+            artist: Address::repeat_byte(0xa),
             spec_json: "{}".into(),
-            spec_hash: "0x1".into(),
-            signature: "0x".into(),
-            blend_hash: format!("{blend}"),
-            frame_count: 1,
+            spec_hash: B256::repeat_byte(1),
+            signature: Default::default(),
+            blend_hash: blend,
             width: 64,
             height: 36,
             engine: "CYCLES".into(),
-            token: "0x0".into(),
-            price_per_frame: "1".into(),
+            token: Address::ZERO,
+            price_per_frame: Wei::from(1u128),
             frame_numbers: vec![1],
         })
         .await
         .unwrap();
-    setup.store.transition_job(1, JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
-    let task =
-        setup.store.claim_frame(1, 0, &addr_key(&alice.address()), now_ms() + 60_000).await.unwrap().unwrap();
-    let task_id = u64::try_from(task.task_id).unwrap();
+    setup.store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    let task = claim(&setup, alice.address()).await;
+    let task_id = task.task_id;
 
     // Uploads need the assigned node's session.
     assert_eq!(upload(&setup, task.task_id, "bogus", b"frame").await, reqwest::StatusCode::UNAUTHORIZED);
@@ -103,17 +101,25 @@ async fn results_must_be_assigned_match_the_upload_and_be_signed_by_the_node() {
     assert!(!accepted && reason.contains("does not match the uploaded bytes"), "{reason}");
     let ended = setup.store.task(task.task_id).await.unwrap().unwrap();
     assert_eq!((ended.state, ended.failure_code.as_deref()), (TaskState::Failed, Some("hash_mismatch")));
-    assert_eq!(setup.store.frame(1, 0).await.unwrap().unwrap().state, FrameState::Pending);
+    assert_eq!(setup.store.frame(JobId(1), FrameIndex(0)).await.unwrap().unwrap().state, FrameState::Pending);
 
     // A correct upload signed by the node is taken.
-    let task =
-        setup.store.claim_frame(1, 0, &addr_key(&alice.address()), now_ms() + 60_000).await.unwrap().unwrap();
-    let task_id = u64::try_from(task.task_id).unwrap();
+    let task = claim(&setup, alice.address()).await;
+    let task_id = task.task_id;
     assert_eq!(upload(&setup, task.task_id, &alice_session, b"frame").await, reqwest::StatusCode::OK);
     send(&mut alice_ws, &result(&setup, &alice, task_id, content_hash(b"frame")).await).await;
     assert_eq!(ack(&mut alice_ws).await, (true, String::new()));
     assert_eq!(setup.store.task(task.task_id).await.unwrap().unwrap().state, TaskState::Uploaded);
-    let frame = setup.store.frame(1, 0).await.unwrap().unwrap();
+    let frame = setup.store.frame(JobId(1), FrameIndex(0)).await.unwrap().unwrap();
     assert_eq!(frame.state, FrameState::Verifying);
-    assert_eq!(frame.output_hash, Some(format!("{}", content_hash(b"frame"))));
+    assert_eq!(frame.output_hash, Some(content_hash(b"frame")));
+}
+
+async fn claim(setup: &Setup, node: Address) -> TaskRow {
+    setup
+        .store
+        .claim_render(JobId(1), FrameIndex(0), node, TaskRole::Primary, now_ms() + 60_000)
+        .await
+        .unwrap()
+        .unwrap()
 }

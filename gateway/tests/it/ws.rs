@@ -8,7 +8,7 @@ use alloy::{
 };
 use futures::{SinkExt, StreamExt};
 use lumen_chain::{bind, contracts::NodeRegistry, deploy::confirmed};
-use lumen_gateway::{ChainConfig, GatewayConfig, GatewayHandle, NodeDirectory};
+use lumen_gateway::{GatewayConfig, GatewayHandle, NodeDirectory};
 use lumen_protocol::{
     auth::challenge_message,
     node::{HealthPolicy, NodeState},
@@ -36,12 +36,7 @@ pub(crate) async fn setup(health: HealthPolicy) -> Setup {
         health,
         ..GatewayConfig::new(
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            ChainConfig {
-                rpc_url: chain.rpc_url(),
-                chain_id: chain.deployment.chain_id,
-                escrow: chain.deployment.escrow,
-                registry: chain.deployment.registry,
-            },
+            chain.deployment.clone().with_rpc_url(chain.rpc_url()),
         )
     };
     let nodes = Arc::new(NodeDirectory::new(health));

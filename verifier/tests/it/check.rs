@@ -3,17 +3,17 @@
 use std::time::{Duration, Instant};
 
 use image::{DynamicImage, GrayImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba, Rgba32FImage};
-use lumen_verifier::{FrameExpectation, FrameFormat, Rejection, Verdict, check_frame};
+use lumen_verifier::{CheckResult, FrameExpectation, FrameFormat, Rejection, check_frame};
 
 use crate::support::{
     Noise, default_scene, encode, expect, exr, forged_png, gradient_l16, gradient_rgba8, gradient_rgba32f,
     patch_exr_data_window, png, to_rgb8,
 };
 
-fn rejection(verdict: Verdict) -> Rejection {
+fn rejection(verdict: CheckResult) -> Rejection {
     match verdict {
-        Verdict::Rejected(rejection) => rejection,
-        Verdict::Accepted(stats) => panic!("expected a rejection, got {stats:?}"),
+        Err(rejection) => rejection,
+        Ok(stats) => panic!("expected a rejection, got {stats:?}"),
     }
 }
 
@@ -31,7 +31,7 @@ fn accepts_png_variants_with_stats() {
     ];
     for (image, channels, bits) in cases {
         let verdict = check_frame(&png(image.clone()), &expect(w, h));
-        let stats = verdict.stats().unwrap_or_else(|| panic!("{:?}: {verdict:?}", image.color()));
+        let stats = verdict.as_ref().ok().unwrap_or_else(|| panic!("{:?}: {verdict:?}", image.color()));
         assert_eq!((stats.width, stats.height), (w, h));
         assert_eq!(stats.format, FrameFormat::Png);
         assert_eq!((stats.channels, stats.bits_per_channel, stats.float), (channels, bits, false));
@@ -44,12 +44,12 @@ fn accepts_png_variants_with_stats() {
 fn accepts_float_exr() {
     let (w, h) = (48, 27);
     let rgb = check_frame(&exr(default_scene(w, h)), &expect(w, h));
-    let stats = rgb.stats().unwrap_or_else(|| panic!("{rgb:?}"));
+    let stats = rgb.as_ref().ok().unwrap_or_else(|| panic!("{rgb:?}"));
     assert_eq!(stats.format, FrameFormat::Exr);
     assert_eq!((stats.channels, stats.bits_per_channel, stats.float), (3, 32, true));
 
     let rgba = check_frame(&exr(gradient_rgba32f(w, h)), &expect(w, h));
-    let stats = rgba.stats().unwrap_or_else(|| panic!("{rgba:?}"));
+    let stats = rgba.as_ref().ok().unwrap_or_else(|| panic!("{rgba:?}"));
     assert_eq!((stats.channels, stats.float), (4, true));
     // Linear values above 1 are legal in EXR and count towards the luma.
     assert!(stats.mean_luma > 0.3, "{stats:?}");
@@ -59,7 +59,7 @@ fn accepts_float_exr() {
 fn accepts_jpeg() {
     let bytes = encode(&to_rgb8(&default_scene(64, 64)), ImageFormat::Jpeg);
     let verdict = check_frame(&bytes, &expect(64, 64));
-    assert_eq!(verdict.stats().map(|s| s.format), Some(FrameFormat::Jpeg), "{verdict:?}");
+    assert_eq!(verdict.as_ref().ok().map(|s| s.format), Some(FrameFormat::Jpeg), "{verdict:?}");
 }
 
 #[test]
@@ -90,11 +90,11 @@ fn rejects_black_png_and_exr() {
 fn one_visible_pixel_is_enough() {
     let mut image = GrayImage::new(32, 32);
     image.put_pixel(31, 31, Luma([2]));
-    assert!(check_frame(&png(image), &expect(32, 32)).is_accepted());
+    assert!(check_frame(&png(image), &expect(32, 32)).is_ok());
 
     let mut float = Rgba32FImage::from_pixel(32, 32, Rgba([0.0, 0.0, 0.0, 1.0]));
     float.put_pixel(3, 3, Rgba([0.001, 0.0, 0.0, 1.0])); // ≈ 8/255 once sRGB-encoded
-    assert!(check_frame(&exr(float), &expect(32, 32)).is_accepted());
+    assert!(check_frame(&exr(float), &expect(32, 32)).is_ok());
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn rejects_transparent_frames() {
         }
     });
     let verdict = check_frame(&png(object), &expect(32, 32));
-    let stats = verdict.stats().unwrap_or_else(|| panic!("{verdict:?}"));
+    let stats = verdict.as_ref().ok().unwrap_or_else(|| panic!("{verdict:?}"));
     assert!((stats.visible_fraction - 0.25).abs() < 1e-9, "{stats:?}");
 }
 
@@ -145,12 +145,12 @@ fn rejects_uniform_frames() {
     assert_eq!(rejection(check_frame(&exr(flat), &expect(40, 30))).code(), "uniform");
     let mut step = Rgba32FImage::from_pixel(40, 30, Rgba([0.5, 0.25, 0.125, 1.0]));
     step.put_pixel(39, 29, Rgba([0.5, 0.25, 0.126, 1.0]));
-    assert!(check_frame(&exr(step), &expect(40, 30)).is_accepted());
+    assert!(check_frame(&exr(step), &expect(40, 30)).is_ok());
 
     // One differing pixel at the very end of an 8-bit frame.
     let mut last = GrayImage::from_pixel(40, 30, Luma([90]));
     last.put_pixel(39, 29, Luma([91]));
-    assert!(check_frame(&png(last), &expect(40, 30)).is_accepted());
+    assert!(check_frame(&png(last), &expect(40, 30)).is_ok());
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn rejects_truncated_and_corrupt_files() {
     }
     // Pixels are what we check, not the container: complete, CRC-checked
     // pixel data with a damaged IEND trailer is still the frame.
-    assert!(check_frame(&bytes[..bytes.len() - 1], &expect(64, 64)).is_accepted());
+    assert!(check_frame(&bytes[..bytes.len() - 1], &expect(64, 64)).is_ok());
     let bytes = exr(default_scene(64, 64));
     for cut in [4, 30, bytes.len() / 2, bytes.len() - 1] {
         let rejection = rejection(check_frame(&bytes[..cut], &expect(64, 64)));
@@ -234,7 +234,7 @@ fn forged_huge_png_header_is_refused_without_decoding() {
     // The largest header PNG allows.
     let max = i32::MAX as u32;
     let verdict = check_frame(&forged_png(max, max), &expect(max, max));
-    assert_eq!(verdict.rejection().map(Rejection::code), Some("undecodable"), "{verdict:?}");
+    assert_eq!(verdict.as_ref().err().map(Rejection::code), Some("undecodable"), "{verdict:?}");
 }
 
 #[test]
@@ -267,6 +267,6 @@ fn rejections_explain_themselves() {
         assert_eq!(rejection.code(), code);
         assert_eq!(rejection.to_string(), message);
     }
-    let json = serde_json::to_string(&Verdict::Rejected(Rejection::AllTransparent)).unwrap();
-    assert_eq!(json, r#"{"rejected":{"code":"all_transparent"}}"#);
+    let json = serde_json::to_string(&Rejection::AllTransparent).unwrap();
+    assert_eq!(json, r#"{"code":"all_transparent"}"#);
 }

@@ -46,7 +46,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
         unstake_delay: 3_600,
     };
     let deployment = lumen_chain::deploy(&admin_p, &config).await?;
-    deployment.verify_code(&admin_p).await?;
+    lumen_chain::verify_code(&deployment, &admin_p).await?;
     assert_eq!(deployment.chain_id, anvil.chain_id());
 
     // Bind the node key to its owner; the digest we sign matches the contract's.
@@ -184,7 +184,7 @@ async fn deployment_file_roundtrips_and_detects_missing_code() -> eyre::Result<(
 
     let mut wrong = deployment;
     wrong.escrow = Address::repeat_byte(0x42);
-    let err = wrong.verify_code(&provider).await.unwrap_err();
+    let err = lumen_chain::verify_code(&wrong, &provider).await.unwrap_err();
     assert!(matches!(err, ChainError::NoCode { .. }), "{err:?}");
     Ok(())
 }

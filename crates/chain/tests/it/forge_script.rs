@@ -31,7 +31,7 @@ async fn forge_deploy_script_writes_a_usable_deployment_file() -> eyre::Result<(
     std::fs::remove_file(&file)?;
     assert_eq!(deployment.chain_id, chain_id);
     let provider = ProviderBuilder::new().connect_http(anvil.endpoint_url());
-    deployment.verify_code(&provider).await?;
+    lumen_chain::verify_code(&deployment, &provider).await?;
     let escrow = RenderEscrow::new(deployment.escrow, &provider);
     assert_eq!(escrow.registry().call().await?, deployment.registry);
     assert_eq!(escrow.feeBps().call().await?, 100);

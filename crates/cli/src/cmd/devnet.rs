@@ -21,7 +21,7 @@ use alloy::{
 use clap::Args;
 use eyre::{WrapErr, bail};
 use lumen_chain::{DeployConfig, Deployment};
-use lumen_gateway::{ChainConfig, GatewayConfig, NodeDirectory};
+use lumen_gateway::{GatewayConfig, NodeDirectory};
 use lumen_indexer::{Indexer, IndexerConfig};
 use lumen_matchmaker::{Matchmaker, MatchmakerConfig};
 use lumen_protocol::node::HealthPolicy;
@@ -87,12 +87,8 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     let bus = Bus::new();
     let policy = HealthPolicy::default();
     let nodes = Arc::new(NodeDirectory::new(policy));
-    let chain = ChainConfig {
-        rpc_url: rpc_url.clone(),
-        chain_id: deployment.chain_id,
-        escrow: deployment.escrow,
-        registry: deployment.registry,
-    };
+    let deployment = deployment.with_rpc_url(rpc_url.clone());
+    let chain = deployment.clone();
     let mut gateway_config = GatewayConfig::new(SocketAddr::from(([127, 0, 0, 1], args.gateway_port)), chain);
     gateway_config.health = policy;
     let gateway = lumen_gateway::spawn(gateway_config, store.clone(), bus.clone(), nodes.clone()).await?;
@@ -125,15 +121,9 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     }
 
     let file = DevnetFile {
-        rpc_url: rpc_url.clone(),
-        chain_id: deployment.chain_id,
+        deployment: deployment.clone(),
         gateway_url: gateway.url.clone(),
         ws_url: gateway.ws_url(),
-        escrow: deployment.escrow,
-        registry: deployment.registry,
-        deploy_block: deployment.deploy_block,
-        settler: deployment.settler,
-        treasury: deployment.treasury,
         fee_bps: args.fee_bps,
         artist: artist.address(),
         artist_private_key: alloy::hex::encode_prefixed(artist.to_bytes()),

@@ -6,7 +6,6 @@ use alloy::{
     network::EthereumWallet,
     primitives::{Address, U256, utils::format_ether},
     providers::{Provider, ProviderBuilder},
-    signers::local::PrivateKeySigner,
 };
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
@@ -16,11 +15,14 @@ use lumen_chain::{
     deploy::send,
     sign::{JobSpec, sign_digest, spec_hash},
 };
-use lumen_protocol::api::{JobView, RegisterJob, UploadedBlend};
+use lumen_protocol::{
+    ChainEventKind, FrameState, JobId, JobState, Wei,
+    api::{JobView, RegisterJob, UploadedBlend},
+};
 use rand::Rng;
 
 use crate::{
-    connect::{ConnectArgs, Connection, decode, get_json},
+    connect::{ConnectArgs, Connection, WalletArgs, decode, get_json},
     output,
 };
 
@@ -58,9 +60,9 @@ pub struct SubmitArgs {
     /// Price of one verified frame, in wei.
     #[arg(long, value_name = "WEI", default_value = "1000000000000000")]
     pub price_per_frame: u128,
-    /// Environment variable holding the artist's private key (default: the devnet's artist key).
-    #[arg(long, value_name = "VAR")]
-    pub private_key_env: Option<String>,
+    /// The artist's wallet.
+    #[command(flatten)]
+    pub wallet: WalletArgs,
     /// Hours until the deadline after which the artist can always refund.
     #[arg(long, default_value_t = 24)]
     pub deadline_hours: u64,
@@ -73,7 +75,7 @@ pub struct SubmitArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Job id.
-    pub job: u64,
+    pub job: JobId,
     /// Print the full JSON document.
     #[arg(long)]
     pub json: bool,
@@ -86,7 +88,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// Job id.
-    pub job: u64,
+    pub job: JobId,
     /// Give up after this many seconds (0: never).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
@@ -99,7 +101,7 @@ pub struct WaitArgs {
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
     /// Job id.
-    pub job: u64,
+    pub job: JobId,
     /// Folder to write the frames into (created if needed).
     #[arg(long)]
     pub out: PathBuf,
@@ -112,10 +114,10 @@ pub struct DownloadArgs {
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// Job id.
-    pub job: u64,
-    /// Environment variable holding the artist's private key (default: the devnet's artist key).
-    #[arg(long, value_name = "VAR")]
-    pub private_key_env: Option<String>,
+    pub job: JobId,
+    /// The artist's wallet.
+    #[command(flatten)]
+    pub wallet: WalletArgs,
     /// Network.
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -130,18 +132,6 @@ pub async fn run(args: JobArgs) -> eyre::Result<()> {
         JobCommand::Download(a) => download(a).await,
         JobCommand::Cancel(a) => cancel(a).await,
     }
-}
-
-fn artist_key(env: Option<&str>, conn: &Connection) -> eyre::Result<PrivateKeySigner> {
-    let text = match env {
-        Some(var) => std::env::var(var).wrap_err_with(|| format!("environment variable {var} is not set"))?,
-        None => conn
-            .devnet
-            .as_ref()
-            .map(|d| d.artist_private_key.clone())
-            .ok_or_else(|| eyre!("no artist key: pass --private-key-env VAR"))?,
-    };
-    text.trim().parse().map_err(|e| eyre!("invalid artist private key: {e}"))
 }
 
 /// Parses `A-B` (or a single frame `A`).
@@ -160,7 +150,7 @@ fn parse_range(text: &str) -> eyre::Result<(i32, i32)> {
 
 async fn submit(args: SubmitArgs) -> eyre::Result<()> {
     let conn = args.connect.connect().await?;
-    let key = artist_key(args.private_key_env.as_deref(), &conn)?;
+    let key = args.wallet.signer(&conn)?;
     let bytes = std::fs::read(&args.file).wrap_err_with(|| format!("cannot read {}", args.file.display()))?;
 
     // Upload first: a bad file is refused here, before anything is locked on-chain.
@@ -190,7 +180,7 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         None => (scene.frame_start, scene.frame_end),
     };
     let spec = JobSpec {
-        blendHash: uploaded.hash,
+        blendHash: uploaded.hash.to_b256(),
         frameStart: start,
         frameEnd: end,
         frameStep: u32::try_from(scene.frame_step).unwrap_or(1).max(1),
@@ -202,13 +192,14 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         salt: U256::from_be_bytes(rand::rng().random::<[u8; 32]>()),
     };
     let frame_count = spec.frame_count().ok_or_else(|| eyre!("the frame range is empty"))?;
-    let hash = spec_hash(&spec, conn.chain_id, conn.escrow);
+    let (chain_id, escrow_address) = (conn.deployment.chain_id, conn.deployment.escrow);
+    let hash = spec_hash(&spec, chain_id, escrow_address);
     let signature = sign_digest(&key, hash).await?;
 
     let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(key.clone()))
         .connect_http(conn.rpc_url.parse().wrap_err("invalid RPC URL")?);
-    let escrow = RenderEscrow::new(conn.escrow, &provider);
+    let escrow = RenderEscrow::new(escrow_address, &provider);
     let cost =
         escrow.quote(frame_count, args.price_per_frame).call().await.map_err(ChainError::from_contract)?;
     output::line(format!(
@@ -219,14 +210,14 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         "cost: {frame_count} frames x {} wei = {cost} wei ({} ETH), locked in escrow {}",
         args.price_per_frame,
         format_ether(cost),
-        conn.escrow
+        escrow_address
     ));
 
     let now = provider
         .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
         .await?
         .map(|b| b.header.timestamp)
-        .unwrap_or_default();
+        .ok_or_else(|| eyre!("the chain returned no latest block"))?;
     let deadline = now + args.deadline_hours.max(1) * 3_600;
     let receipt =
         send(escrow.openJob(hash, Address::ZERO, args.price_per_frame, frame_count, deadline).value(cost))
@@ -234,7 +225,7 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
     let opened = receipt
         .decoded_log::<RenderEscrow::JobOpened>()
         .ok_or_else(|| eyre!("openJob succeeded but emitted no JobOpened event"))?;
-    let job_id = u64::try_from(opened.jobId).wrap_err("job id out of range")?;
+    let job_id = JobId::from_u256(opened.jobId).ok_or_else(|| eyre!("job id out of range"))?;
     output::line(format!("opened job {job_id} in tx {}", receipt.transaction_hash));
 
     let response = conn
@@ -251,7 +242,7 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-async fn fetch_job(conn: &Connection, job: u64) -> eyre::Result<JobView> {
+async fn fetch_job(conn: &Connection, job: JobId) -> eyre::Result<JobView> {
     get_json(&conn.http, &format!("{}/api/v1/jobs/{job}", conn.gateway)).await
 }
 
@@ -278,43 +269,41 @@ fn print_summary(job: &JobView) {
         output::line(format!(
             "  frame {:>5}  {:<10} node {}  {}{}",
             f.frame,
-            f.state,
-            f.node.as_deref().unwrap_or("-"),
-            f.payout_tx.as_deref().map(|t| format!("paid in {t}")).unwrap_or_default(),
+            f.state.as_str(),
+            f.node.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            f.payout_tx.map(|t| format!("paid in {t}")).unwrap_or_default(),
             f.failure.as_deref().map(|r| format!("failed: {r}")).unwrap_or_default(),
         ));
     }
-    let verified = job.frames.iter().filter(|f| f.state == "verified").count();
-    let failed = job.frames.iter().filter(|f| f.state == "failed").count();
+    let verified = job.count(FrameState::Verified);
+    let failed = job.count(FrameState::Failed);
     output::line(format!("frames: {} total, {verified} verified, {failed} failed", job.frame_count));
-    let wei = |s: Option<&str>| s.and_then(|s| s.parse::<U256>().ok()).unwrap_or_default();
-    let mut per_owner: std::collections::BTreeMap<&str, (usize, U256)> = Default::default();
-    let mut fees = U256::ZERO;
+    let mut per_owner: std::collections::BTreeMap<Address, (usize, Wei)> = Default::default();
+    let mut fees = Wei::ZERO;
     for f in &job.frames {
-        if let Some(owner) = f.payout_owner.as_deref() {
-            let (amount, fee) = (wei(f.payout_amount.as_deref()), wei(f.payout_fee.as_deref()));
+        if let (Some(owner), Some(amount), Some(fee)) = (f.payout_owner, f.payout_amount, f.payout_fee) {
             let entry = per_owner.entry(owner).or_default();
             entry.0 += 1;
-            entry.1 += amount - fee;
+            entry.1 += amount.saturating_sub(fee);
             fees += fee;
         }
     }
     for (owner, (frames, net)) in &per_owner {
         output::line(format!(
-            "paid to owner {owner}: {frames} frames, {net} wei ({} ETH) after fee",
-            format_ether(*net)
+            "paid to owner {owner:#x}: {frames} frames, {net} wei ({} ETH) after fee",
+            format_ether(net.get())
         ));
     }
     if !fees.is_zero() {
-        output::line(format!("protocol fee to the treasury: {fees} wei ({} ETH)", format_ether(fees)));
+        output::line(format!("protocol fee to the treasury: {fees} wei ({} ETH)", format_ether(fees.get())));
     }
     for tx in &job.transactions {
-        let amount = tx.amount.as_deref().map(|a| format!(" amount {a} wei")).unwrap_or_default();
-        if tx.event == "JobRefunded" {
-            let wei = tx.amount.as_deref().unwrap_or("0").parse::<U256>().unwrap_or_default();
+        let amount = tx.amount.map(|a| format!(" amount {a} wei")).unwrap_or_default();
+        if tx.event == ChainEventKind::JobRefunded {
+            let wei = tx.amount.unwrap_or_default();
             output::line(format!(
                 "refund to artist: {wei} wei ({} ETH) in tx {}",
-                format_ether(wei),
+                format_ether(wei.get()),
                 tx.tx_hash
             ));
         }
@@ -328,7 +317,7 @@ async fn wait(args: WaitArgs) -> eyre::Result<()> {
     let mut last = String::new();
     let job = loop {
         let job = fetch_job(&conn, args.job).await?;
-        let verified = job.frames.iter().filter(|f| f.state == "verified").count();
+        let verified = job.count(FrameState::Verified);
         let paid = job.frames.iter().filter(|f| f.payout_tx.is_some()).count();
         let progress = format!(
             "job {}: {} ({verified}/{} verified, {paid} paid)",
@@ -346,8 +335,8 @@ async fn wait(args: WaitArgs) -> eyre::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let failed: Vec<_> = job.frames.iter().filter(|f| f.state == "failed").collect();
-    if job.state == "completed" && failed.is_empty() {
+    let failed: Vec<_> = job.frames.iter().filter(|f| f.state == FrameState::Failed).collect();
+    if job.state == JobState::Completed && failed.is_empty() {
         output::line(format!("job {} completed: {} frames verified and paid", job.job_id, job.frame_count));
         return Ok(());
     }
@@ -369,16 +358,16 @@ async fn download(args: DownloadArgs) -> eyre::Result<()> {
     let job = fetch_job(&conn, args.job).await?;
     std::fs::create_dir_all(&args.out).wrap_err_with(|| format!("cannot create {}", args.out.display()))?;
     let mut written = 0;
-    for f in job.frames.iter().filter(|f| f.state == "verified") {
+    for f in job.frames.iter().filter(|f| f.state == FrameState::Verified) {
         let url = format!("{}/api/v1/jobs/{}/frames/{}", conn.gateway, job.job_id, f.frame);
         let response = conn.http.get(&url).send().await.wrap_err_with(|| format!("cannot reach {url}"))?;
         if !response.status().is_success() {
             bail!("GET {url}: HTTP {}", response.status());
         }
         let bytes = response.bytes().await?;
-        let expected = f.output_hash.as_deref().unwrap_or_default();
-        if format!("{}", lumen_protocol::content_hash(&bytes)) != expected {
-            bail!("frame {} does not match its verified hash {expected}", f.frame);
+        let actual = lumen_protocol::content_hash(&bytes);
+        if Some(actual) != f.output_hash {
+            bail!("frame {} hashes to {actual}, not its verified hash", f.frame);
         }
         let path = args.out.join(format!("{:05}.png", f.frame));
         std::fs::write(&path, &bytes).wrap_err_with(|| format!("cannot write {}", path.display()))?;
@@ -394,12 +383,12 @@ async fn download(args: DownloadArgs) -> eyre::Result<()> {
 
 async fn cancel(args: CancelArgs) -> eyre::Result<()> {
     let conn = args.connect.connect().await?;
-    let key = artist_key(args.private_key_env.as_deref(), &conn)?;
+    let key = args.wallet.signer(&conn)?;
     let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(key))
         .connect_http(conn.rpc_url.parse().wrap_err("invalid RPC URL")?);
-    let escrow = RenderEscrow::new(conn.escrow, &provider);
-    let receipt = send(escrow.cancel(U256::from(args.job))).await?;
+    let escrow = RenderEscrow::new(conn.deployment.escrow, &provider);
+    let receipt = send(escrow.cancel(args.job.to_u256())).await?;
     output::line(format!("cancelled job {} in tx {}", args.job, receipt.transaction_hash));
     Ok(())
 }

@@ -6,7 +6,7 @@ use alloy::{
     network::EthereumWallet, primitives::U256, providers::ProviderBuilder, signers::local::PrivateKeySigner,
 };
 use clap::{Args, Subcommand};
-use eyre::{WrapErr, eyre};
+
 use lumen_chain::{ChainError, bind, contracts::NodeRegistry, deploy::send};
 
 use crate::{connect::ConnectArgs, output};
@@ -89,14 +89,10 @@ async fn register(args: RegisterArgs) -> eyre::Result<()> {
     let key_file =
         args.key_file.clone().unwrap_or_else(|| lumen_node::args::default_home().join("private_key"));
     let node_key = lumen_node::key::load_or_create(&key_file)?;
-    let owner: PrivateKeySigner = std::env::var(&args.owner_key_env)
-        .wrap_err_with(|| format!("environment variable {} is not set", args.owner_key_env))?
-        .trim()
-        .parse()
-        .map_err(|e| eyre!("invalid owner key: {e}"))?;
+    let owner = lumen_chain::key_from_env(&args.owner_key_env)?;
+    let d = &conn.deployment;
     let tx =
-        bind_node(&conn.rpc_url, conn.registry, conn.chain_id, &node_key, &owner, U256::from(args.stake))
-            .await?;
+        bind_node(&conn.rpc_url, d.registry, d.chain_id, &node_key, &owner, U256::from(args.stake)).await?;
     output::line(format!("node {} bound to owner {} in tx {tx}", node_key.address(), owner.address()));
     Ok(())
 }

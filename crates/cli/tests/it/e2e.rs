@@ -10,6 +10,7 @@ use alloy::{
     sol_types::SolEvent,
 };
 use lumen_chain::contracts::RenderEscrow;
+use lumen_protocol::JobState;
 
 use crate::harness::{Devnet, make_scene, wait_until};
 
@@ -20,7 +21,7 @@ const PRICE: u128 = 1_000_000_000_000_000; // 0.001 ETH
 async fn released_frames(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address, U256, U256)> {
     let provider = devnet.provider();
     let filter = Filter::new()
-        .address(devnet.file.escrow)
+        .address(devnet.file.deployment.escrow)
         .event_signature(RenderEscrow::FramesReleased::SIGNATURE_HASH)
         .topic1(U256::from(job))
         .from_block(0);
@@ -39,7 +40,7 @@ async fn released_frames(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, A
 async fn refunded(devnet: &Devnet, job: u64) -> U256 {
     let provider = devnet.provider();
     let filter = Filter::new()
-        .address(devnet.file.escrow)
+        .address(devnet.file.deployment.escrow)
         .event_signature(RenderEscrow::JobRefunded::SIGNATURE_HASH)
         .topic1(U256::from(job))
         .from_block(0);
@@ -58,7 +59,7 @@ async fn renders_verifies_and_pays_every_frame_once() {
     let scene = devnet.dir.path().join("scene.blend");
     make_scene(&scene, 6, 64, 36, &[]);
     let provider = devnet.provider();
-    let escrow = RenderEscrow::new(devnet.file.escrow, &provider);
+    let escrow = RenderEscrow::new(devnet.file.deployment.escrow, &provider);
     let owners: Vec<Address> = devnet.file.nodes.iter().map(|n| n.owner).collect();
     let mut credits_before = Vec::new();
     for owner in &owners {
@@ -69,7 +70,7 @@ async fn renders_verifies_and_pays_every_frame_once() {
     devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
 
     let status = devnet.status(job);
-    assert_eq!(status["state"], "completed", "{status:#}");
+    assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
     let out = devnet.dir.path().join("frames");
     devnet.lumen_ok(&["job", "download", &job.to_string(), "--out", out.to_str().unwrap()]);
     for frame in 1..=6 {
@@ -137,7 +138,7 @@ async fn a_killed_node_loses_its_frames_and_the_job_still_completes() {
 
     devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
     let status = devnet.status(job);
-    assert_eq!(status["state"], "completed", "{status:#}");
+    assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
     let retried = frames_of(&status).iter().filter(|f| f["attempts"].as_i64().unwrap() > 1).count();
     assert!(retried >= 1, "the killed node's frame was rendered again elsewhere: {status:#}");
     let released = released_frames(&devnet, job).await;
@@ -165,7 +166,7 @@ async fn black_frames_and_wrong_signatures_are_rejected_and_never_paid() {
     devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
 
     let status = devnet.status(job);
-    assert_eq!(status["state"], "completed", "{status:#}");
+    assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
     let released = released_frames(&devnet, job).await;
     assert_eq!(released.len(), 6);
     for (index, (node, owner, _, _)) in &released {
@@ -182,7 +183,7 @@ async fn black_frames_and_wrong_signatures_are_rejected_and_never_paid() {
 async fn bad_uploads_are_refused_before_anything_is_locked() {
     let devnet = Devnet::start(1, &[]);
     let provider = devnet.provider();
-    let escrow = RenderEscrow::new(devnet.file.escrow, &provider);
+    let escrow = RenderEscrow::new(devnet.file.deployment.escrow, &provider);
     let next_before = escrow.nextJobId().call().await.unwrap();
 
     let not_blend = devnet.dir.path().join("notes.blend");
@@ -210,7 +211,11 @@ async fn bad_uploads_are_refused_before_anything_is_locked() {
     assert!(err.contains("does not contain") && err.contains("wood.png"), "names the unpacked file: {err}");
 
     assert_eq!(escrow.nextJobId().call().await.unwrap(), next_before, "no job was opened");
-    assert_eq!(provider.get_balance(devnet.file.escrow).await.unwrap(), U256::ZERO, "nothing was locked");
+    assert_eq!(
+        provider.get_balance(devnet.file.deployment.escrow).await.unwrap(),
+        U256::ZERO,
+        "nothing was locked"
+    );
 }
 
 #[tokio::test]
@@ -226,7 +231,7 @@ async fn a_deterministic_failure_fails_the_job_fast_and_refunds_everything() {
     assert!(text.contains("missing_feature"), "the reason reaches the artist: {text}");
 
     let status = devnet.status(job);
-    assert_eq!(status["state"], "failed", "{status:#}");
+    assert_eq!(job_state(&status), JobState::Failed, "{status:#}");
     assert!(
         status["failure"].as_str().unwrap().contains("OpenImageDenoise")
             || status["failure"].as_str().unwrap().contains("missing_feature")
@@ -380,9 +385,14 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
     let job = out.lines().last().unwrap().trim().to_owned();
     lumen(&["job", "wait", &job, "--timeout", "300"]);
     let status: serde_json::Value = serde_json::from_str(&lumen(&["job", "status", &job, "--json"])).unwrap();
-    assert_eq!(status["state"], "completed", "{status:#}");
+    assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
     for f in frames_of(&status) {
         assert_eq!(f["node"].as_str().unwrap(), format!("{:#x}", node_key.address()));
         assert!(f["payout_tx"].as_str().is_some(), "{f}");
     }
+}
+
+/// The job state in a `lumen job status --json` document, read as its type.
+fn job_state(status: &serde_json::Value) -> JobState {
+    serde_json::from_value(status["state"].clone()).expect("the state is a job state")
 }

@@ -155,7 +155,7 @@ impl Devnet {
 
     /// A read-only provider on the devnet's chain.
     pub(crate) fn provider(&self) -> DynProvider {
-        ProviderBuilder::new().connect_http(self.file.rpc_url.parse().unwrap()).erased()
+        ProviderBuilder::new().connect_http(self.file.rpc_url().parse().unwrap()).erased()
     }
 
     /// The devnet's log and the nodes' logs (last lines), for failure messages.

@@ -2,10 +2,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use lumen_store::{
-    ChainEventRow, Cursor, FrameState, JobState, NewJob, PayoutRow, Store, TaskEnd, TaskState, Verdict,
-    now_ms,
+use alloy_primitives::{Address, B256, Bytes};
+use lumen_protocol::{
+    ChainEvent, ContentHash, FrameIndex, FrameState, JobId, JobState, MirroredEvent, TaskRole, TaskState,
+    Verdict, Wei,
 };
+use lumen_store::{Cursor, NewJob, Store, StoreError, TaskEnd, TaskRow, now_ms};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -13,64 +15,95 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-async fn job(store: &Store, job_id: i64, frames: u32) {
+fn node(n: u8) -> Address {
+    Address::repeat_byte(n)
+}
+
+fn hash(n: u8) -> ContentHash {
+    ContentHash(B256::repeat_byte(n))
+}
+
+const F0: FrameIndex = FrameIndex(0);
+const F1: FrameIndex = FrameIndex(1);
+
+fn new_job(job_id: u64, frames: u32, blend_hash: ContentHash) -> NewJob {
+    NewJob {
+        job_id: JobId(job_id),
+        artist: node(0xa),
+        spec_json: "{}".into(),
+        spec_hash: B256::repeat_byte(1),
+        signature: Bytes::from_static(&[1, 2, 3]),
+        blend_hash,
+        width: 64,
+        height: 36,
+        engine: "CYCLES".into(),
+        token: Address::ZERO,
+        price_per_frame: Wei::from(1_000u128),
+        frame_numbers: (1..=i32::try_from(frames).unwrap()).collect(),
+    }
+}
+
+async fn job(store: &Store, job_id: u64, frames: u32) -> JobId {
     let blend = store.put_blob(b"BLENDER-v300 fake scene").await.unwrap();
-    store
-        .insert_job(&NewJob {
-            job_id,
-            artist: "0xa".into(),
-            spec_json: "{}".into(),
-            spec_hash: "0x1".into(),
-            signature: "0x".into(),
-            blend_hash: format!("{blend}"),
-            frame_count: frames,
-            width: 64,
-            height: 36,
-            engine: "CYCLES".into(),
-            token: "0x0".into(),
-            price_per_frame: "1000".into(),
-            frame_numbers: (1..=i32::try_from(frames).unwrap()).collect(),
-        })
-        .await
-        .unwrap();
-    assert!(store.transition_job(job_id, JobState::AwaitingChain, JobState::Rendering, None).await.unwrap());
+    store.insert_job(&new_job(job_id, frames, blend)).await.unwrap();
+    let id = JobId(job_id);
+    assert!(store.transition_job(id, JobState::AwaitingChain, JobState::Rendering, None).await.unwrap());
+    id
+}
+
+async fn claim(store: &Store, job: JobId, frame: FrameIndex, n: u8) -> Option<TaskRow> {
+    store.claim_render(job, frame, node(n), TaskRole::Primary, now_ms() + 60_000).await.unwrap()
+}
+
+async fn deliver(store: &Store, task: &TaskRow, output: ContentHash) {
+    assert!(store.record_upload(task.task_id, output).await.unwrap());
+    assert!(store.record_result(task.task_id, output, &Bytes::from_static(&[9]), 1.0).await.unwrap());
+}
+
+#[tokio::test]
+async fn jobs_round_trip_typed_and_refuse_illegal_transitions() {
+    let (_dir, store) = store().await;
+    let id = job(&store, 4, 3).await;
+    let row = store.job(id).await.unwrap().unwrap();
+    assert_eq!((row.artist, row.frame_count, row.price_per_frame), (node(0xa), 3, Wei::from(1_000u128)));
+    assert_eq!(row.expected_lock(), Some(Wei::from(3_000u128)));
+    assert_eq!(row.signature, Bytes::from_static(&[1, 2, 3]));
+    assert!(matches!(
+        store.insert_job(&new_job(4, 1, row.blend_hash)).await,
+        Err(StoreError::JobExists(JobId(4)))
+    ));
+    assert!(matches!(
+        store.transition_job(id, JobState::Completed, JobState::Rendering, None).await,
+        Err(StoreError::Transition { .. })
+    ));
+    assert!(!store.transition_job(id, JobState::AwaitingChain, JobState::Rendering, None).await.unwrap());
+    assert_eq!(store.jobs_in_state(JobState::Rendering).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn a_frame_is_claimed_once_even_under_concurrency() {
     let (_dir, store) = store().await;
-    job(&store, 1, 1).await;
-    let claims = futures_like_join(&store, 16).await;
-    assert_eq!(claims.iter().filter(|c| c.is_some()).count(), 1, "exactly one claim wins");
-    assert_eq!(store.frame(1, 0).await.unwrap().unwrap().state, FrameState::Rendering);
-    assert!(store.pending_frames(10).await.unwrap().is_empty());
-}
-
-async fn futures_like_join(store: &Store, n: usize) -> Vec<Option<lumen_store::TaskRow>> {
+    let id = job(&store, 1, 1).await;
     let mut handles = Vec::new();
-    for i in 0..n {
+    for i in 0..16u8 {
         let store = store.clone();
-        handles.push(tokio::spawn(async move {
-            store.claim_frame(1, 0, &format!("0xnode{i}"), now_ms() + 60_000).await.unwrap()
-        }));
+        handles.push(tokio::spawn(async move { claim(&store, id, F0, i + 1).await }));
     }
-    let mut out = Vec::new();
+    let mut won = 0;
     for h in handles {
-        out.push(h.await.unwrap());
+        won += usize::from(h.await.unwrap().is_some());
     }
-    out
+    assert_eq!(won, 1, "exactly one claim wins");
+    assert_eq!(store.frame(id, F0).await.unwrap().unwrap().state, FrameState::Rendering);
+    assert!(store.pending_frames(10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn lost_tasks_requeue_and_verdicts_move_frames() {
     let (_dir, store) = store().await;
-    job(&store, 7, 2).await;
-    assert!(
-        store.insert_job(&NewJob { job_id: 7, ..sample_new_job() }).await.is_err(),
-        "duplicate id refused"
-    );
+    let id = job(&store, 7, 2).await;
 
-    let task = store.claim_frame(7, 0, "0xaa", now_ms() + 60_000).await.unwrap().unwrap();
+    let task = claim(&store, id, F0, 0xaa).await.unwrap();
     let lost = TaskEnd {
         state: TaskState::Lost,
         code: "disconnected".into(),
@@ -79,103 +112,149 @@ async fn lost_tasks_requeue_and_verdicts_move_frames() {
     };
     assert!(store.end_task(task.task_id, &lost).await.unwrap());
     assert!(!store.end_task(task.task_id, &lost).await.unwrap(), "a task ends once");
-    assert_eq!(store.frame(7, 0).await.unwrap().unwrap().state, FrameState::Pending);
-
+    assert_eq!(store.frame(id, F0).await.unwrap().unwrap().state, FrameState::Pending);
     // A result for a task that already ended is not taken.
-    assert!(!store.record_result(task.task_id, "0xhash", "0xsig", 1.0).await.unwrap());
+    assert!(!store.record_result(task.task_id, hash(1), &Bytes::new(), 1.0).await.unwrap());
 
-    let task = store.claim_frame(7, 0, "0xbb", now_ms() + 60_000).await.unwrap().unwrap();
-    assert!(store.record_upload(task.task_id, "0xhash").await.unwrap());
-    assert!(store.record_result(task.task_id, "0xhash", "0xsig", 1.0).await.unwrap());
-    assert_eq!(store.frame(7, 0).await.unwrap().unwrap().state, FrameState::Verifying);
+    let task = claim(&store, id, F0, 0xbb).await.unwrap();
+    deliver(&store, &task, hash(2)).await;
+    let frame = store.frame(id, F0).await.unwrap().unwrap();
+    assert_eq!(
+        (frame.state, frame.node, frame.output_hash),
+        (FrameState::Verifying, Some(node(0xbb)), Some(hash(2)))
+    );
     let rejected = Verdict::Rejected { code: "all_black".into(), message: "black".into() };
     assert!(store.record_verdict(task.task_id, &rejected).await.unwrap());
-    let frame = store.frame(7, 0).await.unwrap().unwrap();
-    assert_eq!((frame.state, frame.verdict.as_deref()), (FrameState::Pending, Some("rejected: all_black")));
+    let frame = store.frame(id, F0).await.unwrap().unwrap();
+    assert_eq!((frame.state, frame.node), (FrameState::Pending, None));
+    let judged = store.task(task.task_id).await.unwrap().unwrap();
+    assert_eq!(judged.verdict(), Some(rejected));
 
-    let task = store.claim_frame(7, 0, "0xcc", now_ms() + 60_000).await.unwrap().unwrap();
-    store.record_upload(task.task_id, "0xgood").await.unwrap();
-    store.record_result(task.task_id, "0xgood", "0xsig", 1.0).await.unwrap();
+    let task = claim(&store, id, F0, 0xcc).await.unwrap();
+    deliver(&store, &task, hash(3)).await;
     assert!(store.record_verdict(task.task_id, &Verdict::Accepted).await.unwrap());
     assert!(!store.record_verdict(task.task_id, &Verdict::Accepted).await.unwrap(), "judged once");
-    let frame = store.frame(7, 0).await.unwrap().unwrap();
-    assert_eq!((frame.state, frame.node.as_deref()), (FrameState::Verified, Some("0xcc")));
-    assert_eq!(store.frame_tasks(7, 0).await.unwrap().len(), 3);
+    let frame = store.frame(id, F0).await.unwrap().unwrap();
+    assert_eq!((frame.state, frame.node, frame.attempts), (FrameState::Verified, Some(node(0xcc)), 3));
+    assert_eq!(store.frame_tasks(id, F0).await.unwrap().len(), 3);
+    assert!(claim(&store, id, F0, 0xdd).await.is_none(), "a verified frame is not rendered again");
 
-    let counts = store.frame_counts(7).await.unwrap();
+    let counts = store.frame_counts(id).await.unwrap();
     assert_eq!((counts.verified, counts.pending), (1, 1));
     assert!(!counts.all_final());
-    store.fail_unfinished_frames(7, "scene cannot render").await.unwrap();
-    let counts = store.frame_counts(7).await.unwrap();
+    store.fail_unfinished_frames(id, "scene cannot render").await.unwrap();
+    let counts = store.frame_counts(id).await.unwrap();
     assert_eq!((counts.verified, counts.failed), (1, 1));
     assert!(counts.all_final());
 }
 
-fn sample_new_job() -> NewJob {
-    NewJob {
-        job_id: 0,
-        artist: "0xa".into(),
-        spec_json: "{}".into(),
-        spec_hash: "0x1".into(),
-        signature: "0x".into(),
-        blend_hash: "0x0".into(),
-        frame_count: 1,
-        width: 1,
-        height: 1,
-        engine: "CYCLES".into(),
-        token: "0x0".into(),
-        price_per_frame: "1".into(),
-        frame_numbers: vec![1],
+#[tokio::test]
+async fn a_frame_can_want_several_independent_renders() {
+    let (_dir, store) = store().await;
+    let id = job(&store, 5, 1).await;
+    sqlx_set_wanted(&store, id, 2).await;
+
+    let first = claim(&store, id, F0, 1).await.unwrap();
+    assert_eq!(
+        store.frame(id, F0).await.unwrap().unwrap().state,
+        FrameState::Pending,
+        "one render still open"
+    );
+    assert!(claim(&store, id, F0, 1).await.is_none(), "the same node never holds two renders of a frame");
+    let second = store
+        .claim_render(id, F0, node(2), TaskRole::Verification, now_ms() + 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.role, TaskRole::Verification);
+    assert_eq!(store.frame(id, F0).await.unwrap().unwrap().state, FrameState::Rendering);
+    assert!(claim(&store, id, F0, 3).await.is_none(), "both renders are taken");
+
+    deliver(&store, &first, hash(1)).await;
+    assert_eq!(
+        store.frame(id, F0).await.unwrap().unwrap().state,
+        FrameState::Rendering,
+        "the second still runs"
+    );
+    deliver(&store, &second, hash(2)).await;
+    assert_eq!(store.frame(id, F0).await.unwrap().unwrap().state, FrameState::Verifying);
+    store.record_verdict(first.task_id, &Verdict::Accepted).await.unwrap();
+    assert_eq!(store.frame(id, F0).await.unwrap().unwrap().state, FrameState::Verifying);
+    store.record_verdict(second.task_id, &Verdict::Accepted).await.unwrap();
+    assert_eq!(store.frame(id, F0).await.unwrap().unwrap().state, FrameState::Verified);
+
+    // Failing a frame for good cancels what still runs on it.
+    let id = job(&store, 6, 1).await;
+    let running = claim(&store, id, F0, 1).await.unwrap();
+    let cancelled = store.fail_frame(id, F0, "too many failures").await.unwrap().unwrap();
+    assert_eq!(cancelled.iter().map(|t| t.task_id).collect::<Vec<_>>(), vec![running.task_id]);
+    assert!(store.fail_frame(id, F0, "again").await.unwrap().is_none(), "failed once");
+    assert!(!store.record_result(running.task_id, hash(1), &Bytes::new(), 1.0).await.unwrap());
+}
+
+/// Marks every frame of a job as wanting `n` renders (what sampling will do).
+async fn sqlx_set_wanted(store: &Store, job: JobId, n: u32) {
+    store.set_renders_wanted(job, F0, n).await.unwrap();
+}
+
+fn released(job: JobId, frames: &[u32], block: u64) -> MirroredEvent {
+    MirroredEvent {
+        block_number: block,
+        log_index: 0,
+        block_hash: B256::repeat_byte(0xb),
+        tx_hash: B256::repeat_byte(0x7),
+        event: ChainEvent::FramesReleased {
+            job_id: job,
+            node: node(1),
+            owner: node(2),
+            frames: frames.iter().copied().map(FrameIndex).collect(),
+            amount: Wei::from(2_000u128),
+            fee: Wei::from(51u128),
+        },
     }
 }
 
 #[tokio::test]
-async fn mirror_batches_are_idempotent_and_rewindable() {
+async fn mirror_batches_are_typed_idempotent_and_rewindable() {
     let (_dir, store) = store().await;
-    job(&store, 3, 2).await;
-    let task = store.claim_frame(3, 1, "0xnode", now_ms() + 60_000).await.unwrap().unwrap();
-    store.record_upload(task.task_id, "0xh").await.unwrap();
-    store.record_result(task.task_id, "0xh", "0xs", 1.0).await.unwrap();
+    let id = job(&store, 3, 2).await;
+    let task = claim(&store, id, F1, 1).await.unwrap();
+    deliver(&store, &task, hash(1)).await;
     store.record_verdict(task.task_id, &Verdict::Accepted).await.unwrap();
-    assert_eq!(store.unpaid_verified_frames(3).await.unwrap().len(), 1);
+    assert_eq!(store.unpaid_verified_frames(id).await.unwrap().len(), 1);
 
-    let event = ChainEventRow {
-        block_number: 10,
-        log_index: 0,
-        block_hash: "0xb".into(),
-        tx_hash: "0xt".into(),
-        contract: "escrow".into(),
-        name: "FramesReleased".into(),
-        job_id: Some(3),
-        node: Some("0xnode".into()),
-        account: Some("0xowner".into()),
-        data: "{}".into(),
+    let event = released(id, &[0, 1], 10);
+    let opened = MirroredEvent {
+        block_number: 9,
+        log_index: 3,
+        event: ChainEvent::JobOpened {
+            job_id: id,
+            artist: node(0xa),
+            spec_hash: B256::repeat_byte(1),
+            token: Address::ZERO,
+            price_per_frame: Wei::from(1_000u128),
+            frame_count: 2,
+            deadline: 1_700_000_000,
+            amount: Wei::from(2_000u128),
+            fee_bps: 250,
+        },
+        ..event.clone()
     };
-    let payout = PayoutRow {
-        job_id: 3,
-        frame_index: 1,
-        node: "0xnode".into(),
-        owner: "0xowner".into(),
-        amount: "1000".into(),
-        fee: "25".into(),
-        tx_hash: "0xt".into(),
-        block_number: 10,
-    };
-    let cursor = Cursor { name: "m".into(), block_number: 10, block_hash: "0xb".into() };
-    store
-        .apply_chain_batch(std::slice::from_ref(&event), std::slice::from_ref(&payout), &cursor)
-        .await
-        .unwrap();
-    store.apply_chain_batch(&[event], &[payout], &cursor).await.unwrap();
-    assert_eq!(store.chain_events(Some(3)).await.unwrap().len(), 1);
-    assert_eq!(store.payouts(3).await.unwrap().len(), 1);
-    assert!(store.unpaid_verified_frames(3).await.unwrap().is_empty());
-    assert_eq!(store.cursor("m").await.unwrap().unwrap().block_number, 10);
+    let cursor = Cursor { name: "m".into(), block_number: 10, block_hash: B256::repeat_byte(0xb) };
+    let batch = [opened.clone(), event.clone()];
+    store.apply_chain_batch(&batch, &cursor).await.unwrap();
+    store.apply_chain_batch(&batch, &cursor).await.unwrap();
+    assert_eq!(store.chain_events(Some(id)).await.unwrap(), batch.to_vec(), "events come back exactly");
+    let payouts = store.payouts(id).await.unwrap();
+    assert_eq!(payouts.len(), 2);
+    assert_eq!(payouts.iter().map(|p| p.fee).sum::<Wei>(), Wei::from(51u128), "fee split exactly");
+    assert!(store.unpaid_verified_frames(id).await.unwrap().is_empty());
+    assert_eq!(store.cursor("m").await.unwrap().unwrap(), cursor);
 
     store.rewind_mirror(9).await.unwrap();
-    assert!(store.chain_events(None).await.unwrap().is_empty());
+    assert_eq!(store.chain_events(None).await.unwrap(), vec![opened]);
     assert_eq!(
-        store.unpaid_verified_frames(3).await.unwrap().len(),
+        store.unpaid_verified_frames(id).await.unwrap().len(),
         1,
         "payouts above the reorg point are forgotten"
     );
@@ -184,12 +263,11 @@ async fn mirror_batches_are_idempotent_and_rewindable() {
 #[tokio::test]
 async fn verdicts_are_numbered_in_the_order_they_are_given() {
     let (_dir, store) = store().await;
-    job(&store, 9, 2).await;
-    let first = store.claim_frame(9, 0, "0xa", now_ms() + 60_000).await.unwrap().unwrap();
-    let second = store.claim_frame(9, 1, "0xb", now_ms() + 60_000).await.unwrap().unwrap();
+    let id = job(&store, 9, 2).await;
+    let first = claim(&store, id, F0, 0xa).await.unwrap();
+    let second = claim(&store, id, F1, 0xb).await.unwrap();
     for t in [&first, &second] {
-        store.record_upload(t.task_id, "0xh").await.unwrap();
-        store.record_result(t.task_id, "0xh", "0xs", 1.0).await.unwrap();
+        deliver(&store, t, hash(4)).await;
     }
     assert_eq!(store.last_verdict_seq().await.unwrap(), 0);
     // The later task is judged first: followers must still see both, in verdict order.

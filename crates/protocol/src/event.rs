@@ -1,0 +1,321 @@
+//! Contract events as the indexer mirrors them: decoded once from the log,
+//! then typed all the way to the database row and the API.
+
+use alloy_primitives::{Address, B256, U256};
+use serde::{Deserialize, Serialize};
+
+use crate::{FrameIndex, JobId, Wei, wire_enum};
+
+wire_enum! {
+    /// Which event a mirrored log is (its Solidity name).
+    pub enum ChainEventKind: "chain event" {
+        /// `RenderEscrow.JobOpened`.
+        JobOpened = "JobOpened",
+        /// `RenderEscrow.FramesReleased`.
+        FramesReleased = "FramesReleased",
+        /// `RenderEscrow.JobCancelled`.
+        JobCancelled = "JobCancelled",
+        /// `RenderEscrow.JobClosed`.
+        JobClosed = "JobClosed",
+        /// `RenderEscrow.JobRefunded`.
+        JobRefunded = "JobRefunded",
+        /// `RenderEscrow.CreditsWithdrawn`.
+        CreditsWithdrawn = "CreditsWithdrawn",
+        /// `RenderEscrow.FeesWithdrawn`.
+        FeesWithdrawn = "FeesWithdrawn",
+        /// `NodeRegistry.NodeRegistered`.
+        NodeRegistered = "NodeRegistered",
+        /// `NodeRegistry.NodeDeregistered`.
+        NodeDeregistered = "NodeDeregistered",
+        /// `NodeRegistry.NodeSlashed`.
+        NodeSlashed = "NodeSlashed",
+        /// `NodeRegistry.StakeAdded`.
+        StakeAdded = "StakeAdded",
+        /// `NodeRegistry.UnstakeRequested`.
+        UnstakeRequested = "UnstakeRequested",
+        /// `NodeRegistry.StakeWithdrawn`.
+        StakeWithdrawn = "StakeWithdrawn",
+        /// `NodeRegistry.ClaimableWithdrawn`.
+        ClaimableWithdrawn = "ClaimableWithdrawn",
+        /// An administrative event (settler, treasury, fee, pause, delays).
+        Admin = "Admin",
+    }
+}
+
+/// One contract event, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event")]
+pub enum ChainEvent {
+    /// An artist locked payment for a job.
+    JobOpened {
+        /// The new job.
+        job_id: JobId,
+        /// Who opened and funded it.
+        artist: Address,
+        /// EIP-712 hash of the job spec.
+        spec_hash: B256,
+        /// Payment token (zero: native coin).
+        token: Address,
+        /// Price of one frame.
+        price_per_frame: Wei,
+        /// Frames paid for.
+        frame_count: u32,
+        /// Unix time after which the artist may always refund.
+        deadline: u64,
+        /// Amount locked.
+        amount: Wei,
+        /// Protocol fee snapshotted for the job, basis points.
+        fee_bps: u16,
+    },
+    /// Frames of one 256-frame bitmap word were paid to a node's owner.
+    FramesReleased {
+        /// The job.
+        job_id: JobId,
+        /// The node that rendered them.
+        node: Address,
+        /// The owner credited.
+        owner: Address,
+        /// The frames paid.
+        frames: Vec<FrameIndex>,
+        /// Gross amount for them.
+        amount: Wei,
+        /// Protocol fee taken from it.
+        fee: Wei,
+    },
+    /// The artist cancelled a job.
+    JobCancelled {
+        /// The job.
+        job_id: JobId,
+        /// The artist.
+        artist: Address,
+        /// When the refund becomes possible.
+        refundable_at: u64,
+    },
+    /// The settler closed a job.
+    JobClosed {
+        /// The job.
+        job_id: JobId,
+        /// What was left unreleased.
+        remaining: Wei,
+    },
+    /// The unspent rest of a job went back to its artist.
+    JobRefunded {
+        /// The job.
+        job_id: JobId,
+        /// The artist.
+        artist: Address,
+        /// Amount refunded.
+        amount: Wei,
+    },
+    /// An owner withdrew credits.
+    CreditsWithdrawn {
+        /// The owner.
+        account: Address,
+        /// Token withdrawn.
+        token: Address,
+        /// Amount.
+        amount: Wei,
+    },
+    /// Accrued fees were sent to the treasury.
+    FeesWithdrawn {
+        /// The treasury.
+        treasury: Address,
+        /// Token.
+        token: Address,
+        /// Amount.
+        amount: Wei,
+    },
+    /// A node key was bound to an owner.
+    NodeRegistered {
+        /// Node key.
+        node: Address,
+        /// Owner wallet.
+        owner: Address,
+        /// Stake locked with it.
+        stake: Wei,
+    },
+    /// A node was unbound; its stake starts unbonding.
+    NodeDeregistered {
+        /// Node key.
+        node: Address,
+        /// Owner wallet.
+        owner: Address,
+        /// Stake unbonding.
+        unbonding: Wei,
+        /// When it can be withdrawn.
+        available_at: u64,
+    },
+    /// A node's stake was slashed.
+    NodeSlashed {
+        /// Node key.
+        node: Address,
+        /// Its owner.
+        owner: Address,
+        /// Who receives the slashed amount.
+        recipient: Address,
+        /// Amount slashed.
+        amount: Wei,
+        /// Hash of the evidence bundle.
+        evidence: B256,
+    },
+    /// Stake was added to a node.
+    StakeAdded {
+        /// Node key.
+        node: Address,
+        /// Owner.
+        owner: Address,
+        /// Amount added.
+        amount: Wei,
+        /// Stake after.
+        stake: Wei,
+    },
+    /// An owner asked to unstake.
+    UnstakeRequested {
+        /// Node key.
+        node: Address,
+        /// Owner.
+        owner: Address,
+        /// Amount.
+        amount: Wei,
+        /// When it can be withdrawn.
+        available_at: u64,
+    },
+    /// Unbonded stake was withdrawn.
+    StakeWithdrawn {
+        /// Node key.
+        node: Address,
+        /// Owner.
+        owner: Address,
+        /// Amount.
+        amount: Wei,
+    },
+    /// Slash proceeds were withdrawn.
+    ClaimableWithdrawn {
+        /// Recipient.
+        account: Address,
+        /// Amount.
+        amount: Wei,
+    },
+    /// An administrative change, recorded for the audit trail.
+    Admin {
+        /// Which one (`SettlerChanged`, `FeeBpsChanged`, `Paused`, …).
+        name: String,
+    },
+}
+
+impl ChainEvent {
+    /// Which event this is.
+    pub const fn kind(&self) -> ChainEventKind {
+        match self {
+            Self::JobOpened { .. } => ChainEventKind::JobOpened,
+            Self::FramesReleased { .. } => ChainEventKind::FramesReleased,
+            Self::JobCancelled { .. } => ChainEventKind::JobCancelled,
+            Self::JobClosed { .. } => ChainEventKind::JobClosed,
+            Self::JobRefunded { .. } => ChainEventKind::JobRefunded,
+            Self::CreditsWithdrawn { .. } => ChainEventKind::CreditsWithdrawn,
+            Self::FeesWithdrawn { .. } => ChainEventKind::FeesWithdrawn,
+            Self::NodeRegistered { .. } => ChainEventKind::NodeRegistered,
+            Self::NodeDeregistered { .. } => ChainEventKind::NodeDeregistered,
+            Self::NodeSlashed { .. } => ChainEventKind::NodeSlashed,
+            Self::StakeAdded { .. } => ChainEventKind::StakeAdded,
+            Self::UnstakeRequested { .. } => ChainEventKind::UnstakeRequested,
+            Self::StakeWithdrawn { .. } => ChainEventKind::StakeWithdrawn,
+            Self::ClaimableWithdrawn { .. } => ChainEventKind::ClaimableWithdrawn,
+            Self::Admin { .. } => ChainEventKind::Admin,
+        }
+    }
+
+    /// The job the event concerns, if any.
+    pub const fn job_id(&self) -> Option<JobId> {
+        match self {
+            Self::JobOpened { job_id, .. }
+            | Self::FramesReleased { job_id, .. }
+            | Self::JobCancelled { job_id, .. }
+            | Self::JobClosed { job_id, .. }
+            | Self::JobRefunded { job_id, .. } => Some(*job_id),
+            _ => None,
+        }
+    }
+
+    /// The amount the event moved, where it has one.
+    pub const fn amount(&self) -> Option<Wei> {
+        match self {
+            Self::JobOpened { amount, .. }
+            | Self::FramesReleased { amount, .. }
+            | Self::JobRefunded { amount, .. }
+            | Self::CreditsWithdrawn { amount, .. }
+            | Self::FeesWithdrawn { amount, .. }
+            | Self::NodeSlashed { amount, .. }
+            | Self::StakeAdded { amount, .. }
+            | Self::UnstakeRequested { amount, .. }
+            | Self::StakeWithdrawn { amount, .. }
+            | Self::ClaimableWithdrawn { amount, .. } => Some(*amount),
+            Self::JobClosed { remaining, .. } => Some(*remaining),
+            Self::NodeRegistered { stake, .. } => Some(*stake),
+            Self::NodeDeregistered { unbonding, .. } => Some(*unbonding),
+            Self::JobCancelled { .. } | Self::Admin { .. } => None,
+        }
+    }
+}
+
+/// A mirrored event with where it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirroredEvent {
+    /// Block number.
+    pub block_number: u64,
+    /// Log index within the block.
+    pub log_index: u64,
+    /// Block hash (reorg detection).
+    pub block_hash: B256,
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// The event.
+    pub event: ChainEvent,
+}
+
+/// Splits a released amount over its frames: every frame gets the same
+/// share, and the fee's rounding remainder goes to the last frame so that
+/// sums are exact. Returns `(amount, fee)` per frame, in order.
+pub fn split_release(amount: Wei, fee: Wei, frames: usize) -> Vec<(Wei, Wei)> {
+    if frames == 0 {
+        return Vec::new();
+    }
+    let n = U256::from(frames);
+    let (per_frame, fee_each, fee_rest) = (amount.0 / n, fee.0 / n, fee.0 % n);
+    (0..frames)
+        .map(|i| {
+            let fee = if i + 1 == frames { fee_each + fee_rest } else { fee_each };
+            (Wei(per_frame), Wei(fee))
+        })
+        .collect()
+}
+
+/// Frames per bitmap word of the escrow's `FrameSet`.
+pub const WORD_BITS: u32 = 256;
+
+/// The frame indices a release bitmap word pays, in ascending order.
+pub fn unpack_frames(word_index: u32, bits: U256) -> impl Iterator<Item = FrameIndex> {
+    (0..WORD_BITS).filter(move |i| bits.bit(*i as usize)).map(move |i| FrameIndex(word_index * WORD_BITS + i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_split_sums_the_fee_exactly() {
+        let parts = split_release(Wei::from(300u128), Wei::from(10u128), 3);
+        assert_eq!(parts.iter().map(|p| p.0).sum::<Wei>(), Wei::from(300u128));
+        assert_eq!(parts.iter().map(|p| p.1).sum::<Wei>(), Wei::from(10u128));
+        assert!(split_release(Wei::ZERO, Wei::ZERO, 0).is_empty());
+    }
+
+    #[test]
+    fn event_json_names_the_event() {
+        let e = ChainEvent::JobClosed { job_id: JobId(3), remaining: Wei::from(5u128) };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["event"], ChainEventKind::JobClosed.as_str());
+        assert_eq!(json["remaining"], "5");
+        assert_eq!(serde_json::from_value::<ChainEvent>(json).unwrap(), e);
+    }
+}

@@ -1,0 +1,199 @@
+//! Jobs: registered by artists, confirmed against the chain, settled.
+
+use alloy_primitives::{Address, B256, Bytes};
+use lumen_protocol::{ContentHash, FrameState, JobId, JobState, Wei};
+use tracing::debug;
+
+use crate::{Hex, Store, StoreError, StoreResult, now_ms};
+
+/// A job as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    /// On-chain job id.
+    pub job_id: JobId,
+    /// Artist address (the spec's signer).
+    pub artist: Address,
+    /// The signed spec as JSON.
+    pub spec_json: String,
+    /// EIP-712 hash of the spec (what the escrow holds).
+    pub spec_hash: B256,
+    /// The artist's signature over the spec.
+    pub signature: Bytes,
+    /// blake3 of the `.blend`.
+    pub blend_hash: ContentHash,
+    /// Expected frame width.
+    pub width: u32,
+    /// Expected frame height.
+    pub height: u32,
+    /// Render engine.
+    pub engine: String,
+    /// Payment token (zero address for the native coin).
+    pub token: Address,
+    /// Price per frame.
+    pub price_per_frame: Wei,
+    /// Blender frame number of each frame index (one entry per frame).
+    pub frame_numbers: Vec<i32>,
+}
+
+/// A stored job.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobRow {
+    /// On-chain job id.
+    pub job_id: JobId,
+    /// Artist address.
+    #[sqlx(try_from = "Hex<Address>")]
+    pub artist: Address,
+    /// The signed spec as JSON.
+    pub spec_json: String,
+    /// EIP-712 hash of the spec.
+    #[sqlx(try_from = "Hex<B256>")]
+    pub spec_hash: B256,
+    /// The artist's signature.
+    #[sqlx(try_from = "Hex<Bytes>")]
+    pub signature: Bytes,
+    /// blake3 of the `.blend`.
+    pub blend_hash: ContentHash,
+    /// Frames in the job.
+    #[sqlx(try_from = "i64")]
+    pub frame_count: u32,
+    /// Expected frame width.
+    #[sqlx(try_from = "i64")]
+    pub width: u32,
+    /// Expected frame height.
+    #[sqlx(try_from = "i64")]
+    pub height: u32,
+    /// Render engine.
+    pub engine: String,
+    /// Payment token.
+    #[sqlx(try_from = "Hex<Address>")]
+    pub token: Address,
+    /// Price per frame.
+    pub price_per_frame: Wei,
+    /// Current state.
+    pub state: JobState,
+    /// Why the job failed or was rejected.
+    pub failure: Option<String>,
+    /// Registration time (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+}
+
+impl JobRow {
+    /// The amount the escrow must hold for this job (`frames × price`).
+    pub fn expected_lock(&self) -> Option<Wei> {
+        self.price_per_frame.checked_mul(u64::from(self.frame_count))
+    }
+}
+
+impl Store {
+    /// Registers a job and creates its frames, all `pending`.
+    pub async fn insert_job(&self, job: &NewJob) -> StoreResult<()> {
+        let now = now_ms();
+        let frame_count = u32::try_from(job.frame_numbers.len()).unwrap_or(u32::MAX);
+        let mut tx = self.pool().begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (job_id, artist, spec_json, spec_hash, signature, blend_hash, frame_count, width, \
+             height, engine, token, price_per_frame, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+             ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(job.job_id)
+        .bind(Hex(job.artist))
+        .bind(&job.spec_json)
+        .bind(Hex(job.spec_hash))
+        .bind(Hex(job.signature.clone()))
+        .bind(job.blend_hash)
+        .bind(i64::from(frame_count))
+        .bind(i64::from(job.width))
+        .bind(i64::from(job.height))
+        .bind(&job.engine)
+        .bind(Hex(job.token))
+        .bind(job.price_per_frame)
+        .bind(JobState::AwaitingChain)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::JobExists(job.job_id));
+        }
+        for (index, number) in job.frame_numbers.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO frames (job_id, frame_index, frame_number, state, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(job.job_id)
+            .bind(i64::try_from(index).expect("frame counts are u32"))
+            .bind(i64::from(*number))
+            .bind(FrameState::Pending)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One job.
+    pub async fn job(&self, job_id: JobId) -> StoreResult<Option<JobRow>> {
+        Ok(sqlx::query_as("SELECT * FROM jobs WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Jobs in a state, oldest first.
+    pub async fn jobs_in_state(&self, state: JobState) -> StoreResult<Vec<JobRow>> {
+        Ok(sqlx::query_as("SELECT * FROM jobs WHERE state = $1 ORDER BY job_id")
+            .bind(state)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Every job, newest first.
+    pub async fn jobs(&self, limit: i64) -> StoreResult<Vec<JobRow>> {
+        Ok(sqlx::query_as("SELECT * FROM jobs ORDER BY job_id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Moves a job from `from` to `to`; false when it was not in `from`
+    /// (someone else moved it first). A move the state machine does not
+    /// allow is an error, whatever the job's state.
+    pub async fn transition_job(
+        &self,
+        job_id: JobId,
+        from: JobState,
+        to: JobState,
+        failure: Option<&str>,
+    ) -> StoreResult<bool> {
+        if !from.can_become(to) {
+            return Err(StoreError::Transition { job_id, from, to });
+        }
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, failure = COALESCE($2, failure), updated_at = $3 \
+             WHERE job_id = $4 AND state = $5",
+        )
+        .bind(to)
+        .bind(failure)
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(from)
+        .execute(self.pool())
+        .await?;
+        debug!(target: "store::jobs", %job_id, %from, %to, changed = done.rows_affected(), "job transition");
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records why a job failed without changing its state (the first reason wins).
+    pub async fn set_job_failure(&self, job_id: JobId, failure: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE jobs SET failure = $1, updated_at = $2 WHERE job_id = $3 AND failure IS NULL")
+            .bind(failure)
+            .bind(now_ms())
+            .bind(job_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,430 @@
+//! The chain mirror: every escrow and registry event, typed, in chain order;
+//! the per-frame payouts derived from `FramesReleased`; and how far each
+//! mirror has read. All of it is rebuildable from the chain.
+
+use alloy_primitives::{Address, B256, U256};
+use lumen_protocol::{
+    ChainEvent, ChainEventKind, FrameIndex, JobId, MirroredEvent, Wei,
+    event::{split_release, unpack_frames},
+};
+
+use crate::{Hex, OptHex, Store, StoreResult};
+
+/// One frame's payout, derived from a `FramesReleased` event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PayoutRow {
+    /// Job id.
+    pub job_id: JobId,
+    /// Frame index.
+    pub frame_index: FrameIndex,
+    /// Node that rendered it.
+    #[sqlx(try_from = "Hex<Address>")]
+    pub node: Address,
+    /// Owner credited.
+    #[sqlx(try_from = "Hex<Address>")]
+    pub owner: Address,
+    /// Gross amount for this frame.
+    pub amount: Wei,
+    /// Protocol fee taken from it.
+    pub fee: Wei,
+    /// The release transaction.
+    #[sqlx(try_from = "Hex<B256>")]
+    pub tx_hash: B256,
+    /// Its block.
+    #[sqlx(try_from = "i64")]
+    pub block_number: u64,
+}
+
+/// How far a mirror has read.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Cursor {
+    /// Mirror name.
+    pub name: String,
+    /// Last block fully applied.
+    #[sqlx(try_from = "i64")]
+    pub block_number: u64,
+    /// Its hash.
+    #[sqlx(try_from = "Hex<B256>")]
+    pub block_hash: B256,
+}
+
+/// A `chain_events` row: one typed column per event field (see the
+/// migration for which event uses which column).
+#[derive(Debug, Default, sqlx::FromRow)]
+struct EventRow {
+    #[sqlx(try_from = "i64")]
+    block_number: u64,
+    #[sqlx(try_from = "i64")]
+    log_index: u64,
+    #[sqlx(try_from = "Hex<B256>")]
+    block_hash: B256,
+    #[sqlx(try_from = "Hex<B256>")]
+    tx_hash: B256,
+    kind: Option<ChainEventKind>,
+    job_id: Option<JobId>,
+    #[sqlx(try_from = "OptHex<Address>")]
+    node: Option<Address>,
+    #[sqlx(try_from = "OptHex<Address>")]
+    account: Option<Address>,
+    #[sqlx(try_from = "OptHex<Address>")]
+    owner: Option<Address>,
+    #[sqlx(try_from = "OptHex<Address>")]
+    token: Option<Address>,
+    amount: Option<Wei>,
+    fee: Option<Wei>,
+    total: Option<Wei>,
+    price: Option<Wei>,
+    #[sqlx(try_from = "OptHex<B256>")]
+    hash: Option<B256>,
+    frame_count: Option<i64>,
+    at_time: Option<i64>,
+    fee_bps: Option<i64>,
+    word_index: Option<i64>,
+    #[sqlx(try_from = "OptHex<B256>")]
+    bits: Option<B256>,
+    name: Option<String>,
+}
+
+/// A stored event that does not decode back (a row written by a bug or by hand).
+#[derive(Debug, thiserror::Error)]
+#[error("mirrored event at block {block} log {log} is missing its {field}")]
+pub struct BadEventRow {
+    block: u64,
+    log: u64,
+    field: &'static str,
+}
+
+impl EventRow {
+    fn from_event(e: &MirroredEvent) -> Self {
+        let mut row = Self {
+            block_number: e.block_number,
+            log_index: e.log_index,
+            block_hash: e.block_hash,
+            tx_hash: e.tx_hash,
+            kind: Some(e.event.kind()),
+            job_id: e.event.job_id(),
+            amount: e.event.amount(),
+            ..Self::default()
+        };
+        let unix = |t: u64| Some(i64::try_from(t).unwrap_or(i64::MAX));
+        match &e.event {
+            ChainEvent::JobOpened {
+                artist,
+                spec_hash,
+                token,
+                price_per_frame,
+                frame_count,
+                deadline,
+                fee_bps,
+                ..
+            } => {
+                row.account = Some(*artist);
+                row.hash = Some(*spec_hash);
+                row.token = Some(*token);
+                row.price = Some(*price_per_frame);
+                row.frame_count = Some(i64::from(*frame_count));
+                row.at_time = unix(*deadline);
+                row.fee_bps = Some(i64::from(*fee_bps));
+            }
+            ChainEvent::FramesReleased { node, owner, frames, fee, .. } => {
+                row.node = Some(*node);
+                row.account = Some(*owner);
+                row.fee = Some(*fee);
+                // One event pays one bitmap word: store it as the contract emitted it.
+                let word = frames.first().map_or(0, |f| f.get() / lumen_protocol::event::WORD_BITS);
+                let mut bits = U256::ZERO;
+                for f in frames {
+                    bits.set_bit((f.get() % lumen_protocol::event::WORD_BITS) as usize, true);
+                }
+                row.word_index = Some(i64::from(word));
+                row.bits = Some(B256::from(bits));
+            }
+            ChainEvent::JobCancelled { artist, refundable_at, .. } => {
+                row.account = Some(*artist);
+                row.at_time = unix(*refundable_at);
+            }
+            ChainEvent::JobClosed { .. } => {}
+            ChainEvent::JobRefunded { artist, .. } => row.account = Some(*artist),
+            ChainEvent::CreditsWithdrawn { account, token, .. } => {
+                row.account = Some(*account);
+                row.token = Some(*token);
+            }
+            ChainEvent::FeesWithdrawn { treasury, token, .. } => {
+                row.account = Some(*treasury);
+                row.token = Some(*token);
+            }
+            ChainEvent::NodeRegistered { node, owner, .. }
+            | ChainEvent::StakeWithdrawn { node, owner, .. } => {
+                row.node = Some(*node);
+                row.account = Some(*owner);
+            }
+            ChainEvent::NodeDeregistered { node, owner, available_at, .. }
+            | ChainEvent::UnstakeRequested { node, owner, available_at, .. } => {
+                row.node = Some(*node);
+                row.account = Some(*owner);
+                row.at_time = unix(*available_at);
+            }
+            ChainEvent::NodeSlashed { node, owner, recipient, evidence, .. } => {
+                row.node = Some(*node);
+                row.account = Some(*recipient);
+                row.owner = Some(*owner);
+                row.hash = Some(*evidence);
+            }
+            ChainEvent::StakeAdded { node, owner, stake, .. } => {
+                row.node = Some(*node);
+                row.account = Some(*owner);
+                row.total = Some(*stake);
+            }
+            ChainEvent::ClaimableWithdrawn { account, .. } => row.account = Some(*account),
+            ChainEvent::Admin { name } => row.name = Some(name.clone()),
+        }
+        row
+    }
+
+    fn into_event(self) -> Result<MirroredEvent, BadEventRow> {
+        let (block, log) = (self.block_number, self.log_index);
+        let need = |field: &'static str| BadEventRow { block, log, field };
+        let kind = self.kind.ok_or_else(|| need("kind"))?;
+        let job_id = || self.job_id.ok_or_else(|| need("job_id"));
+        let node = || self.node.ok_or_else(|| need("node"));
+        let account = || self.account.ok_or_else(|| need("account"));
+        let amount = || self.amount.ok_or_else(|| need("amount"));
+        let token = || self.token.ok_or_else(|| need("token"));
+        let time = || self.at_time.and_then(|t| u64::try_from(t).ok()).ok_or_else(|| need("at_time"));
+        let event = match kind {
+            ChainEventKind::JobOpened => ChainEvent::JobOpened {
+                job_id: job_id()?,
+                artist: account()?,
+                spec_hash: self.hash.ok_or_else(|| need("hash"))?,
+                token: token()?,
+                price_per_frame: self.price.ok_or_else(|| need("price"))?,
+                frame_count: self
+                    .frame_count
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| need("frame_count"))?,
+                deadline: time()?,
+                amount: amount()?,
+                fee_bps: self.fee_bps.and_then(|n| u16::try_from(n).ok()).ok_or_else(|| need("fee_bps"))?,
+            },
+            ChainEventKind::FramesReleased => {
+                let word =
+                    self.word_index.and_then(|w| u32::try_from(w).ok()).ok_or_else(|| need("word_index"))?;
+                let bits = self.bits.ok_or_else(|| need("bits"))?;
+                ChainEvent::FramesReleased {
+                    job_id: job_id()?,
+                    node: node()?,
+                    owner: account()?,
+                    frames: unpack_frames(word, U256::from_be_bytes(bits.0)).collect(),
+                    amount: amount()?,
+                    fee: self.fee.ok_or_else(|| need("fee"))?,
+                }
+            }
+            ChainEventKind::JobCancelled => {
+                ChainEvent::JobCancelled { job_id: job_id()?, artist: account()?, refundable_at: time()? }
+            }
+            ChainEventKind::JobClosed => ChainEvent::JobClosed { job_id: job_id()?, remaining: amount()? },
+            ChainEventKind::JobRefunded => {
+                ChainEvent::JobRefunded { job_id: job_id()?, artist: account()?, amount: amount()? }
+            }
+            ChainEventKind::CreditsWithdrawn => {
+                ChainEvent::CreditsWithdrawn { account: account()?, token: token()?, amount: amount()? }
+            }
+            ChainEventKind::FeesWithdrawn => {
+                ChainEvent::FeesWithdrawn { treasury: account()?, token: token()?, amount: amount()? }
+            }
+            ChainEventKind::NodeRegistered => {
+                ChainEvent::NodeRegistered { node: node()?, owner: account()?, stake: amount()? }
+            }
+            ChainEventKind::NodeDeregistered => ChainEvent::NodeDeregistered {
+                node: node()?,
+                owner: account()?,
+                unbonding: amount()?,
+                available_at: time()?,
+            },
+            ChainEventKind::NodeSlashed => ChainEvent::NodeSlashed {
+                node: node()?,
+                owner: self.owner.ok_or_else(|| need("owner"))?,
+                recipient: account()?,
+                amount: amount()?,
+                evidence: self.hash.ok_or_else(|| need("hash"))?,
+            },
+            ChainEventKind::StakeAdded => ChainEvent::StakeAdded {
+                node: node()?,
+                owner: account()?,
+                amount: amount()?,
+                stake: self.total.ok_or_else(|| need("total"))?,
+            },
+            ChainEventKind::UnstakeRequested => ChainEvent::UnstakeRequested {
+                node: node()?,
+                owner: account()?,
+                amount: amount()?,
+                available_at: time()?,
+            },
+            ChainEventKind::StakeWithdrawn => {
+                ChainEvent::StakeWithdrawn { node: node()?, owner: account()?, amount: amount()? }
+            }
+            ChainEventKind::ClaimableWithdrawn => {
+                ChainEvent::ClaimableWithdrawn { account: account()?, amount: amount()? }
+            }
+            ChainEventKind::Admin => {
+                ChainEvent::Admin { name: self.name.clone().ok_or_else(|| need("name"))? }
+            }
+        };
+        Ok(MirroredEvent {
+            block_number: block,
+            log_index: log,
+            block_hash: self.block_hash,
+            tx_hash: self.tx_hash,
+            event,
+        })
+    }
+}
+
+/// The per-frame payouts a mirrored event implies (only `FramesReleased` has any).
+pub fn payouts_of(e: &MirroredEvent) -> Vec<PayoutRow> {
+    let ChainEvent::FramesReleased { job_id, node, owner, frames, amount, fee } = &e.event else {
+        return Vec::new();
+    };
+    frames
+        .iter()
+        .zip(split_release(*amount, *fee, frames.len()))
+        .map(|(frame_index, (amount, fee))| PayoutRow {
+            job_id: *job_id,
+            frame_index: *frame_index,
+            node: *node,
+            owner: *owner,
+            amount,
+            fee,
+            tx_hash: e.tx_hash,
+            block_number: e.block_number,
+        })
+        .collect()
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Stores a batch of mirrored events, the payouts they imply, and the
+    /// new cursor, atomically. Events already stored are skipped.
+    pub async fn apply_chain_batch(&self, events: &[MirroredEvent], cursor: &Cursor) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        for e in events {
+            let r = EventRow::from_event(e);
+            sqlx::query(
+                "INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, kind, job_id, node, account, \
+                 owner, token, amount, fee, total, price, hash, frame_count, at_time, fee_bps, word_index, bits, name) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(to_i64(r.block_number))
+            .bind(to_i64(r.log_index))
+            .bind(Hex(r.block_hash))
+            .bind(Hex(r.tx_hash))
+            .bind(r.kind)
+            .bind(r.job_id)
+            .bind(OptHex(r.node))
+            .bind(OptHex(r.account))
+            .bind(OptHex(r.owner))
+            .bind(OptHex(r.token))
+            .bind(r.amount)
+            .bind(r.fee)
+            .bind(r.total)
+            .bind(r.price)
+            .bind(OptHex(r.hash))
+            .bind(r.frame_count)
+            .bind(r.at_time)
+            .bind(r.fee_bps)
+            .bind(r.word_index)
+            .bind(OptHex(r.bits))
+            .bind(r.name)
+            .execute(&mut *tx)
+            .await?;
+            for p in payouts_of(e) {
+                sqlx::query(
+                    "INSERT INTO frame_payouts (job_id, frame_index, node, owner, amount, fee, tx_hash, block_number) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                )
+                .bind(p.job_id)
+                .bind(p.frame_index)
+                .bind(Hex(p.node))
+                .bind(Hex(p.owner))
+                .bind(p.amount)
+                .bind(p.fee)
+                .bind(Hex(p.tx_hash))
+                .bind(to_i64(p.block_number))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO indexer_cursor (name, block_number, block_hash) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET block_number = excluded.block_number, \
+             block_hash = excluded.block_hash",
+        )
+        .bind(&cursor.name)
+        .bind(to_i64(cursor.block_number))
+        .bind(Hex(cursor.block_hash))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Where the mirror named `name` stopped.
+    pub async fn cursor(&self, name: &str) -> StoreResult<Option<Cursor>> {
+        Ok(sqlx::query_as("SELECT * FROM indexer_cursor WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Mirrored events of a job (or every event when `job_id` is `None`), in
+    /// chain order. A row that does not decode is an error, never skipped.
+    pub async fn chain_events(&self, job_id: Option<JobId>) -> StoreResult<Vec<MirroredEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT * FROM chain_events WHERE ($1 IS NULL OR job_id = $1) ORDER BY block_number, log_index",
+        )
+        .bind(job_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| r.into_event().map_err(|e| sqlx::Error::Decode(Box::new(e)).into()))
+            .collect()
+    }
+
+    /// The payouts of a job, from the mirror.
+    pub async fn payouts(&self, job_id: JobId) -> StoreResult<Vec<PayoutRow>> {
+        Ok(sqlx::query_as("SELECT * FROM frame_payouts WHERE job_id = $1 ORDER BY frame_index")
+            .bind(job_id)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Every payout, newest first.
+    pub async fn all_payouts(&self, limit: i64) -> StoreResult<Vec<PayoutRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM frame_payouts ORDER BY block_number DESC, job_id, frame_index LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Removes mirrored events and payouts above `block_number` (after a
+    /// reorg), so they are read again from the canonical chain.
+    pub async fn rewind_mirror(&self, block_number: u64) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM chain_events WHERE block_number > $1")
+            .bind(to_i64(block_number))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM frame_payouts WHERE block_number > $1")
+            .bind(to_i64(block_number))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
