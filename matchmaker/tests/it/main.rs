@@ -1,0 +1,170 @@
+//! Matchmaking rounds against a real store. The node connections are the
+//! one boundary replaced: `Recorder` is a test double of the gateway's
+//! `NodeLink` that records what would be sent.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use lumen_matchmaker::{Matchmaker, MatchmakerConfig, NodeLink};
+use lumen_protocol::{
+    Address, B256, FrameIndex, FrameState, JobId, JobState, TaskState, Wei,
+    api::NodeView,
+    node::NodeState,
+    ws::{Capabilities, ServerMessage},
+};
+use lumen_store::{Bus, NewJob, Store, TaskEnd};
+
+/// Test double of the gateway's node connections.
+#[derive(Default)]
+struct Recorder {
+    nodes: Mutex<Vec<NodeView>>,
+    sent: Mutex<HashMap<Address, Vec<ServerMessage>>>,
+}
+
+impl Recorder {
+    fn add(&self, n: u8, slots: u32) -> Address {
+        let address = Address::repeat_byte(n);
+        self.nodes.lock().unwrap().push(NodeView {
+            address,
+            owner: Address::repeat_byte(n.wrapping_add(100)),
+            state: NodeState::Healthy,
+            connected: true,
+            capabilities: Capabilities {
+                job_types: vec!["render".into()],
+                blender_version: "3.4.1".into(),
+                gpu: false,
+                memory_mb: 2048,
+                slots,
+            },
+            consecutive_failures: 0,
+            last_heartbeat_secs: Some(0.0),
+            running: 0,
+        });
+        address
+    }
+
+    fn dispatched(&self, node: Address) -> Vec<lumen_protocol::ws::Dispatch> {
+        let sent = self.sent.lock().unwrap();
+        sent.get(&node)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| match m {
+                ServerMessage::JobDispatch(d) => Some(d.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl NodeLink for Recorder {
+    fn nodes(&self) -> Vec<NodeView> {
+        self.nodes.lock().unwrap().clone()
+    }
+
+    fn send(&self, node: &Address, message: ServerMessage) -> bool {
+        self.sent.lock().unwrap().entry(*node).or_default().push(message);
+        true
+    }
+}
+
+async fn setup(frames: u32) -> (tempfile::TempDir, Store, Arc<Recorder>, Matchmaker) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let blend = store.put_blob(b"BLENDER-v304 stand-in").await.unwrap();
+    store
+        .insert_job(&NewJob {
+            job_id: JobId(1),
+            artist: Address::repeat_byte(0xa),
+            spec_json: "{}".into(),
+            spec_hash: B256::repeat_byte(1),
+            signature: Default::default(),
+            blend_hash: blend,
+            width: 64,
+            height: 36,
+            engine: "CYCLES".into(),
+            token: Address::ZERO,
+            price_per_frame: Wei::from(1u128),
+            frame_numbers: (1..=i32::try_from(frames).unwrap()).collect(),
+        })
+        .await
+        .unwrap();
+    let link = Arc::new(Recorder::default());
+    let matchmaker = Matchmaker::new(store.clone(), Bus::new(), link.clone(), MatchmakerConfig::default());
+    (dir, store, link, matchmaker)
+}
+
+#[tokio::test]
+async fn only_confirmed_jobs_are_dispatched_and_load_is_balanced() {
+    let (_dir, store, link, matchmaker) = setup(4).await;
+    let (a, b) = (link.add(1, 1), link.add(2, 1));
+
+    matchmaker.round().await.unwrap();
+    assert!(link.dispatched(a).is_empty() && link.dispatched(b).is_empty(), "not confirmed on-chain yet");
+
+    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    matchmaker.round().await.unwrap();
+    assert_eq!((link.dispatched(a).len(), link.dispatched(b).len()), (1, 1), "one slot each");
+    let frames = store.frames(JobId(1)).await.unwrap();
+    assert_eq!(frames.iter().filter(|f| f.state == FrameState::Rendering).count(), 2);
+
+    // A round with every slot busy dispatches nothing more.
+    matchmaker.round().await.unwrap();
+    assert_eq!(link.dispatched(a).len() + link.dispatched(b).len(), 2);
+    let d = &link.dispatched(a)[0];
+    assert_eq!((d.job_id, d.width, d.height), (JobId(1), 64, 36));
+}
+
+#[tokio::test]
+async fn a_frame_failing_on_three_nodes_fails_and_is_not_retried_on_them() {
+    let (_dir, store, link, matchmaker) = setup(1).await;
+    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    let nodes: Vec<Address> = (1..=4).map(|n| link.add(n, 1)).collect();
+    let fail = TaskEnd {
+        state: TaskState::Failed,
+        code: "crashed".into(),
+        message: "segfault".into(),
+        deterministic: false,
+    };
+    let mut failed_on = Vec::new();
+    for _ in 0..3 {
+        matchmaker.round().await.unwrap();
+        let task = store.tasks_in_state(TaskState::Running).await.unwrap().pop().unwrap();
+        assert!(!failed_on.contains(&task.node), "a node that failed the frame does not get it again");
+        failed_on.push(task.node);
+        store.end_task(task.task_id, &fail).await.unwrap();
+    }
+    matchmaker.round().await.unwrap();
+    let frame = store.frame(JobId(1), FrameIndex(0)).await.unwrap().unwrap();
+    assert_eq!(frame.state, FrameState::Failed, "{frame:?}");
+    assert!(frame.failure.unwrap().contains("failed on 3 nodes"));
+    assert!(store.tasks_in_state(TaskState::Running).await.unwrap().is_empty());
+    assert_eq!(nodes.iter().map(|n| link.dispatched(*n).len()).sum::<usize>(), 3);
+}
+
+#[tokio::test]
+async fn expired_leases_requeue_the_frame_and_cancel_the_task() {
+    let (_dir, store, link, _) = setup(1).await;
+    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    let a = link.add(1, 1);
+    // No time to render: every lease expires at once.
+    let config =
+        MatchmakerConfig { task_timeout_secs: 0, lease_grace_secs: 0, ..MatchmakerConfig::default() };
+    let matchmaker = Matchmaker::new(store.clone(), Bus::new(), link.clone(), config);
+    matchmaker.round().await.unwrap();
+    assert_eq!(link.dispatched(a).len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    matchmaker.round().await.unwrap();
+    let tasks = store.frame_tasks(JobId(1), FrameIndex(0)).await.unwrap();
+    assert_eq!(tasks[0].state, TaskState::Lost);
+    assert_eq!(tasks[0].failure_code.as_deref(), Some("timeout"));
+    let sent = link.sent.lock().unwrap();
+    assert!(
+        sent[&a]
+            .iter()
+            .any(|m| matches!(m, ServerMessage::CancelTask { task_id, .. } if *task_id == tasks[0].task_id))
+    );
+}
