@@ -75,3 +75,28 @@ impl TestChain {
 pub fn connect(key: &PrivateKeySigner, url: &str) -> eyre::Result<DynProvider> {
     Ok(ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url.parse()?).erased())
 }
+
+/// A job as the gateway would register it, for tests of the services below
+/// the gateway: `frames` frames numbered from 1, 64×36 Cycles, 1 wei each,
+/// paid in the native coin, for the `.blend` `blend_hash`.
+pub fn new_job(
+    job_id: lumen_protocol::JobId,
+    blend_hash: lumen_protocol::ContentHash,
+    frames: u32,
+) -> lumen_store::NewJob {
+    use alloy::primitives::{Address, B256};
+    lumen_store::NewJob {
+        job_id,
+        artist: Address::repeat_byte(0xa),
+        spec_json: "{}".into(),
+        spec_hash: B256::repeat_byte(1),
+        signature: Default::default(),
+        blend_hash,
+        width: 64,
+        height: 36,
+        engine: "CYCLES".into(),
+        token: Address::ZERO,
+        price_per_frame: lumen_protocol::Wei::from(1u128),
+        frame_numbers: (1..=i32::try_from(frames).expect("test jobs are small")).collect(),
+    }
+}

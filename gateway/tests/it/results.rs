@@ -3,12 +3,11 @@
 use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use lumen_chain::sign::{FrameResult, result_digest, sign_digest};
 use lumen_protocol::{
-    Address, B256, ContentHash, FrameIndex, FrameState, JobId, JobState, TaskId, TaskRole, TaskState, Wei,
-    content_hash,
+    Address, ContentHash, FrameIndex, FrameState, JobId, JobState, TaskId, TaskRole, TaskState, content_hash,
     node::HealthPolicy,
     ws::{NodeMessage, ServerMessage},
 };
-use lumen_store::{NewJob, TaskRow, now_ms};
+use lumen_store::{TaskRow, now_ms};
 
 use crate::ws::{Setup, Socket, bind_node, connect, send, server_message, setup};
 
@@ -62,24 +61,7 @@ async fn results_must_be_assigned_match_the_upload_and_be_signed_by_the_node() {
     let (mut bob_ws, bob_session) = welcome(&setup, &bob).await;
 
     let blend = setup.store.put_blob(b"BLENDER-v304 not really a scene").await.unwrap();
-    setup
-        .store
-        .insert_job(&NewJob {
-            job_id: JobId(1),
-            artist: Address::repeat_byte(0xa),
-            spec_json: "{}".into(),
-            spec_hash: B256::repeat_byte(1),
-            signature: Default::default(),
-            blend_hash: blend,
-            width: 64,
-            height: 36,
-            engine: "CYCLES".into(),
-            token: Address::ZERO,
-            price_per_frame: Wei::from(1u128),
-            frame_numbers: vec![1],
-        })
-        .await
-        .unwrap();
+    setup.store.insert_job(&lumen_testkit::new_job(JobId(1), blend, 1)).await.unwrap();
     setup.store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
     let task = claim(&setup, alice.address()).await;
     let task_id = task.task_id;

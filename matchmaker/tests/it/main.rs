@@ -11,12 +11,12 @@ use std::{
 
 use lumen_matchmaker::{Matchmaker, MatchmakerConfig, NodeLink};
 use lumen_protocol::{
-    Address, B256, FrameIndex, FrameState, JobId, JobState, TaskState, Wei,
+    Address, FrameIndex, FrameState, JobId, JobState, TaskState,
     api::NodeView,
     node::NodeState,
     ws::{Capabilities, ServerMessage},
 };
-use lumen_store::{Bus, NewJob, Store, TaskEnd};
+use lumen_store::{Bus, Store, TaskEnd};
 
 /// Test double of the gateway's node connections.
 #[derive(Default)]
@@ -75,23 +75,7 @@ async fn setup(frames: u32) -> (tempfile::TempDir, Store, Arc<Recorder>, Matchma
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let blend = store.put_blob(b"BLENDER-v304 stand-in").await.unwrap();
-    store
-        .insert_job(&NewJob {
-            job_id: JobId(1),
-            artist: Address::repeat_byte(0xa),
-            spec_json: "{}".into(),
-            spec_hash: B256::repeat_byte(1),
-            signature: Default::default(),
-            blend_hash: blend,
-            width: 64,
-            height: 36,
-            engine: "CYCLES".into(),
-            token: Address::ZERO,
-            price_per_frame: Wei::from(1u128),
-            frame_numbers: (1..=i32::try_from(frames).unwrap()).collect(),
-        })
-        .await
-        .unwrap();
+    store.insert_job(&lumen_testkit::new_job(JobId(1), blend, frames)).await.unwrap();
     let link = Arc::new(Recorder::default());
     let matchmaker = Matchmaker::new(store.clone(), Bus::new(), link.clone(), MatchmakerConfig::default());
     (dir, store, link, matchmaker)

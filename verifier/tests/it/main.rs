@@ -4,4 +4,5 @@
 mod check;
 mod compare;
 mod props;
+mod service;
 mod support;
