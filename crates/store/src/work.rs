@@ -342,11 +342,11 @@ impl Store {
     async fn move_task(
         &self,
         task_id: TaskId,
-        from: &[TaskState],
+        from: TaskState,
         to: TaskState,
         update: TaskUpdate<'_>,
     ) -> StoreResult<Option<TaskRow>> {
-        debug_assert!(from.iter().all(|f| f.can_become(to)), "{from:?} -> {to}");
+        debug_assert!(from.can_become(to), "{from} -> {to}");
         let mut tx = self.pool().begin().await?;
         let task: Option<TaskRow> = sqlx::query_as(
             "UPDATE tasks SET state = $1, \
@@ -356,7 +356,7 @@ impl Store {
              finished_at = CASE WHEN $8 THEN $9 ELSE finished_at END, \
              verdict_seq = CASE WHEN $10 THEN (SELECT COALESCE(MAX(verdict_seq), 0) + 1 FROM tasks) \
                            ELSE verdict_seq END \
-             WHERE task_id = $11 AND state IN ($12, $13) RETURNING *",
+             WHERE task_id = $11 AND state = $12 RETURNING *",
         )
         .bind(to)
         .bind(update.code)
@@ -369,8 +369,7 @@ impl Store {
         .bind(now_ms())
         .bind(matches!(to, TaskState::Accepted | TaskState::Rejected))
         .bind(task_id)
-        .bind(from[0])
-        .bind(from.get(1).copied().unwrap_or(from[0]))
+        .bind(from)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(task) = task else { return Ok(None) };
@@ -389,7 +388,7 @@ impl Store {
             deterministic: end.deterministic,
             ..TaskUpdate::default()
         };
-        Ok(self.move_task(task_id, &[TaskState::Running], end.state, update).await?.is_some())
+        Ok(self.move_task(task_id, TaskState::Running, end.state, update).await?.is_some())
     }
 
     /// Records that a running task's output was uploaded with `hash`.
@@ -418,7 +417,7 @@ impl Store {
             render_secs: Some(render_secs),
             ..TaskUpdate::default()
         };
-        Ok(self.move_task(task_id, &[TaskState::Running], TaskState::Uploaded, update).await?.is_some())
+        Ok(self.move_task(task_id, TaskState::Running, TaskState::Uploaded, update).await?.is_some())
     }
 
     /// The verifier's verdict on an uploaded result, numbered in the order
@@ -431,7 +430,7 @@ impl Store {
                 TaskUpdate { code: Some(code), message: Some(message), ..TaskUpdate::default() }
             }
         };
-        Ok(self.move_task(task_id, &[TaskState::Uploaded], verdict.task_state(), update).await?.is_some())
+        Ok(self.move_task(task_id, TaskState::Uploaded, verdict.task_state(), update).await?.is_some())
     }
 
     /// Fails a frame for good (no more attempts) and cancels its unfinished
