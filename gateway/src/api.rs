@@ -29,7 +29,7 @@ pub(crate) async fn healthz() -> &'static str {
 /// `GET /api/v1/info`: the deployment this gateway settles on (its
 /// `rpc_url` may be loopback: clients may need their own).
 pub(crate) async fn info(State(state): State<AppState>) -> Json<Deployment> {
-    Json(state.config.chain.clone())
+    Json((*state.chain).clone())
 }
 
 pub(crate) async fn dashboard() -> Html<&'static str> {
@@ -86,7 +86,7 @@ pub(crate) async fn register_job(
     if !state.store.blobs().contains(&blend_hash).await {
         return Err(ApiError::bad_request("unknown_blend", format!("no uploaded .blend {}", spec.blendHash)));
     }
-    let hash = spec_hash(spec, state.config.chain.chain_id, state.config.chain.escrow);
+    let hash = spec_hash(spec, state.chain.chain_id, state.chain.escrow);
     let artist = recover(hash, &req.signature)
         .map_err(|e| ApiError::bad_request("bad_signature", format!("spec signature: {e}")))?;
     // The job must exist on-chain with this spec, opened by the signer: otherwise

@@ -32,6 +32,9 @@ pub enum GatewayError {
     /// The RPC URL is invalid.
     #[error("invalid RPC URL {0}")]
     RpcUrl(String),
+    /// The HTTP server failed while serving.
+    #[error("server: {0}")]
+    Serve(std::io::Error),
 }
 
 /// An HTTP API error: a status, a stable code and a message for the client.

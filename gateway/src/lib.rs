@@ -26,26 +26,25 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use axum::{Router, extract::DefaultBodyLimit, routing::get};
 use lumen_chain::contracts::{NodeRegistry, RenderEscrow};
 use lumen_protocol::{Deployment, TaskState, node::HealthPolicy};
+use lumen_runtime::{ServiceError, ServiceHandle};
 use lumen_store::{Bus, Store};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
 pub use error::{ApiError, GatewayError, GatewayResult};
 pub use nodes::NodeDirectory;
 
-/// Gateway settings.
+/// Gateway settings (the `[gateway]` table of `lumen.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// Where to listen. Port 0 picks a free port.
+    /// Where to listen (default `127.0.0.1:8080`). Port 0 picks a free port.
     pub listen: SocketAddr,
     /// The URL nodes use to reach this gateway; part of the signed auth
     /// challenge. Defaults to `http://<bound address>`.
     pub public_url: Option<String>,
-    /// The settlement chain: the deployment, with its `rpc_url` set.
-    pub chain: Deployment,
-    /// Node health thresholds.
+    /// Node health thresholds (the operator guide's by default).
     pub health: HealthPolicy,
     /// Largest `.blend` upload, bytes (default 1 GiB).
     pub max_blend_bytes: usize,
@@ -57,13 +56,11 @@ pub struct GatewayConfig {
     pub inspect_timeout_secs: u64,
 }
 
-impl GatewayConfig {
-    /// Defaults for a chain, listening on `listen`.
-    pub fn new(listen: SocketAddr, chain: Deployment) -> Self {
+impl Default for GatewayConfig {
+    fn default() -> Self {
         Self {
-            listen,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
-            chain,
             health: HealthPolicy::default(),
             max_blend_bytes: 1 << 30,
             max_frame_bytes: 256 << 20,
@@ -73,10 +70,19 @@ impl GatewayConfig {
     }
 }
 
+impl GatewayConfig {
+    /// Defaults on `127.0.0.1:0` (a free port), for tests.
+    pub fn test() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Self::default() }
+    }
+}
+
 /// Shared state of the handlers.
 #[derive(Clone)]
 struct AppState {
     config: Arc<GatewayConfig>,
+    /// The settlement chain, with its `rpc_url` set.
+    chain: Arc<Deployment>,
     public_url: Arc<str>,
     store: Store,
     bus: Bus,
@@ -84,17 +90,65 @@ struct AppState {
     registry: NodeRegistry::NodeRegistryInstance<DynProvider>,
     escrow: RenderEscrow::RenderEscrowInstance<DynProvider>,
     blender: Option<Arc<lumen_blender::Blender>>,
+    /// Cancelled when the gateway stops: WebSocket sessions close (1001)
+    /// and background loops return.
+    shutdown: CancellationToken,
+    /// Every WebSocket session and background loop, so shutdown waits for
+    /// them (axum's graceful shutdown does not see upgraded connections).
+    tasks: TaskTracker,
 }
 
-/// A running gateway. Dropping it does not stop it; call [`GatewayHandle::shutdown`].
+impl AppState {
+    fn new(config: GatewayConfig, public_url: String, deps: GatewayDeps) -> GatewayResult<Self> {
+        let chain = deps.chain;
+        let rpc_url = chain.rpc_url.clone().ok_or_else(|| GatewayError::RpcUrl("(none)".into()))?;
+        let url = rpc_url.parse().map_err(|_| GatewayError::RpcUrl(rpc_url.clone()))?;
+        let provider = ProviderBuilder::new().connect_http(url).erased();
+        let blender = match lumen_blender::Blender::locate() {
+            Ok(b) => Some(Arc::new(b)),
+            Err(err) => {
+                tracing::warn!(target: "gateway", %err, "Blender not found: uploads cannot be inspected");
+                None
+            }
+        };
+        Ok(Self {
+            registry: NodeRegistry::new(chain.registry, provider.clone()),
+            escrow: RenderEscrow::new(chain.escrow, provider),
+            chain: Arc::new(chain),
+            config: Arc::new(config),
+            public_url: public_url.into(),
+            store: deps.store,
+            bus: deps.bus,
+            nodes: deps.nodes,
+            blender,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+}
+
+/// What the gateway shares with the services beside it.
+#[derive(Debug, Clone)]
+pub struct GatewayDeps {
+    /// The settlement chain: the deployment, with its `rpc_url` set.
+    pub chain: Deployment,
+    /// The database and blob store.
+    pub store: Store,
+    /// Wake-ups between services of this process.
+    pub bus: Bus,
+    /// The connected nodes (the matchmaker dispatches through it).
+    pub nodes: Arc<NodeDirectory>,
+}
+
+/// A running gateway. [`GatewayHandle::shutdown`] stops it gracefully;
+/// dropping the handle stops it too.
 #[derive(Debug)]
 pub struct GatewayHandle {
     /// The bound address.
     pub addr: SocketAddr,
     /// The public URL (`http://…`).
     pub url: String,
-    shutdown: CancellationToken,
-    task: JoinHandle<()>,
+    service: ServiceHandle<GatewayError>,
 }
 
 impl GatewayHandle {
@@ -103,67 +157,63 @@ impl GatewayHandle {
         format!("{}/ws/node", self.url.replacen("http", "ws", 1))
     }
 
-    /// Stops serving and waits for the server to finish.
-    pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        let _ = self.task.await;
+    /// Waits until the gateway stops by itself (its server failed).
+    pub async fn stopped(&mut self) {
+        self.service.stopped().await;
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, closes
+    /// every node session with 1001 (their running frames go back to the
+    /// queue), waits for all of it, and returns how the gateway ended.
+    pub async fn shutdown(self) -> Result<(), ServiceError<GatewayError>> {
+        self.service.shutdown().await
+    }
+
+    /// The service handle, to stop it among others.
+    pub fn into_service(self) -> ServiceHandle<GatewayError> {
+        self.service
     }
 }
 
-/// Starts the gateway.
-pub async fn spawn(
-    config: GatewayConfig,
-    store: Store,
-    bus: Bus,
-    nodes: Arc<NodeDirectory>,
-) -> GatewayResult<GatewayHandle> {
+/// Starts the gateway: binds `config.listen` and serves until shut down.
+pub async fn spawn(config: GatewayConfig, deps: GatewayDeps) -> GatewayResult<GatewayHandle> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let rpc_url = config.chain.rpc_url.clone().ok_or_else(|| GatewayError::RpcUrl("(none)".into()))?;
-    let url = rpc_url.parse().map_err(|_| GatewayError::RpcUrl(rpc_url.clone()))?;
-    let provider = ProviderBuilder::new().connect_http(url).erased();
-    let registry = NodeRegistry::new(config.chain.registry, provider.clone());
-    let escrow = RenderEscrow::new(config.chain.escrow, provider);
-    let blender = match lumen_blender::Blender::locate() {
-        Ok(b) => Some(Arc::new(b)),
-        Err(err) => {
-            tracing::warn!(target: "gateway", %err, "Blender not found: uploads cannot be inspected");
-            None
-        }
+    let state = AppState::new(config, public_url.clone(), deps)?;
+    let shutdown = state.shutdown.clone();
+    let tasks = state.tasks.clone();
+    tasks.spawn(tick_health(state.clone()));
+    tasks.spawn(verdict_feedback(state.clone()));
+    let app = routes(state);
+    let stop = shutdown.clone();
+    let serve = async move {
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .await;
+        // However the server ended, sessions and loops end with it.
+        stop.cancel();
+        tasks.close();
+        tasks.wait().await;
+        info!(target: "gateway", "gateway stopped");
+        served.map_err(GatewayError::Serve)
     };
-    let state = AppState {
-        config: Arc::new(config),
-        public_url: public_url.clone().into(),
-        store,
-        bus,
-        nodes,
-        registry,
-        escrow,
-        blender,
-    };
-    let shutdown = CancellationToken::new();
-    let app = router(state.clone());
-
-    let ticker = tokio::spawn(tick_health(state.clone(), shutdown.clone()));
-    let feedback = tokio::spawn(verdict_feedback(state, shutdown.clone()));
-    let serve_shutdown = shutdown.clone();
-    let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { serve_shutdown.cancelled().await });
-        if let Err(err) = server.await {
-            tracing::error!(target: "gateway", %err, "server failed");
-        }
-        ticker.abort();
-        feedback.abort();
-    });
     info!(target: "gateway", %addr, url = %public_url, "gateway listening");
-    Ok(GatewayHandle { addr, url: public_url, shutdown, task })
+    let service = ServiceHandle::spawn("gateway", Some(addr), shutdown, serve);
+    Ok(GatewayHandle { addr, url: public_url, service })
 }
 
-fn router(state: AppState) -> Router {
+/// The gateway's routes over its state, without a listener: for in-process
+/// tests (`tower::ServiceExt::oneshot`). The router's background loops
+/// (health ticks, verdict feedback) do not run; node sessions do.
+pub fn router(config: GatewayConfig, deps: GatewayDeps) -> GatewayResult<Router> {
+    let public_url = config.public_url.clone().unwrap_or_else(|| "http://gateway.invalid".into());
+    Ok(routes(AppState::new(config, public_url, deps)?))
+}
+
+fn routes(state: AppState) -> Router {
     let blend_limit = state.config.max_blend_bytes;
     let frame_limit = state.config.max_frame_bytes;
     Router::new()
@@ -189,11 +239,11 @@ fn router(state: AppState) -> Router {
 
 /// Applies heartbeat silence once a second; nodes that time out lose their
 /// running tasks to the matchmaker.
-async fn tick_health(state: AppState, shutdown: CancellationToken) {
+async fn tick_health(state: AppState) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = state.shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
         for node in state.nodes.tick() {
@@ -206,7 +256,7 @@ async fn tick_health(state: AppState, shutdown: CancellationToken) {
 /// failure of the node that rendered it, an accepted one as a success. The
 /// verdicts are read from the database, so a verifier in another process
 /// counts too; a bus event only makes it prompt.
-async fn verdict_feedback(state: AppState, shutdown: CancellationToken) {
+async fn verdict_feedback(state: AppState) {
     let mut events = state.bus.subscribe();
     let mut seen = match state.store.last_verdict_seq().await {
         Ok(id) => id,
@@ -217,7 +267,7 @@ async fn verdict_feedback(state: AppState, shutdown: CancellationToken) {
     };
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = state.shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = events.recv() => {}
         }

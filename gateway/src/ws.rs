@@ -27,11 +27,15 @@ use tracing::{debug, info, warn};
 
 use crate::{AppState, nodes::Outgoing};
 
+/// Close code: the gateway is going away (RFC 6455 §7.4.1); nodes reconnect
+/// with backoff.
+const CLOSE_GOING_AWAY: u16 = 1001;
+
 pub(crate) async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade
-        .max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| session(state, socket))
+    upgrade.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| {
+        let tasks = state.tasks.clone();
+        tasks.track_future(session(state, socket))
+    })
 }
 
 /// Close reasons must fit a control frame (125 bytes with the code).
@@ -69,7 +73,7 @@ async fn authenticate(
     let NodeMessage::Auth { node, signature, capabilities, client_version } = msg else {
         return Err("the first message must be auth".into());
     };
-    let text = challenge_message(&state.public_url, state.config.chain.chain_id, &nonce);
+    let text = challenge_message(&state.public_url, state.chain.chain_id, &nonce);
     let signature = Signature::try_from(signature.as_ref()).map_err(|_| "malformed signature".to_owned())?;
     let recovered = signature
         .recover_address_from_msg(text.as_bytes())
@@ -92,13 +96,20 @@ async fn session(state: AppState, mut socket: WebSocket) {
     let nonce = B256::from(rand::rng().random::<[u8; 32]>());
     let challenge = ServerMessage::Challenge {
         nonce,
-        chain_id: state.config.chain.chain_id,
+        chain_id: state.chain.chain_id,
         gateway: state.public_url.to_string(),
     };
     if !send(&mut socket, &challenge).await {
         return;
     }
-    let (node, owner, capabilities) = match authenticate(&state, &mut socket, nonce).await {
+    let authenticated = tokio::select! {
+        auth = authenticate(&state, &mut socket, nonce) => auth,
+        () = state.shutdown.cancelled() => {
+            close(&mut socket, CLOSE_GOING_AWAY, "gateway shutting down").await;
+            return;
+        }
+    };
+    let (node, owner, capabilities) = match authenticated {
         Ok(ok) => ok,
         Err(reason) => {
             warn!(target: "gateway::ws", %reason, "node authentication failed (4001)");
@@ -115,8 +126,8 @@ async fn session(state: AppState, mut socket: WebSocket) {
         owner,
         heartbeat_interval_secs: state.nodes.policy().heartbeat_interval.as_secs_f64(),
         session: session_token,
-        chain_id: state.config.chain.chain_id,
-        escrow: state.config.chain.escrow,
+        chain_id: state.chain.chain_id,
+        escrow: state.chain.escrow,
     };
     if send(&mut socket, &welcome).await {
         run(&state, &mut socket, &mut rx, node).await;
@@ -137,6 +148,11 @@ async fn run(
 ) {
     loop {
         tokio::select! {
+            () = state.shutdown.cancelled() => {
+                info!(target: "gateway::ws", %node, "gateway shutting down: closing the session (1001)");
+                close(socket, CLOSE_GOING_AWAY, "gateway shutting down").await;
+                return;
+            }
             out = rx.recv() => match out {
                 Some(Outgoing::Message(msg)) => {
                     if !send(socket, &msg).await {
@@ -264,7 +280,7 @@ async fn take_result(
             frameIndex: frame_index.get(),
             outputHash: output_hash.to_b256(),
         };
-        let digest = result_digest(&result, state.config.chain.chain_id, state.config.chain.escrow);
+        let digest = result_digest(&result, state.chain.chain_id, state.chain.escrow);
         match recover(digest, signature) {
             Ok(signer) if signer == node => None,
             Ok(signer) => {

@@ -16,11 +16,13 @@
 
 pub mod mirror;
 
-use std::time::Duration;
-
-use alloy::{primitives::Address, providers::DynProvider};
+use alloy::{
+    primitives::Address,
+    providers::{DynProvider, Provider},
+};
 use lumen_chain::{ChainError, contracts::RenderEscrow, deploy::send, frames};
-use lumen_protocol::{ChainEvent, ChainEventKind, JobState};
+use lumen_protocol::{ChainEvent, ChainEventKind, Deployment, JobState};
+use lumen_runtime::{Pace, Retryable, ServiceHandle};
 use lumen_store::{Bus, Event, JobRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -47,36 +49,48 @@ pub enum IndexerError {
     /// The node did not return a block it reported.
     #[error("block {0} is missing")]
     MissingBlock(u64),
+    /// The deployment names an address without code on this chain.
+    #[error("no {name} contract at {address} on this chain (wrong RPC URL or deployment file?)")]
+    NoContract {
+        /// The contract.
+        name: &'static str,
+        /// Its address in the deployment.
+        address: Address,
+    },
 }
 
-/// Indexer settings.
+impl Retryable for IndexerError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Chain(e) => e.is_retryable(),
+            Self::Rpc(_) | Self::MissingBlock(_) => true,
+            Self::Store(e) => e.is_retryable(),
+            Self::NoContract { .. } => false,
+        }
+    }
+}
+
+/// Indexer settings (the `[indexer]` table of `lumen.toml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct IndexerConfig {
-    /// `RenderEscrow` address.
-    pub escrow: Address,
-    /// `NodeRegistry` address.
-    pub registry: Address,
-    /// First block to mirror.
-    pub deploy_block: u64,
-    /// Blocks to stay behind the head (0 on a devnet).
+    /// Blocks to stay behind the head (default 0, right for a devnet; use
+    /// the chain's finality depth elsewhere).
     pub confirmations: u64,
-    /// Poll interval when nothing wakes the indexer (ms).
+    /// Poll interval when nothing wakes the indexer, ms (default 1000).
     pub poll_ms: u64,
-    /// Release as soon as this many verified frames of a job wait.
+    /// Release as soon as this many verified frames of a job wait (default 64).
     pub batch_frames: usize,
-    /// Release whatever waits once the oldest verified frame is this old (ms).
+    /// Release whatever waits once the oldest verified frame is this old,
+    /// ms (default 2000).
     pub max_batch_delay_ms: u64,
-    /// Most frames in one release transaction.
+    /// Most frames in one release transaction (default 1024).
     pub max_frames_per_tx: usize,
 }
 
-impl IndexerConfig {
-    /// Defaults for a deployment.
-    pub fn new(escrow: Address, registry: Address, deploy_block: u64) -> Self {
+impl Default for IndexerConfig {
+    fn default() -> Self {
         Self {
-            escrow,
-            registry,
-            deploy_block,
             confirmations: 0,
             poll_ms: 1_000,
             batch_frames: 64,
@@ -86,6 +100,30 @@ impl IndexerConfig {
     }
 }
 
+/// A running indexer.
+pub type IndexerHandle = ServiceHandle<IndexerError>;
+
+/// Starts the indexer after checking that the deployment's contracts exist
+/// on the chain `provider` reaches (a wrong RPC or deployment file fails
+/// here, not as an empty mirror). `provider` must sign with the settler key.
+pub async fn spawn(
+    config: IndexerConfig,
+    deployment: &Deployment,
+    store: Store,
+    bus: Bus,
+    provider: DynProvider,
+) -> IndexerResult<IndexerHandle> {
+    for (name, address) in [("RenderEscrow", deployment.escrow), ("NodeRegistry", deployment.registry)] {
+        if provider.get_code_at(address).await?.is_empty() {
+            return Err(IndexerError::NoContract { name, address });
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let indexer = Indexer::new(store, bus, provider, deployment, config);
+    let token = shutdown.clone();
+    Ok(ServiceHandle::spawn("indexer", None, shutdown, async move { indexer.run(token).await }))
+}
+
 /// The indexer service. `provider` must sign with the settler key.
 #[derive(Debug)]
 pub struct Indexer {
@@ -93,32 +131,33 @@ pub struct Indexer {
     bus: Bus,
     provider: DynProvider,
     config: IndexerConfig,
+    escrow: Address,
     mirror: Mirror,
 }
 
 impl Indexer {
     /// An indexer for a deployment.
-    pub fn new(store: Store, bus: Bus, provider: DynProvider, config: IndexerConfig) -> Self {
-        let mirror = Mirror::new(config.escrow, config.registry, config.deploy_block, config.confirmations);
-        Self { store, bus, provider, config, mirror }
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        provider: DynProvider,
+        deployment: &Deployment,
+        config: IndexerConfig,
+    ) -> Self {
+        let mirror = Mirror::new(
+            deployment.escrow,
+            deployment.registry,
+            deployment.deploy_block,
+            config.confirmations,
+        );
+        Self { store, bus, provider, config, escrow: deployment.escrow, mirror }
     }
 
-    /// Runs rounds until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut events = self.bus.subscribe();
-        let poll = Duration::from_millis(self.config.poll_ms);
-        info!(target: "indexer", escrow = %self.config.escrow, "started");
-        loop {
-            if let Err(err) = self.round().await {
-                warn!(target: "indexer", %err, "indexer round failed; retrying");
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(poll) => {}
-                _ = events.recv() => {}
-            }
-        }
-        info!(target: "indexer", "stopped");
+    /// Runs rounds until `shutdown` is cancelled; fails when rounds keep
+    /// failing with an error that retrying cannot fix.
+    pub async fn run(&self, shutdown: CancellationToken) -> IndexerResult<()> {
+        let pace = Pace::every_ms(self.config.poll_ms);
+        lumen_runtime::rounds("indexer", pace, shutdown, self.bus.subscribe(), || self.round()).await
     }
 
     /// Reads the chain into the mirror.
@@ -134,7 +173,7 @@ impl Indexer {
         for state in [JobState::Rendering, JobState::Settling] {
             for job in self.store.jobs_in_state(state).await? {
                 if let Err(err) = self.settle(&job).await {
-                    if err_is_retryable(&err) {
+                    if err.is_retryable() {
                         warn!(target: "indexer::settle", job_id = %job.job_id, %err, "settlement step failed; retrying");
                     } else {
                         error!(target: "indexer::settle", job_id = %job.job_id, %err, "settlement step failed");
@@ -201,7 +240,7 @@ impl Indexer {
             return Ok(());
         }
 
-        let escrow = RenderEscrow::new(self.config.escrow, &self.provider);
+        let escrow = RenderEscrow::new(self.escrow, &self.provider);
         let job_id = job.job_id.to_u256();
         if !closed {
             let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
@@ -261,12 +300,4 @@ pub fn opened_mismatches(job: &JobRow, opened: &ChainEvent) -> Vec<&'static str>
         }
     }
     problems
-}
-
-fn err_is_retryable(err: &IndexerError) -> bool {
-    match err {
-        IndexerError::Chain(e) => e.is_retryable(),
-        IndexerError::Rpc(_) | IndexerError::MissingBlock(_) => true,
-        IndexerError::Store(e) => e.is_retryable(),
-    }
 }

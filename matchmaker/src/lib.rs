@@ -13,13 +13,14 @@
 
 pub mod policy;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
 use lumen_protocol::{
     Address, JobId, TaskRole, TaskState,
     api::NodeView,
     ws::{Dispatch, ServerMessage},
 };
+use lumen_runtime::{Pace, Retryable, ServiceHandle};
 use lumen_store::{Bus, Event, JobRow, Store, StoreError, TaskEnd, now_ms};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -39,8 +40,17 @@ pub enum MatchmakerError {
     Store(#[from] StoreError),
 }
 
+impl Retryable for MatchmakerError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(err) => err.is_retryable(),
+        }
+    }
+}
+
 /// Matchmaker settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MatchmakerConfig {
     /// Poll interval when nothing wakes the matchmaker (ms).
     pub poll_ms: u64,
@@ -69,6 +79,18 @@ pub trait NodeLink: Send + Sync + 'static {
     fn send(&self, node: &Address, message: ServerMessage) -> bool;
 }
 
+/// A running matchmaker.
+pub type MatchmakerHandle = ServiceHandle<MatchmakerError>;
+
+/// Starts the matchmaker: rounds on every bus event, or every
+/// `config.poll_ms` when nothing happens.
+pub fn spawn(config: MatchmakerConfig, store: Store, bus: Bus, link: Arc<dyn NodeLink>) -> MatchmakerHandle {
+    let shutdown = CancellationToken::new();
+    let matchmaker = Matchmaker::new(store, bus, link, config);
+    let token = shutdown.clone();
+    ServiceHandle::spawn("matchmaker", None, shutdown, async move { matchmaker.run(token).await })
+}
+
 /// The matchmaker service.
 pub struct Matchmaker {
     store: Store,
@@ -89,26 +111,11 @@ impl Matchmaker {
         Self { store, bus, link, config }
     }
 
-    /// Runs rounds until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut events = self.bus.subscribe();
-        let poll = Duration::from_millis(self.config.poll_ms);
-        info!(target: "matchmaker", "started");
-        loop {
-            if let Err(err) = self.round().await {
-                warn!(target: "matchmaker", %err, "matchmaking round failed");
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(poll) => {}
-                event = events.recv() => {
-                    if let Ok(event) = event {
-                        debug!(target: "matchmaker", ?event, "woken");
-                    }
-                }
-            }
-        }
-        info!(target: "matchmaker", "stopped");
+    /// Runs rounds until `shutdown` is cancelled; fails when rounds keep
+    /// failing with an error that retrying cannot fix.
+    pub async fn run(&self, shutdown: CancellationToken) -> MatchmakerResult<()> {
+        let pace = Pace::every_ms(self.config.poll_ms);
+        lumen_runtime::rounds("matchmaker", pace, shutdown, self.bus.subscribe(), || self.round()).await
     }
 
     /// One round: expire leases, settle failed frames, dispatch.

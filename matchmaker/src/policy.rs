@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// When a failing frame stops being retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FailurePolicy {
     /// A frame fails after this many different nodes failed it (render
     /// error or rejected output). Flamenco uses 3.

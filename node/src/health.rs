@@ -5,7 +5,6 @@ use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering};
 use alloy::primitives::Address;
 use axum::{Json, Router, extract::State, routing::get};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{NodeError, Status};
@@ -47,15 +46,16 @@ pub(crate) async fn serve(
     node: Address,
     status: Arc<Status>,
     shutdown: CancellationToken,
-) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
+) -> Result<(SocketAddr, impl Future<Output = ()> + use<>), NodeError> {
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|source| NodeError::Health { addr, source })?;
     let bound = listener.local_addr().map_err(|source| NodeError::Health { addr, source })?;
     let app = Router::new().route("/health", get(health)).with_state(HealthState { node, status });
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    });
-    Ok((bound, task))
+    let serve = async move {
+        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+        {
+            tracing::warn!(target: "node::health", %err, "health endpoint failed");
+        }
+    };
+    Ok((bound, serve))
 }

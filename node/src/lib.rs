@@ -16,6 +16,7 @@ pub mod key;
 mod render;
 
 use std::{
+    future::Future,
     net::SocketAddr,
     path::PathBuf,
     sync::{
@@ -26,8 +27,8 @@ use std::{
 };
 
 use alloy::signers::local::PrivateKeySigner;
+use lumen_runtime::{ServiceError, ServiceHandle};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Result alias of this crate.
@@ -144,32 +145,26 @@ pub(crate) struct Status {
     running: AtomicU32,
 }
 
-/// A running node. Stops when [`NodeHandle::shutdown`] is called.
+/// A running node. [`NodeHandle::shutdown`] stops it (running renders are
+/// killed); dropping the handle stops it too.
 #[derive(Debug)]
 pub struct NodeHandle {
     /// The node key's address (its identity).
     pub address: alloy::primitives::Address,
     /// Where the health endpoint listens.
     pub health_addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<()>,
+    service: ServiceHandle<NodeError>,
 }
 
 impl NodeHandle {
     /// Stops the node (running renders are killed) and waits for it.
-    pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        let _ = self.task.await;
+    pub async fn shutdown(self) -> Result<(), ServiceError<NodeError>> {
+        self.service.shutdown().await
     }
 
-    /// Waits until the node stops on its own (it does not, unless cancelled).
-    pub async fn wait(self) {
-        let _ = self.task.await;
-    }
-
-    /// A token that stops the node when cancelled.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+    /// Runs until `signal` resolves, then stops the node.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), ServiceError<NodeError>> {
+        self.service.run_until(signal).await
     }
 }
 
@@ -182,16 +177,21 @@ pub async fn spawn(config: NodeConfig, key: PrivateKeySigner) -> NodeResult<Node
     let status =
         Arc::new(Status { started: Instant::now(), relay_connected: false.into(), running: 0.into() });
     let shutdown = CancellationToken::new();
-    let (health_addr, health_task) =
+    let (health_addr, health) =
         health::serve(config.health_addr, key.address(), status.clone(), shutdown.clone()).await?;
     let address = key.address();
     let client = client::Client::new(config, key, blender, status).await;
     let token = shutdown.clone();
-    let task = tokio::spawn(async move {
-        client.run(token).await;
-        health_task.abort();
-    });
-    Ok(NodeHandle { address, health_addr, shutdown, task })
+    let node = async move {
+        let client = async {
+            client.run(token.clone()).await;
+            token.cancel();
+        };
+        tokio::join!(client, health);
+        Ok(())
+    };
+    let service = ServiceHandle::spawn("node", Some(health_addr), shutdown, node);
+    Ok(NodeHandle { address, health_addr, service })
 }
 
 /// Delay before reconnect attempt `attempt` (0-based): 1 s, 2 s, 4 s … capped

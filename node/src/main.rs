@@ -18,16 +18,12 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     lumen_runtime::init_logging();
-    match cli.run.spawn().await {
-        Ok(node) => {
-            let token = node.shutdown_token();
-            tokio::spawn(async move {
-                lumen_runtime::shutdown_signal().await;
-                token.cancel();
-            });
-            node.wait().await;
-            ExitCode::SUCCESS
-        }
+    let ended = match cli.run.spawn().await {
+        Ok(node) => node.run_until(lumen_runtime::shutdown_signal()).await.map_err(|e| e.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    match ended {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::FAILURE

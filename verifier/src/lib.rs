@@ -26,4 +26,4 @@ pub mod service;
 pub use check::{CheckResult, FrameExpectation, FrameFormat, FrameStats, Rejection, check_frame};
 pub use compare::{Comparison, Tolerance, compare_frames};
 pub use error::{CompareError, CompareResult, Side};
-pub use service::{VerifierConfig, VerifierService};
+pub use service::{VerifierConfig, VerifierError, VerifierHandle, VerifierService, spawn};

@@ -6,9 +6,8 @@
 //! are never paid. Verdicts are published so the gateway can adjust the
 //! node's health.
 
-use std::time::Duration;
-
 use lumen_protocol::{TaskState, Verdict};
+use lumen_runtime::{Pace, Retryable, ServiceHandle};
 use lumen_store::{Bus, Event, Store, StoreError, TaskRow};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +17,7 @@ use crate::{FrameExpectation, Rejection, check_frame};
 
 /// Verifier service settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct VerifierConfig {
     /// Poll interval when nothing wakes the verifier (ms).
     pub poll_ms: u64,
@@ -29,6 +29,35 @@ impl Default for VerifierConfig {
     fn default() -> Self {
         Self { poll_ms: 1_000, max_frame_bytes: 256 << 20 }
     }
+}
+
+/// What stops a verifier round.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifierError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Retryable for VerifierError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(err) => err.is_retryable(),
+        }
+    }
+}
+
+/// A running verifier.
+pub type VerifierHandle = ServiceHandle<VerifierError>;
+
+/// Starts the verifier: judges every upload as it arrives, or every
+/// `config.poll_ms` when nothing wakes it.
+pub fn spawn(config: VerifierConfig, store: Store, bus: Bus) -> VerifierHandle {
+    let shutdown = CancellationToken::new();
+    let verifier = VerifierService::new(store, bus, config);
+    let token = shutdown.clone();
+    ServiceHandle::spawn("verifier", None, shutdown, async move { verifier.run(token).await })
 }
 
 /// The verifier service.
@@ -45,26 +74,15 @@ impl VerifierService {
         Self { store, bus, config }
     }
 
-    /// Judges uploads until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut events = self.bus.subscribe();
-        let poll = Duration::from_millis(self.config.poll_ms);
-        info!(target: "verifier", "started");
-        loop {
-            if let Err(err) = self.round().await {
-                warn!(target: "verifier", %err, "verification round failed");
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(poll) => {}
-                _ = events.recv() => {}
-            }
-        }
-        info!(target: "verifier", "stopped");
+    /// Judges uploads until `shutdown` is cancelled; fails when rounds keep
+    /// failing with an error that retrying cannot fix.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), VerifierError> {
+        let pace = Pace::every_ms(self.config.poll_ms);
+        lumen_runtime::rounds("verifier", pace, shutdown, self.bus.subscribe(), || self.round()).await
     }
 
     /// Judges every result waiting now.
-    pub async fn round(&self) -> Result<(), StoreError> {
+    pub async fn round(&self) -> Result<(), VerifierError> {
         for task in self.store.tasks_in_state(TaskState::Uploaded).await? {
             self.judge(&task).await?;
         }

@@ -58,6 +58,7 @@ impl std::fmt::Display for NodeState {
 
 /// Thresholds of the health rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HealthPolicy {
     /// How often nodes send heartbeats.
     #[serde(with = "secs")]

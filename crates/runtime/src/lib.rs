@@ -1,6 +1,11 @@
-//! Process plumbing shared by Lumen's binaries: the one place that sets up
-//! logging, and the shutdown signal every long-running command waits for.
+//! Process plumbing shared by Lumen's services and binaries: the one shape
+//! of a running service ([`ServiceHandle`], [`rounds`]), the one place that
+//! sets up logging, and the shutdown signal every long-running command
+//! waits for.
 
+pub mod service;
+
+pub use service::{BoxError, Pace, Retryable, ServiceError, ServiceHandle, rounds};
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// Logs to stderr. `RUST_LOG` wins; otherwise `LOG_LEVEL` (the operator

@@ -65,3 +65,55 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     assert_eq!(register(artist).await.status(), reqwest::StatusCode::CONFLICT);
     assert_eq!(setup.store.frames(JobId(1)).await.unwrap().len(), 4);
 }
+
+/// The router in process, without a listener or a chain: what the HTTP API
+/// answers is testable without sockets.
+#[tokio::test]
+async fn the_router_answers_in_process() {
+    use std::sync::Arc;
+
+    use axum::{body::Body, http::Request};
+    use lumen_gateway::{GatewayConfig, GatewayDeps, NodeDirectory};
+    use lumen_protocol::{Deployment, api::ApiErrorBody};
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = lumen_store::Store::open(dir.path()).await.unwrap();
+    let chain = Deployment {
+        chain_id: 31337,
+        escrow: Address::repeat_byte(1),
+        registry: Address::repeat_byte(2),
+        deploy_block: 1,
+        settler: Address::repeat_byte(3),
+        treasury: Address::repeat_byte(4),
+        // Never dialled by these routes.
+        rpc_url: Some("http://127.0.0.1:9".into()),
+        explorer_url: None,
+    };
+    let deps = GatewayDeps {
+        chain: chain.clone(),
+        store,
+        bus: lumen_store::Bus::new(),
+        nodes: Arc::new(NodeDirectory::new(HealthPolicy::default())),
+    };
+    let router = lumen_gateway::router(GatewayConfig::test(), deps).unwrap();
+    let get = |uri: &str| {
+        let router = router.clone();
+        let request = Request::get(uri).body(Body::empty()).unwrap();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            (status, axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap())
+        }
+    };
+
+    let (status, body) = get("/api/v1/info").await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_slice::<Deployment>(&body).unwrap(), chain);
+    let (status, body) = get("/api/v1/jobs/77").await;
+    assert_eq!(status, 404);
+    let error: ApiErrorBody = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error.error, "no job 77");
+    let (status, _) = get("/api/v1/jobs/not-a-number").await;
+    assert_eq!(status, 400);
+}

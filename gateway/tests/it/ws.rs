@@ -1,6 +1,6 @@
 //! Challenge-signature auth, heartbeats and close codes.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use alloy::{
     primitives::U256,
@@ -8,7 +8,7 @@ use alloy::{
 };
 use futures::{SinkExt, StreamExt};
 use lumen_chain::{bind, contracts::NodeRegistry, deploy::confirmed};
-use lumen_gateway::{GatewayConfig, GatewayHandle, NodeDirectory};
+use lumen_gateway::{GatewayConfig, GatewayDeps, GatewayHandle, NodeDirectory};
 use lumen_protocol::{
     auth::challenge_message,
     node::{HealthPolicy, NodeState},
@@ -32,15 +32,14 @@ pub(crate) async fn setup(health: HealthPolicy) -> Setup {
     let chain = TestChain::spawn().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let config = GatewayConfig {
-        health,
-        ..GatewayConfig::new(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            chain.deployment.clone().with_rpc_url(chain.rpc_url()),
-        )
+    let config = GatewayConfig { health, ..GatewayConfig::test() };
+    let deps = GatewayDeps {
+        chain: chain.deployment.clone().with_rpc_url(chain.rpc_url()),
+        store: store.clone(),
+        bus: Bus::new(),
+        nodes: Arc::new(NodeDirectory::new(health)),
     };
-    let nodes = Arc::new(NodeDirectory::new(health));
-    let gateway = lumen_gateway::spawn(config, store.clone(), Bus::new(), nodes).await.unwrap();
+    let gateway = lumen_gateway::spawn(config, deps).await.unwrap();
     Setup { chain, gateway, store, _dir: dir }
 }
 

@@ -21,7 +21,7 @@ async fn health_reports_degraded_while_the_gateway_is_unreachable() {
     assert!(!health.relay_connected);
     assert_eq!(health.node, node.address);
     assert_eq!(health.running, 0);
-    node.shutdown().await;
+    node.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -10,7 +10,6 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Stdio,
-    sync::Arc,
 };
 
 use alloy::{
@@ -21,14 +20,9 @@ use alloy::{
 use clap::Args;
 use eyre::{WrapErr, bail};
 use lumen_chain::{DeployConfig, Deployment};
-use lumen_gateway::{GatewayConfig, NodeDirectory};
-use lumen_indexer::{Indexer, IndexerConfig};
-use lumen_matchmaker::{Matchmaker, MatchmakerConfig};
-use lumen_protocol::node::HealthPolicy;
+use lumen_stack::{LumenConfig, Overrides, Services, StackDeps};
 use lumen_store::{Bus, Store};
-use lumen_verifier::{VerifierConfig, VerifierService};
 use tokio::process::{Child, Command};
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
@@ -51,6 +45,10 @@ pub struct DevnetArgs {
     /// Protocol fee in basis points taken from each release.
     #[arg(long, default_value_t = 250)]
     pub fee_bps: u16,
+    /// Service settings (TOML, see docs/configuration.md); `[chain]` is
+    /// ignored: the devnet deploys its own contracts.
+    #[arg(long, env = "LUMEN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Misbehaving node for failure tests: `INDEX=FAULT` (black-frames, wrong-key).
     #[arg(long, hide = true, value_name = "INDEX=FAULT")]
     pub node_fault: Vec<String>,
@@ -83,25 +81,25 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     let deployment = lumen_chain::deploy(&admin_provider, &deploy_config).await?;
     deployment.save(&dir.join("deployment.json"))?;
 
-    let store = Store::open(&dir).await?;
-    let bus = Bus::new();
-    let policy = HealthPolicy::default();
-    let nodes = Arc::new(NodeDirectory::new(policy));
+    let figment = LumenConfig::figment(args.config.as_deref())?.merge(
+        Overrides::new()
+            .set("data_dir", Some(&dir))
+            .set("gateway.listen", Some(SocketAddr::from(([127, 0, 0, 1], args.gateway_port))))
+            .into_figment(),
+    );
+    let config = LumenConfig::extract(&figment)?;
     let deployment = deployment.with_rpc_url(rpc_url.clone());
-    let chain = deployment.clone();
-    let mut gateway_config = GatewayConfig::new(SocketAddr::from(([127, 0, 0, 1], args.gateway_port)), chain);
-    gateway_config.health = policy;
-    let gateway = lumen_gateway::spawn(gateway_config, store.clone(), bus.clone(), nodes.clone()).await?;
-
-    let shutdown = CancellationToken::new();
-    let mut services = Vec::new();
-    let matchmaker = Matchmaker::new(store.clone(), bus.clone(), nodes.clone(), MatchmakerConfig::default());
-    services.push(tokio::spawn(matchmaker.run(shutdown.clone())));
-    let verifier = VerifierService::new(store.clone(), bus.clone(), VerifierConfig::default());
-    services.push(tokio::spawn(verifier.run(shutdown.clone())));
-    let indexer_config = IndexerConfig::new(deployment.escrow, deployment.registry, deployment.deploy_block);
-    let indexer = Indexer::new(store.clone(), bus.clone(), admin_provider.clone(), indexer_config);
-    services.push(tokio::spawn(indexer.run(shutdown.clone())));
+    let deps = StackDeps {
+        deployment: Some(deployment.clone()),
+        store: Store::open(&dir).await?,
+        bus: Bus::new(),
+        settler: Some(admin_provider.clone()),
+    };
+    let mut stack = lumen_stack::spawn(&config, Services::ALL, deps).await?;
+    let (gateway_url, ws_url) = (
+        stack.gateway_url().expect("the devnet runs a gateway").to_owned(),
+        stack.ws_url().expect("the devnet runs a gateway"),
+    );
 
     let mut children = Vec::new();
     let mut devnet_nodes = Vec::new();
@@ -112,7 +110,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             &key(FIRST_OWNER + i),
             &deployment,
             &rpc_url,
-            &gateway.ws_url(),
+            &ws_url,
             faults.get(&i).copied(),
         )
         .await?;
@@ -122,8 +120,8 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
 
     let file = DevnetFile {
         deployment: deployment.clone(),
-        gateway_url: gateway.url.clone(),
-        ws_url: gateway.ws_url(),
+        gateway_url: gateway_url.clone(),
+        ws_url,
         fee_bps: args.fee_bps,
         artist: artist.address(),
         artist_private_key: alloy::hex::encode_prefixed(artist.to_bytes()),
@@ -132,25 +130,23 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     };
     let path = DevnetFile::path(&dir);
     file.save(&path)?;
-    output::line(format!("Gateway: {}", gateway.url));
+    output::line(format!("Gateway: {gateway_url}"));
     output::line(format!("RPC: {rpc_url} (chain {})", deployment.chain_id));
     output::line(format!("Escrow: {}  Registry: {}", deployment.escrow, deployment.registry));
     output::line(format!("devnet ready with {} nodes: {}", args.nodes, path.display()));
 
-    crate::shutdown_signal().await;
-    info!(target: "devnet", "shutting down");
+    tokio::select! {
+        () = crate::shutdown_signal() => info!(target: "devnet", "shutting down"),
+        name = stack.stopped() => warn!(target: "devnet", service = name, "a service stopped: shutting down"),
+    }
     for child in &mut children {
         stop_child(child).await;
     }
-    shutdown.cancel();
-    for service in services {
-        let _ = service.await;
-    }
-    gateway.shutdown().await;
+    let stopped = stack.shutdown().await;
     drop(anvil);
     let _ = std::fs::remove_file(&path);
     info!(target: "devnet", "stopped");
-    Ok(())
+    Ok(stopped?)
 }
 
 fn parse_faults(specs: &[String]) -> eyre::Result<std::collections::HashMap<usize, lumen_node::Fault>> {

@@ -56,12 +56,7 @@ pub async fn run(args: NodeArgs) -> eyre::Result<()> {
 async fn run_node(args: lumen_node::args::RunArgs) -> eyre::Result<()> {
     let node = args.spawn().await?;
     output::line(format!("node {} running; health at http://{}/health", node.address, node.health_addr));
-    let token = node.shutdown_token();
-    tokio::spawn(async move {
-        crate::shutdown_signal().await;
-        token.cancel();
-    });
-    node.wait().await;
+    node.run_until(crate::shutdown_signal()).await?;
     Ok(())
 }
 
