@@ -13,7 +13,7 @@ use alloy::{
 use lumen_chain::contracts::{
     escrow::RenderEscrow::RenderEscrowEvents, registry::NodeRegistry::NodeRegistryEvents,
 };
-use lumen_protocol::{Address, ChainEvent, JobId, MirroredEvent, Wei, event::unpack_frames};
+use lumen_protocol::{Address, ChainEvent, JobId, MirroredEvent, Wei, event::FrameWord};
 use lumen_store::{Cursor, Store};
 use tracing::{debug, info, warn};
 
@@ -119,7 +119,7 @@ fn escrow_event(event: RenderEscrowEvents) -> Option<ChainEvent> {
             job_id: job(e.jobId)?,
             node: e.node,
             owner: e.owner,
-            frames: unpack_frames(e.wordIndex, e.bits).collect(),
+            frames: FrameWord { index: e.wordIndex, bits: e.bits },
             amount: Wei(e.amount),
             fee: Wei(e.fee),
         },

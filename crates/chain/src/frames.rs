@@ -12,6 +12,7 @@ use alloy::primitives::{Address, U256};
 use crate::{ChainError, ChainResult, contracts::escrow::IRenderEscrow::FrameSet};
 
 pub use lumen_protocol::event::WORD_BITS;
+use lumen_protocol::{FrameIndex, event::FrameWord};
 
 /// Groups `(node, frame index)` pairs of one job into frame sets, ordered by
 /// word then node (the order the contract handles cheapest). A frame may be
@@ -21,7 +22,7 @@ pub fn pack(
     frame_count: u32,
 ) -> ChainResult<Vec<FrameSet>> {
     let mut owner_of_frame: BTreeMap<u32, Address> = BTreeMap::new();
-    let mut sets: BTreeMap<(u32, Address), U256> = BTreeMap::new();
+    let mut sets: BTreeMap<(u32, Address), FrameWord> = BTreeMap::new();
     for (node, index) in frames {
         if index >= frame_count {
             return Err(ChainError::InvalidFrames(format!(
@@ -36,18 +37,19 @@ pub fn pack(
                 slot.insert(node);
             }
         }
-        let bits = sets.entry((index / WORD_BITS, node)).or_default();
-        bits.set_bit((index % WORD_BITS) as usize, true);
+        let frame = FrameIndex(index);
+        let word = sets.entry((index / WORD_BITS, node)).or_insert_with(|| FrameWord::containing(frame));
+        word.insert(frame);
     }
     Ok(sets
         .into_iter()
-        .map(|((word_index, node), bits)| FrameSet { node, wordIndex: word_index, bits })
+        .map(|((_, node), word)| FrameSet { node, wordIndex: word.index, bits: word.bits })
         .collect())
 }
 
 /// The frame indices a bitmap word pays, in ascending order.
 pub fn unpack(word_index: u32, bits: U256) -> impl Iterator<Item = u32> {
-    lumen_protocol::event::unpack_frames(word_index, bits).map(|i| i.0)
+    FrameWord { index: word_index, bits }.frames().map(|i| i.0)
 }
 
 #[cfg(test)]

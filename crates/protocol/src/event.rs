@@ -75,8 +75,8 @@ pub enum ChainEvent {
         node: Address,
         /// The owner credited.
         owner: Address,
-        /// The frames paid.
-        frames: Vec<FrameIndex>,
+        /// The frames paid: one bitmap word, as the contract emitted it.
+        frames: FrameWord,
         /// Gross amount for them.
         amount: Wei,
         /// Protocol fee taken from it.
@@ -293,14 +293,76 @@ pub fn split_release(amount: Wei, fee: Wei, frames: usize) -> Vec<(Wei, Wei)> {
 /// Frames per bitmap word of the escrow's `FrameSet`.
 pub const WORD_BITS: u32 = 256;
 
-/// The frame indices a release bitmap word pays, in ascending order.
-pub fn unpack_frames(word_index: u32, bits: U256) -> impl Iterator<Item = FrameIndex> {
-    (0..WORD_BITS).filter(move |i| bits.bit(*i as usize)).map(move |i| FrameIndex(word_index * WORD_BITS + i))
+/// One word of a release bitmap, as `RenderEscrow` takes and emits it: bit
+/// `i` pays frame index `index × 256 + i`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameWord {
+    /// Which word of the job's frames.
+    pub index: u32,
+    /// One bit per frame of the word.
+    pub bits: U256,
+}
+
+impl FrameWord {
+    /// The empty word that `frame` belongs to.
+    pub fn containing(frame: FrameIndex) -> Self {
+        Self { index: frame.get() / WORD_BITS, bits: U256::ZERO }
+    }
+
+    /// The words that hold exactly `frames` (in ascending word order).
+    pub fn pack(frames: impl IntoIterator<Item = FrameIndex>) -> Vec<Self> {
+        let mut words = std::collections::BTreeMap::<u32, U256>::new();
+        for frame in frames {
+            words
+                .entry(frame.get() / WORD_BITS)
+                .or_default()
+                .set_bit((frame.get() % WORD_BITS) as usize, true);
+        }
+        words.into_iter().map(|(index, bits)| Self { index, bits }).collect()
+    }
+
+    /// Adds `frame`; false (and nothing changes) when it is in another word.
+    pub fn insert(&mut self, frame: FrameIndex) -> bool {
+        if frame.get() / WORD_BITS != self.index {
+            return false;
+        }
+        self.bits.set_bit((frame.get() % WORD_BITS) as usize, true);
+        true
+    }
+
+    /// The frames this word pays, in ascending order.
+    pub fn frames(&self) -> impl Iterator<Item = FrameIndex> + use<> {
+        let Self { index, bits } = *self;
+        (0..WORD_BITS).filter(move |i| bits.bit(*i as usize)).map(move |i| FrameIndex(index * WORD_BITS + i))
+    }
+
+    /// How many frames this word pays.
+    pub fn len(&self) -> usize {
+        self.bits.count_ones()
+    }
+
+    /// Whether this word pays no frame.
+    pub fn is_empty(&self) -> bool {
+        self.bits.is_zero()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_words_pack_and_unpack_the_contract_layout() {
+        let frames = [0, 3, 255, 256, 700].map(FrameIndex);
+        let words = FrameWord::pack(frames);
+        assert_eq!(words.iter().map(|w| (w.index, w.len())).collect::<Vec<_>>(), [(0, 3), (1, 1), (2, 1)]);
+        assert_eq!(words[0].bits, U256::from(1u8) | U256::from(8u8) | (U256::from(1u8) << 255));
+        assert_eq!(words.iter().flat_map(FrameWord::frames).collect::<Vec<_>>(), frames);
+        let mut word = FrameWord::containing(FrameIndex(300));
+        assert!(word.insert(FrameIndex(300)) && !word.insert(FrameIndex(3)));
+        assert_eq!(word.frames().collect::<Vec<_>>(), [FrameIndex(300)]);
+        assert!(FrameWord::default().is_empty());
+    }
 
     #[test]
     fn release_split_sums_the_fee_exactly() {

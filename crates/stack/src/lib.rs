@@ -121,7 +121,8 @@ impl StackDeps {
         let settler = match &deployment {
             Some(deployment) if services.indexer => {
                 let key = lumen_chain::key_from_env(&config.chain.settler_key_env)?;
-                let url = deployment.rpc_url.clone().unwrap_or_default();
+                let url =
+                    deployment.rpc_url.clone().ok_or(StackError::Missing("chain.rpc_url (--rpc-url)"))?;
                 let url = url.parse().map_err(|_| StackError::RpcUrl(url))?;
                 Some(ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(url).erased())
             }

@@ -5,7 +5,7 @@
 use alloy_primitives::{Address, B256, U256};
 use lumen_protocol::{
     ChainEvent, ChainEventKind, FrameIndex, JobId, MirroredEvent, Wei,
-    event::{split_release, unpack_frames},
+    event::{FrameWord, split_release},
 };
 
 use crate::{Hex, OptHex, Store, StoreResult};
@@ -130,14 +130,8 @@ impl EventRow {
                 row.node = Some(*node);
                 row.account = Some(*owner);
                 row.fee = Some(*fee);
-                // One event pays one bitmap word: store it as the contract emitted it.
-                let word = frames.first().map_or(0, |f| f.get() / lumen_protocol::event::WORD_BITS);
-                let mut bits = U256::ZERO;
-                for f in frames {
-                    bits.set_bit((f.get() % lumen_protocol::event::WORD_BITS) as usize, true);
-                }
-                row.word_index = Some(i64::from(word));
-                row.bits = Some(B256::from(bits));
+                row.word_index = Some(i64::from(frames.index));
+                row.bits = Some(B256::from(frames.bits));
             }
             ChainEvent::JobCancelled { artist, refundable_at, .. } => {
                 row.account = Some(*artist);
@@ -214,7 +208,7 @@ impl EventRow {
                     job_id: job_id()?,
                     node: node()?,
                     owner: account()?,
-                    frames: unpack_frames(word, U256::from_be_bytes(bits.0)).collect(),
+                    frames: FrameWord { index: word, bits: U256::from_be_bytes(bits.0) },
                     amount: amount()?,
                     fee: self.fee.ok_or_else(|| need("fee"))?,
                 }
@@ -286,11 +280,11 @@ pub fn payouts_of(e: &MirroredEvent) -> Vec<PayoutRow> {
         return Vec::new();
     };
     frames
-        .iter()
+        .frames()
         .zip(split_release(*amount, *fee, frames.len()))
         .map(|(frame_index, (amount, fee))| PayoutRow {
             job_id: *job_id,
-            frame_index: *frame_index,
+            frame_index,
             node: *node,
             owner: *owner,
             amount,

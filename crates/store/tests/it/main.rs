@@ -5,7 +5,7 @@
 use alloy_primitives::{Address, B256, Bytes};
 use lumen_protocol::{
     ChainEvent, ContentHash, FrameIndex, FrameState, JobId, JobState, MirroredEvent, TaskRole, TaskState,
-    Verdict, Wei,
+    Verdict, Wei, event::FrameWord,
 };
 use lumen_store::{Cursor, NewJob, Store, StoreError, TaskEnd, TaskRow, now_ms};
 
@@ -207,7 +207,7 @@ fn released(job: JobId, frames: &[u32], block: u64) -> MirroredEvent {
             job_id: job,
             node: node(1),
             owner: node(2),
-            frames: frames.iter().copied().map(FrameIndex).collect(),
+            frames: FrameWord::pack(frames.iter().copied().map(FrameIndex))[0],
             amount: Wei::from(2_000u128),
             fee: Wei::from(51u128),
         },
