@@ -12,7 +12,7 @@ use axum::{
 use lumen_chain::sign::{recover, spec_hash};
 use lumen_protocol::{
     ContentHash, Deployment, FrameIndex, FrameState, JobId, TaskId, TaskState,
-    api::{FrameView, JobView, NodeView, RegisterJob, RenderView, TxView, UploadedBlend},
+    api::{FrameView, JobView, NodeView, RegisterJob, RenderView, SceneSummary, TxView, UploadedBlend},
 };
 use lumen_store::{Event, JobRow, NewJob, TaskRow};
 use serde::Deserialize;
@@ -59,6 +59,7 @@ pub(crate) async fn upload_blend(
     }
     let scene = crate::inspect::check_blend(&state, &body).await?;
     let hash = state.store.put_blob(&body).await.map_err(ApiError::internal)?;
+    state.store.record_scene(hash, &scene).await?;
     info!(target: "gateway::api", %hash, size = body.len(), frames = ?(scene.frame_start, scene.frame_end), "blend uploaded");
     Ok((StatusCode::CREATED, Json(UploadedBlend { hash, size: body.len() as u64, scene })))
 }
@@ -83,8 +84,14 @@ pub(crate) async fn register_job(
     }
     let job_id = req.job_id;
     let blend_hash = ContentHash::from(spec.blendHash);
-    if !state.store.blobs().contains(&blend_hash).await {
-        return Err(ApiError::bad_request("unknown_blend", format!("no uploaded .blend {}", spec.blendHash)));
+    let scene = scene_of(&state, blend_hash).await?;
+    let problems = scene.spec_mismatches(spec);
+    if !problems.is_empty() {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "spec_mismatch",
+            format!("the spec does not match the .blend: {}", problems.join("; ")),
+        ));
     }
     let hash = spec_hash(spec, state.chain.chain_id, state.chain.escrow);
     let artist = recover(hash, &req.signature)
@@ -123,6 +130,20 @@ pub(crate) async fn register_job(
     info!(target: "gateway::api", %job_id, %artist, frames = frame_count, "job registered");
     state.bus.publish(Event::JobRegistered { job_id });
     Ok((StatusCode::CREATED, Json(job_view(&state, job_id).await?)))
+}
+
+/// What inspection read from an uploaded `.blend`; a file stored before
+/// scenes were recorded is inspected again.
+async fn scene_of(state: &AppState, blend_hash: ContentHash) -> ApiResult<SceneSummary> {
+    if let Some(scene) = state.store.scene(blend_hash).await? {
+        return Ok(scene);
+    }
+    let Some(bytes) = state.store.blobs().get(&blend_hash).await? else {
+        return Err(ApiError::bad_request("unknown_blend", format!("no uploaded .blend {blend_hash}")));
+    };
+    let scene = crate::inspect::check_blend(state, &bytes).await?;
+    state.store.record_scene(blend_hash, &scene).await?;
+    Ok(scene)
 }
 
 pub(crate) async fn job_status(

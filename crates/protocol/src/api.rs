@@ -40,6 +40,42 @@ pub struct SceneSummary {
     pub saved_with: Option<String>,
 }
 
+impl SceneSummary {
+    /// How `spec` disagrees with this scene (empty when it asks for what
+    /// the `.blend` renders): the resolution and engine must be the
+    /// scene's, and every frame of the spec must be one the scene renders
+    /// (inside its range, on its step). A spec that disagrees would have
+    /// every honest render judged against the wrong expectation.
+    pub fn spec_mismatches(&self, spec: &JobSpec) -> Vec<String> {
+        let mut problems = Vec::new();
+        if (spec.width, spec.height) != (self.width, self.height) {
+            problems.push(format!(
+                "resolution {}x{} is not the scene's {}x{}",
+                spec.width, spec.height, self.width, self.height
+            ));
+        }
+        if spec.engine != self.engine {
+            problems.push(format!("engine {:?} is not the scene's {:?}", spec.engine, self.engine));
+        }
+        if spec.frameStart < self.frame_start || spec.frameEnd > self.frame_end {
+            problems.push(format!(
+                "frames {}-{} are outside the scene's range {}-{}",
+                spec.frameStart, spec.frameEnd, self.frame_start, self.frame_end
+            ));
+        }
+        let step = i64::from(self.frame_step.max(1));
+        if (i64::from(spec.frameStart) - i64::from(self.frame_start)) % step != 0
+            || i64::from(spec.frameStep) % step != 0
+        {
+            problems.push(format!(
+                "frames from {} every {} are not on the scene's step {}",
+                spec.frameStart, spec.frameStep, self.frame_step
+            ));
+        }
+        problems
+    }
+}
+
 /// Answer to `POST /api/v1/blends`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadedBlend {
@@ -203,6 +239,59 @@ pub struct ApiErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scene() -> SceneSummary {
+        SceneSummary {
+            frame_start: 1,
+            frame_end: 24,
+            frame_step: 1,
+            width: 320,
+            height: 180,
+            engine: "CYCLES".into(),
+            fps: 24.0,
+            saved_with: None,
+        }
+    }
+
+    fn spec_for(scene: &SceneSummary) -> JobSpec {
+        JobSpec {
+            blendHash: B256::ZERO,
+            frameStart: scene.frame_start,
+            frameEnd: scene.frame_end,
+            frameStep: 1,
+            width: scene.width,
+            height: scene.height,
+            engine: scene.engine.clone(),
+            token: Address::ZERO,
+            pricePerFrame: 1,
+            salt: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_spec_must_ask_for_what_the_scene_renders() {
+        let scene = scene();
+        assert!(scene.spec_mismatches(&spec_for(&scene)).is_empty());
+        // A sub-range, every other frame: still frames the scene renders.
+        let sub = JobSpec { frameStart: 5, frameEnd: 9, frameStep: 2, ..spec_for(&scene) };
+        assert!(scene.spec_mismatches(&sub).is_empty());
+
+        let cases = [
+            (JobSpec { width: 321, ..spec_for(&scene) }, "resolution 321x180"),
+            (JobSpec { height: 90, ..spec_for(&scene) }, "resolution 320x90"),
+            (JobSpec { engine: "BLENDER_EEVEE".into(), ..spec_for(&scene) }, "engine"),
+            (JobSpec { frameEnd: 25, ..spec_for(&scene) }, "outside the scene's range"),
+            (JobSpec { frameStart: 0, ..spec_for(&scene) }, "outside the scene's range"),
+        ];
+        for (spec, expected) in cases {
+            let problems = scene.spec_mismatches(&spec);
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].contains(expected), "{problems:?} lacks {expected:?}");
+        }
+        let stepped = SceneSummary { frame_step: 2, ..scene };
+        let off_step = JobSpec { frameStart: 2, ..spec_for(&stepped) };
+        assert!(stepped.spec_mismatches(&off_step).iter().any(|p| p.contains("step")));
+    }
 
     /// The JSON of a job's status, as scripts read it: field names, lower-case
     /// state names, `0x` hex, decimal amounts.

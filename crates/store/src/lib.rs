@@ -2,7 +2,8 @@
 //! mirror (sqlx with migrations), and the content-addressed blob store.
 //!
 //! One module per aggregate: [`jobs`], [`work`] (frames and their render
-//! tasks), [`mirror`] (chain events, payouts, cursors). Every value is read
+//! tasks), [`mirror`] (chain events, payouts, cursors), and `scenes` (what
+//! inspection read from each `.blend`). Every value is read
 //! and written as its `lumen-protocol` type.
 //!
 //! State changes that several workers could race on are decided by one
@@ -24,6 +25,7 @@ mod codec;
 pub mod error;
 pub mod jobs;
 pub mod mirror;
+mod scenes;
 pub mod work;
 
 use std::{

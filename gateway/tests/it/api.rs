@@ -6,7 +6,11 @@ use lumen_chain::{
     deploy::confirmed,
     sign::{JobSpec, sign_digest, spec_hash},
 };
-use lumen_protocol::{JobId, api::RegisterJob, node::HealthPolicy};
+use lumen_protocol::{
+    JobId,
+    api::{ApiErrorBody, RegisterJob, UploadedBlend},
+    node::HealthPolicy,
+};
 
 use crate::ws::setup;
 
@@ -14,9 +18,25 @@ use crate::ws::setup;
 async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     let setup = setup(HealthPolicy::default()).await;
     let d = setup.chain.deployment.clone();
-    let blend = setup.store.put_blob(b"BLENDER-v304 stand-in bytes").await.unwrap();
+    let http = reqwest::Client::new();
+    // A real .blend, uploaded and inspected: 64×36, frames 1..=6, Cycles.
+    let dir = tempfile::tempdir().unwrap();
+    let blend_path = dir.path().join("scene.blend");
+    let blender = lumen_blender::Blender::locate().unwrap();
+    lumen_blender::sample::make_scene(&blender, &lumen_blender::sample::SampleScene::tiny(), &blend_path)
+        .await
+        .unwrap();
+    let uploaded: UploadedBlend = http
+        .post(format!("{}/api/v1/blends", setup.gateway.url))
+        .body(std::fs::read(&blend_path).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let spec = JobSpec {
-        blendHash: blend.to_b256(),
+        blendHash: uploaded.hash.to_b256(),
         frameStart: 1,
         frameEnd: 4,
         frameStep: 1,
@@ -27,16 +47,31 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
         pricePerFrame: 1_000,
         salt: U256::from(7),
     };
-    let hash = spec_hash(&spec, d.chain_id, d.escrow);
     let (artist, squatter) = (setup.chain.account(3), setup.chain.account(5));
-    let http = reqwest::Client::new();
-    let register = |signer: alloy::signers::local::PrivateKeySigner| {
-        let (http, spec, url) = (http.clone(), spec.clone(), format!("{}/api/v1/jobs", setup.gateway.url));
+    let post = |signer: alloy::signers::local::PrivateKeySigner, spec: JobSpec| {
+        let (http, url) = (http.clone(), format!("{}/api/v1/jobs", setup.gateway.url));
         async move {
+            let hash = spec_hash(&spec, d.chain_id, d.escrow);
             let signature = sign_digest(&signer, hash).await.unwrap();
             http.post(url).json(&RegisterJob { job_id: JobId(1), spec, signature }).send().await.unwrap()
         }
     };
+
+    // A spec that disagrees with the .blend (1 px wider, another engine, frames
+    // outside the scene) is refused before anything else: every honest render
+    // would be judged against it.
+    for wrong in [
+        JobSpec { width: 65, ..spec.clone() },
+        JobSpec { engine: "BLENDER_EEVEE".into(), ..spec.clone() },
+        JobSpec { frameEnd: 7, ..spec.clone() },
+    ] {
+        let response = post(artist.clone(), wrong).await;
+        assert_eq!(response.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+        let body: ApiErrorBody = response.json().await.unwrap();
+        assert_eq!(body.code, "spec_mismatch", "{}", body.error);
+    }
+    let register = |signer| post(signer, spec.clone());
+    let hash = spec_hash(&spec, d.chain_id, d.escrow);
 
     // Not on-chain yet.
     let response = register(artist.clone()).await;
@@ -74,7 +109,7 @@ async fn the_router_answers_in_process() {
 
     use axum::{body::Body, http::Request};
     use lumen_gateway::{GatewayConfig, GatewayDeps, NodeDirectory};
-    use lumen_protocol::{Deployment, api::ApiErrorBody};
+    use lumen_protocol::Deployment;
     use tower::ServiceExt;
 
     let dir = tempfile::tempdir().unwrap();
