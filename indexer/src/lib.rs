@@ -17,13 +17,18 @@
 pub mod mirror;
 
 use alloy::{
-    primitives::Address,
+    primitives::{Address, U256},
     providers::{DynProvider, Provider},
 };
-use lumen_chain::{ChainError, contracts::RenderEscrow, deploy::send, frames};
-use lumen_protocol::{ChainEvent, ChainEventKind, Deployment, JobState};
+use lumen_chain::{
+    ChainError,
+    contracts::{JobStatus, RenderEscrow},
+    deploy::send,
+    frames,
+};
+use lumen_protocol::{ChainEvent, ChainEventKind, Deployment, JobState, event::FrameWord};
 use lumen_runtime::{Pace, Retryable, ServiceHandle};
-use lumen_store::{Bus, Event, JobRow, Store, StoreError};
+use lumen_store::{Bus, Event, FrameRow, JobRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -240,38 +245,78 @@ impl Indexer {
             return Ok(());
         }
 
+        // Money moves on what the chain says now, not on the mirror, which
+        // may stay `confirmations` blocks behind: a release or close already
+        // sent is never sent again.
         let escrow = RenderEscrow::new(self.escrow, &self.provider);
         let job_id = job.job_id.to_u256();
-        if !closed {
-            let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
-            if !unpaid.is_empty() {
-                let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
-                let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
-                if state == JobState::Settling
-                    || unpaid.len() >= self.config.batch_frames
-                    || waited >= self.config.max_batch_delay_ms
-                {
-                    for chunk in unpaid.chunks(self.config.max_frames_per_tx.max(1)) {
-                        // A verified frame always has the node whose render was accepted.
-                        let pairs = chunk.iter().filter_map(|f| Some((f.node?, f.frame_index.get())));
-                        let sets = frames::pack(pairs, job.frame_count)?;
-                        let receipt = send(escrow.release(job_id, sets)).await?;
-                        info!(target: "indexer::settle", job_id = %job.job_id, frames = chunk.len(), tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
-                    }
-                    self.sync().await?;
+        let onchain = escrow.getJob(job_id).call().await.map_err(ChainError::from_contract)?;
+        match JobStatus::from_raw(onchain.status) {
+            // Ended on-chain (or unknown): the mirror will see it and finish the job above.
+            Some(JobStatus::Refunded | JobStatus::None) | None => return Ok(()),
+            Some(JobStatus::Closed) => {}
+            Some(JobStatus::Open | JobStatus::Cancelled) => {
+                if closed {
+                    // The mirror saw a close the chain no longer has (reorg): wait.
+                    return Ok(());
                 }
-                return Ok(());
+                let unpaid = self.unpaid_on_chain(&escrow, job).await?;
+                if !unpaid.is_empty() {
+                    let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
+                    let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
+                    if state == JobState::Settling
+                        || unpaid.len() >= self.config.batch_frames
+                        || waited >= self.config.max_batch_delay_ms
+                    {
+                        for chunk in unpaid.chunks(self.config.max_frames_per_tx.max(1)) {
+                            // A verified frame always has the node whose render was accepted.
+                            let pairs = chunk.iter().filter_map(|f| Some((f.node?, f.frame_index.get())));
+                            let sets = frames::pack(pairs, job.frame_count)?;
+                            let receipt = send(escrow.release(job_id, sets)).await?;
+                            info!(target: "indexer::settle", job_id = %job.job_id, frames = chunk.len(), tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
+                        }
+                        self.sync().await?;
+                    }
+                    return Ok(());
+                }
+                if state != JobState::Settling {
+                    return Ok(());
+                }
+                let receipt = send(escrow.close(job_id)).await?;
+                info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, "job closed");
             }
-            if state != JobState::Settling {
-                return Ok(());
-            }
-            let receipt = send(escrow.close(job_id)).await?;
-            info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, "job closed");
         }
         let receipt = send(escrow.refund(job_id)).await?;
         info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, "unspent escrow refunded to the artist");
         self.sync().await?;
         Ok(())
+    }
+
+    /// Verified frames of `job` that are unpaid in the mirror and in the
+    /// chain's paid-frame bitmaps (a release the mirror has not reached yet
+    /// is not sent twice).
+    async fn unpaid_on_chain(
+        &self,
+        escrow: &RenderEscrow::RenderEscrowInstance<&DynProvider>,
+        job: &JobRow,
+    ) -> IndexerResult<Vec<FrameRow>> {
+        let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
+        let mut paid = std::collections::HashMap::new();
+        for word in FrameWord::pack(unpaid.iter().map(|f| f.frame_index)) {
+            let bits = escrow
+                .paidFrames(job.job_id.to_u256(), U256::from(word.index))
+                .call()
+                .await
+                .map_err(ChainError::from_contract)?;
+            paid.insert(word.index, FrameWord { index: word.index, bits });
+        }
+        Ok(unpaid
+            .into_iter()
+            .filter(|f| {
+                let word = FrameWord::containing(f.frame_index);
+                !paid.get(&word.index).is_some_and(|w| w.frames().any(|i| i == f.frame_index))
+            })
+            .collect())
     }
 }
 

@@ -28,3 +28,27 @@ pub mod registry {
 
 pub use escrow::RenderEscrow;
 pub use registry::NodeRegistry;
+
+/// `IRenderEscrow.JobStatus`: the JSON-ABI bindings carry the enum as its
+/// `uint8`; this is its typed form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// No such job.
+    None,
+    /// Locked; releases possible.
+    Open,
+    /// Cancelled by the artist; releases possible until the refund.
+    Cancelled,
+    /// Closed by the settler; the rest is refundable.
+    Closed,
+    /// The rest went back to the artist; nothing moves any more.
+    Refunded,
+}
+
+impl JobStatus {
+    /// The status a raw `uint8` names; `None` for a value the contract never
+    /// returns.
+    pub fn from_raw(raw: u8) -> Option<Self> {
+        [Self::None, Self::Open, Self::Cancelled, Self::Closed, Self::Refunded].get(usize::from(raw)).copied()
+    }
+}

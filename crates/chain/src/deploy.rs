@@ -1,7 +1,10 @@
 //! Deploying the contracts and the deployment file that describes them.
 
 use alloy::{
-    primitives::Address, providers::Provider, rpc::types::TransactionReceipt,
+    network::EthereumWallet,
+    primitives::Address,
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
 };
 use tracing::info;
@@ -34,6 +37,28 @@ pub fn key_from_env(var: &str) -> ChainResult<PrivateKeySigner> {
         .parse()
         .map_err(|e| ChainError::Key { var: var.to_owned(), reason: format!("not a private key: {e}") })
 }
+
+/// A provider for the JSON-RPC endpoint `url` that signs with `key`.
+///
+/// The nonce of every transaction is read from the chain (the pending
+/// count), never counted locally: a transaction the node refused, or one a
+/// reorg dropped, must not leave a gap that stalls every later one.
+pub fn signer_provider(key: &PrivateKeySigner, url: &str) -> ChainResult<DynProvider> {
+    let url = url.parse().map_err(|_| ChainError::RpcUrl(url.to_owned()))?;
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_http(url)
+        .erased())
+}
+
+/// How long [`send`] waits for a receipt before giving up (the step is
+/// retried: the nonce comes from the chain, so a retry replaces the
+/// transaction instead of queueing behind it).
+pub const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Parameters of a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +139,7 @@ where
     D: alloy::contract::CallDecoder,
 {
     let pending = call.send().await.map_err(ChainError::from_contract)?;
-    confirmed(pending.get_receipt().await?)
+    confirmed(pending.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await?)
 }
 
 /// Turns a mined-but-reverted receipt into an error.

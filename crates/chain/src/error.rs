@@ -57,6 +57,9 @@ pub enum ChainError {
     /// Reading or writing a deployment file failed.
     #[error(transparent)]
     Deployment(#[from] lumen_protocol::DeploymentError),
+    /// A JSON-RPC URL does not parse.
+    #[error("invalid RPC URL {0:?}")]
+    RpcUrl(String),
     /// A private key could not be read from the environment.
     #[error("environment variable {var}: {reason}")]
     Key {

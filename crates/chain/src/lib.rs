@@ -23,5 +23,5 @@ pub mod error;
 pub mod frames;
 pub mod sign;
 
-pub use deploy::{DeployConfig, Deployment, deploy, key_from_env, verify_code};
+pub use deploy::{DeployConfig, Deployment, deploy, key_from_env, signer_provider, verify_code};
 pub use error::{ChainError, ChainResult};

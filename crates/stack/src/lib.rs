@@ -13,10 +13,7 @@ pub mod config;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use alloy::{
-    network::EthereumWallet,
-    providers::{DynProvider, Provider, ProviderBuilder},
-};
+use alloy::providers::DynProvider;
 use lumen_gateway::{GatewayDeps, GatewayError, NodeDirectory};
 use lumen_indexer::IndexerError;
 use lumen_protocol::Deployment;
@@ -53,9 +50,6 @@ pub enum StackError {
     /// The settler key or RPC URL is unusable.
     #[error(transparent)]
     Chain(#[from] lumen_chain::ChainError),
-    /// The RPC URL does not parse.
-    #[error("invalid RPC URL {0}")]
-    RpcUrl(String),
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -122,9 +116,8 @@ impl StackDeps {
             Some(deployment) if services.indexer => {
                 let key = lumen_chain::key_from_env(&config.chain.settler_key_env)?;
                 let url =
-                    deployment.rpc_url.clone().ok_or(StackError::Missing("chain.rpc_url (--rpc-url)"))?;
-                let url = url.parse().map_err(|_| StackError::RpcUrl(url))?;
-                Some(ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(url).erased())
+                    deployment.rpc_url.as_deref().ok_or(StackError::Missing("chain.rpc_url (--rpc-url)"))?;
+                Some(lumen_chain::signer_provider(&key, url)?)
             }
             _ => None,
         };

@@ -14,7 +14,6 @@ use std::{
 
 use alloy::{
     primitives::{U256, utils::parse_ether},
-    providers::{Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
 use clap::Args;
@@ -73,10 +72,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     let rpc_url = anvil.endpoint();
     info!(target: "devnet", %rpc_url, chain_id = anvil.chain_id(), "anvil started");
 
-    let admin_provider = ProviderBuilder::new()
-        .wallet(alloy::network::EthereumWallet::from(admin.clone()))
-        .connect_http(anvil.endpoint_url())
-        .erased();
+    let admin_provider = lumen_chain::signer_provider(&admin, &rpc_url)?;
     let deploy_config = DeployConfig { fee_bps: args.fee_bps, ..DeployConfig::devnet(admin.address()) };
     let deployment = lumen_chain::deploy(&admin_provider, &deploy_config).await?;
     deployment.save(&dir.join("deployment.json"))?;

@@ -3,9 +3,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use alloy::{
-    network::EthereumWallet,
     primitives::{Address, U256, utils::format_ether},
-    providers::{Provider, ProviderBuilder},
+    providers::Provider,
 };
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
@@ -196,9 +195,7 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
     let hash = spec_hash(&spec, chain_id, escrow_address);
     let signature = sign_digest(&key, hash).await?;
 
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key.clone()))
-        .connect_http(conn.rpc_url.parse().wrap_err("invalid RPC URL")?);
+    let provider = lumen_chain::signer_provider(&key, &conn.rpc_url)?;
     let escrow = RenderEscrow::new(escrow_address, &provider);
     let cost =
         escrow.quote(frame_count, args.price_per_frame).call().await.map_err(ChainError::from_contract)?;
@@ -384,9 +381,7 @@ async fn download(args: DownloadArgs) -> eyre::Result<()> {
 async fn cancel(args: CancelArgs) -> eyre::Result<()> {
     let conn = args.connect.connect().await?;
     let key = args.wallet.signer(&conn)?;
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key))
-        .connect_http(conn.rpc_url.parse().wrap_err("invalid RPC URL")?);
+    let provider = lumen_chain::signer_provider(&key, &conn.rpc_url)?;
     let escrow = RenderEscrow::new(conn.deployment.escrow, &provider);
     let receipt = send(escrow.cancel(args.job.to_u256())).await?;
     output::line(format!("cancelled job {} in tx {}", args.job, receipt.transaction_hash));

@@ -2,9 +2,7 @@
 
 use std::path::PathBuf;
 
-use alloy::{
-    network::EthereumWallet, primitives::U256, providers::ProviderBuilder, signers::local::PrivateKeySigner,
-};
+use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use clap::{Args, Subcommand};
 
 use lumen_chain::{ChainError, bind, contracts::NodeRegistry, deploy::send};
@@ -69,8 +67,7 @@ pub async fn bind_node(
     owner: &PrivateKeySigner,
     stake: U256,
 ) -> eyre::Result<alloy::primitives::TxHash> {
-    let provider =
-        ProviderBuilder::new().wallet(EthereumWallet::from(owner.clone())).connect_http(rpc_url.parse()?);
+    let provider = lumen_chain::signer_provider(owner, rpc_url)?;
     let contract = NodeRegistry::new(registry, &provider);
     let nonce = contract.nonces(node_key.address()).call().await.map_err(ChainError::from_contract)?;
     let deadline = U256::from(u64::MAX);

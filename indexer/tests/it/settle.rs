@@ -1,0 +1,117 @@
+//! Settling a job whose every frame is final: the verified frames are
+//! released, the job is closed, the unspent rest goes back to the artist,
+//! and the job ends `failed` or `completed`.
+
+use alloy::primitives::{Address, U256};
+use lumen_chain::{contracts::RenderEscrow, deploy::send};
+use lumen_protocol::{ChainEvent, ChainEventKind, FrameIndex, JobState, TaskRole};
+
+use crate::support::{
+    REFUNDED, World, fee, gas_cost, net, payout_of, price, round, rounds_until_final, summary,
+};
+
+#[tokio::test]
+async fn a_job_with_failed_frames_is_closed_refunded_and_failed() -> eyre::Result<()> {
+    let w = World::new().await?;
+    // The batch never fills and never gets old: only settling releases.
+    let indexer = w.batching(64);
+    let job = w.confirmed_job(&indexer, 4).await?;
+    let id = job.job_id;
+
+    w.verify(id, 0, &w.a).await?;
+    w.verify(id, 2, &w.b).await?;
+    // Frame 1 fails while a node still renders it; frame 3 never found a node.
+    w.store.claim_render(id, FrameIndex(1), w.a.address(), TaskRole::Primary, i64::MAX).await?.unwrap();
+    w.fail(id, 1).await?;
+    w.fail(id, 3).await?;
+
+    let artist_before = w.balance(w.artist.address()).await;
+    round(&indexer).await;
+    assert_eq!(w.state(id).await, JobState::Settling, "every frame final: the job settles");
+    rounds_until_final(&w, &indexer, id, 3).await;
+
+    assert_eq!(w.state(id).await, JobState::Failed);
+    assert_eq!(w.failure(id).await.as_deref(), Some("2 frames failed, 0 unpaid at refund"));
+    assert_eq!(summary(&w.payouts(id).await), [payout_of(id, 0, &w.a), payout_of(id, 2, &w.b)]);
+
+    // Closed with the rest, which is refunded to the artist, exactly.
+    let rest = job.amount - price(2);
+    let closed = w.events(id, ChainEventKind::JobClosed).await;
+    assert!(
+        matches!(&closed[..], [e] if e.event == ChainEvent::JobClosed { job_id: id, remaining: rest.into() }),
+        "{closed:?}"
+    );
+    assert_eq!(w.refunded(id).await, Some(rest));
+    assert_eq!(w.balance(w.artist.address()).await, artist_before + rest, "the settler paid the gas");
+    assert_eq!(w.onchain(id).await, (REFUNDED, U256::ZERO));
+
+    // The escrow holds exactly the owners' credits and the fee.
+    assert_eq!(w.credits(w.a.owner.address()).await, net(1));
+    assert_eq!(w.credits(w.b.owner.address()).await, net(1));
+    assert_eq!(w.fees().await, fee(price(2)));
+    assert_eq!(w.balance(w.chain.deployment.escrow).await, net(2) + fee(price(2)));
+
+    // A finished job is left alone.
+    let nonce = w.settler_nonce().await;
+    round(&indexer).await;
+    assert_eq!(w.settler_nonce().await, nonce);
+    assert_eq!(w.state(id).await, JobState::Failed);
+
+    // The fee reaches the treasury and the credit the owner when withdrawn; the mirror records both.
+    let treasury = w.chain.deployment.treasury;
+    let before = (w.balance(treasury).await, w.balance(w.a.owner.address()).await);
+    let stranger = w.chain.provider(&w.chain.account(6));
+    send(RenderEscrow::new(w.chain.deployment.escrow, &stranger).withdrawFees(Address::ZERO)).await?;
+    let owner = w.chain.provider(&w.a.owner);
+    let withdrawal =
+        send(RenderEscrow::new(w.chain.deployment.escrow, &owner).withdraw(Address::ZERO)).await?;
+    assert_eq!(w.balance(treasury).await, before.0 + fee(price(2)));
+    assert_eq!(w.balance(w.a.owner.address()).await, before.1 + net(1) - gas_cost(&withdrawal));
+    assert_eq!(w.balance(w.chain.deployment.escrow).await, net(1), "b's credit is all that is left");
+    indexer.sync().await?;
+    let withdrawn: Vec<_> = w
+        .store
+        .chain_events(None)
+        .await?
+        .into_iter()
+        .filter_map(|e| match e.event {
+            ChainEvent::FeesWithdrawn { treasury, amount, .. } => Some((treasury, amount.get())),
+            ChainEvent::CreditsWithdrawn { account, amount, .. } => Some((account, amount.get())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(withdrawn, [(treasury, fee(price(2))), (w.a.owner.address(), net(1))]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fully_verified_job_is_paid_closed_and_completed() -> eyre::Result<()> {
+    let w = World::new().await?;
+    let indexer = w.batching(64);
+    let job = w.confirmed_job(&indexer, 3).await?;
+    let id = job.job_id;
+    w.verify(id, 0, &w.a).await?;
+    w.verify(id, 1, &w.b).await?;
+    w.verify(id, 2, &w.b).await?;
+
+    let artist_before = w.balance(w.artist.address()).await;
+    round(&indexer).await;
+    assert_eq!(w.state(id).await, JobState::Settling);
+    rounds_until_final(&w, &indexer, id, 3).await;
+
+    assert_eq!(w.state(id).await, JobState::Completed);
+    assert_eq!(w.failure(id).await, None);
+    assert_eq!(
+        summary(&w.payouts(id).await),
+        [payout_of(id, 0, &w.a), payout_of(id, 1, &w.b), payout_of(id, 2, &w.b)]
+    );
+    assert_eq!(w.credits(w.a.owner.address()).await, net(1));
+    assert_eq!(w.credits(w.b.owner.address()).await, net(2));
+    assert_eq!(w.fees().await, fee(price(3)));
+    // Everything was spent: the refund is zero and the artist's balance unchanged.
+    assert_eq!(job.amount, price(3));
+    assert_eq!(w.refunded(id).await, Some(U256::ZERO));
+    assert_eq!(w.balance(w.artist.address()).await, artist_before);
+    assert_eq!(w.onchain(id).await, (REFUNDED, U256::ZERO));
+    Ok(())
+}
