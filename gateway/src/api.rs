@@ -12,7 +12,9 @@ use axum::{
 use lumen_chain::sign::{recover, spec_hash};
 use lumen_protocol::{
     ContentHash, Deployment, FrameIndex, FrameState, JobId, TaskId, TaskState,
-    api::{FrameView, JobView, NodeView, RegisterJob, RenderView, SceneSummary, TxView, UploadedBlend},
+    api::{
+        FrameView, JobView, NodeView, RegisterJob, RenderView, SceneSummary, TrustView, TxView, UploadedBlend,
+    },
 };
 use lumen_store::{Event, JobRow, NewJob, TaskRow};
 use serde::Deserialize;
@@ -313,8 +315,21 @@ pub(crate) async fn list_nodes(State(state): State<AppState>) -> ApiResult<Json<
     for task in state.store.tasks_in_state(TaskState::Running).await? {
         *running.entry(task.node).or_default() += 1;
     }
+    let records: HashMap<_, _> = state.store.node_records().await?.into_iter().map(|r| (r.node, r)).collect();
+    let banned = state.store.banned_nodes().await?;
     for node in &mut nodes {
         node.running = running.get(&node.address).copied().unwrap_or(0);
+        let record = records.get(&node.address).cloned().unwrap_or_default();
+        node.trust = Some(TrustView {
+            accepted: record.accepted,
+            agreed_samples: record.agreed_samples,
+            rejected: record.rejected,
+            outvoted: record.outvoted,
+            failed: record.failed,
+            lost: record.lost,
+            reputation: lumen_matchmaker::policy::reputation(&record),
+            banned: banned.contains(&node.address),
+        });
     }
     Ok(Json(nodes))
 }

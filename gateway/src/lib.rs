@@ -25,7 +25,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use axum::{Router, extract::DefaultBodyLimit, routing::get};
 use lumen_chain::contracts::{NodeRegistry, RenderEscrow};
-use lumen_protocol::{Deployment, TaskState, node::HealthPolicy};
+use lumen_protocol::{Deployment, TaskState, node::HealthPolicy, ws::CLOSE_BANNED};
 use lumen_runtime::{ServiceError, ServiceHandle};
 use lumen_store::{Bus, Store};
 use serde::{Deserialize, Serialize};
@@ -278,6 +278,16 @@ async fn verdict_feedback(state: AppState) {
                 continue;
             }
         };
+        match state.store.banned_nodes().await {
+            Ok(banned) => {
+                for node in banned {
+                    if state.nodes.close(&node, CLOSE_BANNED, "banned: proven to cheat") {
+                        tracing::warn!(target: "gateway::nodes", %node, "banned node disconnected (4005)");
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(target: "gateway::nodes", %err, "cannot read bans"),
+        }
         for task in judged {
             seen = task.verdict_seq.unwrap_or(seen);
             let node = task.node;

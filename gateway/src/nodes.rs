@@ -9,7 +9,7 @@ use std::{
 
 use lumen_matchmaker::NodeLink;
 use lumen_protocol::{
-    Address,
+    Address, Wei,
     api::NodeView,
     node::{HealthPolicy, NodeHealth, NodeState},
     ws::{Capabilities, ServerMessage},
@@ -32,6 +32,7 @@ struct Entry {
     health: NodeHealth,
     capabilities: Capabilities,
     owner: Address,
+    stake: Wei,
     session: String,
     connected_at: Instant,
 }
@@ -66,6 +67,7 @@ impl NodeDirectory {
         &self,
         node: Address,
         owner: Address,
+        stake: Wei,
         capabilities: Capabilities,
         session: String,
         tx: mpsc::UnboundedSender<Outgoing>,
@@ -85,6 +87,7 @@ impl NodeDirectory {
                 entry.tx = Some(tx);
                 entry.capabilities = capabilities;
                 entry.owner = owner;
+                entry.stake = stake;
                 entry.session = session;
                 entry.connected_at = now;
                 entry.health.reconnected(now);
@@ -98,6 +101,7 @@ impl NodeDirectory {
                         health: NodeHealth::new(self.policy, now),
                         capabilities,
                         owner,
+                        stake,
                         session,
                         connected_at: now,
                     },
@@ -135,6 +139,13 @@ impl NodeDirectory {
         if let Some(e) = self.lock().get_mut(node) {
             e.health.success();
         }
+    }
+
+    /// Closes the node's connection, if it has one, with `code`.
+    pub fn close(&self, node: &Address, code: u16, reason: &str) -> bool {
+        let mut entries = self.lock();
+        let Some(tx) = entries.get_mut(node).and_then(|e| e.tx.take()) else { return false };
+        tx.send(Outgoing::Close(code, reason.into())).is_ok()
     }
 
     /// The node whose session token this is.
@@ -193,6 +204,8 @@ impl NodeDirectory {
                     .last_heartbeat()
                     .map(|t| now.saturating_duration_since(t).as_secs_f64()),
                 running: 0,
+                stake: e.stake,
+                trust: None,
             })
             .collect();
         list.sort_by_key(|s| s.address);

@@ -13,7 +13,7 @@ use axum::{
 
 use lumen_chain::sign::{FrameResult, recover, result_digest};
 use lumen_protocol::{
-    Address, ContentHash, FrameIndex, JobId, TaskId, TaskState,
+    Address, ContentHash, FrameIndex, JobId, TaskId, TaskState, Wei,
     auth::challenge_message,
     ws::{
         self, CLOSE_AUTH_FAILED, CLOSE_PROTOCOL_ERROR, Capabilities, MAX_MESSAGE_BYTES, NodeMessage,
@@ -61,7 +61,7 @@ async fn authenticate(
     state: &AppState,
     socket: &mut WebSocket,
     nonce: B256,
-) -> Result<(Address, Address, Capabilities), String> {
+) -> Result<(Address, Address, Wei, Capabilities), String> {
     let timeout = Duration::from_secs(state.config.auth_timeout_secs);
     let text = match tokio::time::timeout(timeout, socket.recv()).await {
         Err(_) => return Err("no auth message before the timeout".into()),
@@ -88,8 +88,16 @@ async fn authenticate(
     if !info.active {
         return Err(format!("node {node} is not registered (bound to an owner) in the NodeRegistry"));
     }
+    match state.store.is_banned(node).await {
+        Ok(false) => {}
+        Ok(true) => return Err(format!("node {node} is banned: it was proven to cheat")),
+        Err(err) => {
+            warn!(target: "gateway::ws", %node, %err, "ban lookup failed");
+            return Err("ban lookup failed".to_owned());
+        }
+    }
     info!(target: "gateway::ws", %node, owner = %info.owner, %client_version, blender = %capabilities.blender_version, "node authenticated");
-    Ok((node, info.owner, capabilities))
+    Ok((node, info.owner, Wei(info.stake), capabilities))
 }
 
 async fn session(state: AppState, mut socket: WebSocket) {
@@ -109,7 +117,7 @@ async fn session(state: AppState, mut socket: WebSocket) {
             return;
         }
     };
-    let (node, owner, capabilities) = match authenticated {
+    let (node, owner, stake, capabilities) = match authenticated {
         Ok(ok) => ok,
         Err(reason) => {
             warn!(target: "gateway::ws", %reason, "node authentication failed (4001)");
@@ -120,7 +128,7 @@ async fn session(state: AppState, mut socket: WebSocket) {
 
     let session_token = alloy::hex::encode(rand::rng().random::<[u8; 32]>());
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let conn_id = state.nodes.connect(node, owner, capabilities, session_token.clone(), tx);
+    let conn_id = state.nodes.connect(node, owner, stake, capabilities, session_token.clone(), tx);
     let welcome = ServerMessage::Welcome {
         node,
         owner,

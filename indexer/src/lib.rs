@@ -22,13 +22,13 @@ use alloy::{
 };
 use lumen_chain::{
     ChainError,
-    contracts::{JobStatus, RenderEscrow},
+    contracts::{JobStatus, NodeRegistry, RenderEscrow},
     deploy::send,
     frames,
 };
-use lumen_protocol::{ChainEvent, ChainEventKind, Deployment, JobState, event::FrameWord};
+use lumen_protocol::{ChainEvent, ChainEventKind, Deployment, JobState, SlashState, Wei, event::FrameWord};
 use lumen_runtime::{Pace, Retryable, ServiceHandle};
-use lumen_store::{Bus, Event, FrameRow, JobRow, Store, StoreError};
+use lumen_store::{BanRow, Bus, Event, FrameRow, JobRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -137,6 +137,7 @@ pub struct Indexer {
     provider: DynProvider,
     config: IndexerConfig,
     escrow: Address,
+    registry: Address,
     mirror: Mirror,
 }
 
@@ -155,7 +156,15 @@ impl Indexer {
             deployment.deploy_block,
             config.confirmations,
         );
-        Self { store, bus, provider, config, escrow: deployment.escrow, mirror }
+        Self {
+            store,
+            bus,
+            provider,
+            config,
+            escrow: deployment.escrow,
+            registry: deployment.registry,
+            mirror,
+        }
     }
 
     /// Runs rounds until `shutdown` is cancelled; fails when rounds keep
@@ -171,10 +180,22 @@ impl Indexer {
         Ok(block)
     }
 
-    /// One round: sync, confirm, settle.
+    /// One round: sync, confirm, slash, settle.
     pub async fn round(&self) -> IndexerResult<()> {
         self.sync().await?;
         self.confirm_jobs().await?;
+        for ban in self.store.bans().await? {
+            if ban.slash_state != SlashState::Pending {
+                continue;
+            }
+            if let Err(err) = self.slash(&ban).await {
+                if err.is_retryable() {
+                    warn!(target: "indexer::slash", node = %ban.node, %err, "slash failed; retrying");
+                } else {
+                    error!(target: "indexer::slash", node = %ban.node, %err, "slash failed");
+                }
+            }
+        }
         for state in [JobState::Rendering, JobState::Settling] {
             for job in self.store.jobs_in_state(state).await? {
                 if let Err(err) = self.settle(&job).await {
@@ -289,6 +310,27 @@ impl Indexer {
         let receipt = send(escrow.refund(job_id)).await?;
         info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, "unspent escrow refunded to the artist");
         self.sync().await?;
+        Ok(())
+    }
+
+    /// Slashes a banned node's whole stake (bonded and unbonding) to the
+    /// artist of the job it cheated on, with the evidence bundle's hash.
+    async fn slash(&self, ban: &BanRow) -> IndexerResult<()> {
+        let registry = NodeRegistry::new(self.registry, &self.provider);
+        let info = registry.nodeInfo(ban.node).call().await.map_err(ChainError::from_contract)?;
+        let amount = info.stake + info.unbonding;
+        if amount.is_zero() {
+            self.store.record_slash(ban.node, SlashState::NoStake, None, None).await?;
+            warn!(target: "indexer::slash", node = %ban.node, "banned node has no stake to slash");
+            return Ok(());
+        }
+        let Some(job) = self.store.job(ban.job_id).await? else { return Ok(()) };
+        let evidence = ban.evidence_hash.to_b256();
+        let receipt = send(registry.slash(ban.node, amount, job.artist, evidence)).await?;
+        self.store
+            .record_slash(ban.node, SlashState::Slashed, Some(receipt.transaction_hash), Some(Wei(amount)))
+            .await?;
+        info!(target: "indexer::slash", node = %ban.node, %amount, artist = %job.artist, tx = %receipt.transaction_hash, "cheating node slashed to the harmed artist");
         Ok(())
     }
 

@@ -13,20 +13,26 @@
 
 pub mod policy;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use lumen_protocol::{
-    Address, JobId, TaskRole, TaskState,
+    Address, FrameState, JobId, TaskRole, TaskState,
     api::NodeView,
     ws::{Dispatch, ServerMessage},
 };
 use lumen_runtime::{Pace, Retryable, ServiceHandle};
-use lumen_store::{Bus, Event, JobRow, Store, StoreError, TaskEnd, now_ms};
+use lumen_store::{
+    Bus, Event, FrameRow, JobRow, NodeRecord, Renderer, Store, StoreError, TaskEnd, TaskRow, now_ms,
+};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-pub use policy::{FrameOutcome, Load, pick_node};
+pub use policy::{FrameOutcome, Load, TrustPolicy, pick_node};
 
 /// Result alias of this crate.
 pub type MatchmakerResult<T> = Result<T, MatchmakerError>;
@@ -62,11 +68,24 @@ pub struct MatchmakerConfig {
     pub lease_grace_secs: u64,
     /// Failure rules.
     pub policy: policy::FailurePolicy,
+    /// Sampling, earned slots and good standing.
+    pub trust: policy::TrustPolicy,
+    /// Seconds a job's dispatch waits for the verifier to probe a
+    /// deterministic failure a node reported, before going on without it
+    /// (default 30).
+    pub probe_wait_secs: u64,
 }
 
 impl Default for MatchmakerConfig {
     fn default() -> Self {
-        Self { poll_ms: 1_000, task_timeout_secs: 300, lease_grace_secs: 60, policy: Default::default() }
+        Self {
+            poll_ms: 1_000,
+            task_timeout_secs: 300,
+            lease_grace_secs: 60,
+            policy: Default::default(),
+            trust: Default::default(),
+            probe_wait_secs: 30,
+        }
     }
 }
 
@@ -77,6 +96,18 @@ pub trait NodeLink: Send + Sync + 'static {
     fn nodes(&self) -> Vec<NodeView>;
     /// Sends a message to a node; false when it is not connected.
     fn send(&self, node: &Address, message: ServerMessage) -> bool;
+}
+
+/// What one dispatch round knows about the nodes.
+struct Round {
+    /// Eligible nodes (healthy, rendering, not banned), by address.
+    nodes: HashMap<Address, NodeView>,
+    /// Their records.
+    records: HashMap<Address, NodeRecord>,
+    /// Their unsampled first renders in flight.
+    unverified: HashMap<Address, u32>,
+    /// Their loads, updated as frames go out.
+    loads: Vec<Load>,
 }
 
 /// A running matchmaker.
@@ -150,12 +181,24 @@ impl Matchmaker {
     }
 
     async fn resolve_failures(&self) -> MatchmakerResult<()> {
+        let records = self.records().await?;
+        let trusted = |node: &Address| {
+            records.get(node).is_some_and(|r| policy::in_good_standing(r, &self.config.trust))
+        };
+        let banned = self.store.banned_nodes().await?;
         for frame in self.store.pending_frames(10_000).await? {
             if frame.attempts == 0 {
                 continue;
             }
-            let tasks = self.store.frame_tasks(frame.job_id, frame.frame_index).await?;
-            match policy::frame_outcome(&tasks, &self.config.policy) {
+            // What banned nodes did to a frame does not count against it.
+            let tasks: Vec<TaskRow> = self
+                .store
+                .frame_tasks(frame.job_id, frame.frame_index)
+                .await?
+                .into_iter()
+                .filter(|t| !banned.contains(&t.node))
+                .collect();
+            match policy::frame_outcome(&tasks, &self.config.policy, trusted) {
                 FrameOutcome::Retry => {}
                 FrameOutcome::FailFrame { reason } => {
                     if let Some(cancelled) =
@@ -185,88 +228,199 @@ impl Matchmaker {
         }
     }
 
+    async fn records(&self) -> MatchmakerResult<HashMap<Address, NodeRecord>> {
+        Ok(self.store.node_records().await?.into_iter().map(|r| (r.node, r)).collect())
+    }
+
     async fn dispatch(&self) -> MatchmakerResult<()> {
         let pending = self.store.pending_frames(1_000).await?;
         if pending.is_empty() {
             return Ok(());
         }
-        let nodes: Vec<NodeView> = self
+        let banned = self.store.banned_nodes().await?;
+        let nodes: HashMap<Address, NodeView> = self
             .link
             .nodes()
             .into_iter()
             .filter(|n| n.state.receives_jobs() && n.capabilities.job_types.iter().any(|t| t == "render"))
+            .filter(|n| !banned.contains(&n.address))
+            .map(|n| (n.address, n))
             .collect();
         if nodes.is_empty() {
             debug!(target: "matchmaker::dispatch", pending = pending.len(), "no healthy render node");
             return Ok(());
         }
+        let records = self.records().await?;
+        let unverified = self.store.unverified_in_flight().await?;
         let mut running: HashMap<Address, u32> = HashMap::new();
         for task in self.store.tasks_in_state(TaskState::Running).await? {
             *running.entry(task.node).or_default() += 1;
         }
-        let mut loads: Vec<Load> = nodes
-            .iter()
-            .map(|n| Load {
-                node: n.address,
-                running: running.get(&n.address).copied().unwrap_or(0),
-                slots: n.capabilities.slots.max(1),
+        let trust = &self.config.trust;
+        let loads: Vec<Load> = nodes
+            .values()
+            .map(|n| {
+                let record = records.get(&n.address).cloned().unwrap_or_default();
+                Load {
+                    node: n.address,
+                    running: running.get(&n.address).copied().unwrap_or(0),
+                    slots: policy::earned_slots(&record, n.capabilities.slots, trust),
+                    reputation: policy::reputation(&record),
+                }
             })
             .collect();
 
-        let mut jobs: HashMap<JobId, JobRow> = HashMap::new();
+        // A job whose nodes report a deterministic failure waits (seconds)
+        // for the verifier's probe, instead of burning renders on it.
+        let probe_wait_ms = i64::try_from(self.config.probe_wait_secs * 1_000).unwrap_or(i64::MAX);
+        let probing: HashSet<JobId> = self
+            .store
+            .unconfirmed_failures()
+            .await?
+            .into_iter()
+            .filter(|t| now_ms() - t.finished_at.unwrap_or(t.created_at) < probe_wait_ms)
+            .map(|t| t.job_id)
+            .collect();
+        let mut round = Round { nodes, records, unverified, loads };
+        let mut jobs: HashMap<JobId, (JobRow, HashSet<Address>)> = HashMap::new();
         for frame in pending {
-            let job = match jobs.get(&frame.job_id) {
-                Some(job) => job.clone(),
-                None => match self.store.job(frame.job_id).await? {
-                    Some(job) => {
-                        jobs.insert(frame.job_id, job.clone());
-                        job
-                    }
-                    None => continue,
-                },
-            };
-            let tasks = self.store.frame_tasks(frame.job_id, frame.frame_index).await?;
-            let excluded = policy::excluded_nodes(&tasks, &loads, &self.config.policy);
-            let Some(i) = pick_node(&loads, &excluded) else { continue };
-            let node = loads[i].node;
-            let lease_secs = self.config.task_timeout_secs + self.config.lease_grace_secs;
-            let lease_until = now_ms() + i64::try_from(lease_secs * 1_000).unwrap_or(i64::MAX / 2);
-            let role = if tasks.iter().any(|t| t.role == TaskRole::Primary && t.state.holds_render()) {
-                TaskRole::Verification
-            } else {
-                TaskRole::Primary
-            };
-            let Some(task) =
-                self.store.claim_render(frame.job_id, frame.frame_index, node, role, lease_until).await?
-            else {
+            if probing.contains(&frame.job_id) {
                 continue;
+            }
+            let (job, failing) = match jobs.entry(frame.job_id) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let Some(job) = self.store.job(frame.job_id).await? else { continue };
+                    let job_tasks = self.store.job_tasks(frame.job_id).await?;
+                    let failing = policy::failing_in_job(&job_tasks, trust.max_failures_per_job);
+                    slot.insert((job, failing))
+                }
             };
-            let blend_size = self.store.blobs().size(&job.blend_hash).await.unwrap_or(0);
-            let dispatch = Dispatch {
-                task_id: task.task_id,
-                job_id: job.job_id,
-                frame_index: frame.frame_index,
-                frame: frame.frame_number,
-                blend_hash: job.blend_hash,
-                blend_size,
-                width: job.width,
-                height: job.height,
-                engine: job.engine.clone(),
-                timeout_secs: self.config.task_timeout_secs,
-            };
-            if self.link.send(&node, ServerMessage::JobDispatch(dispatch)) {
-                loads[i].running += 1;
-                info!(target: "matchmaker::dispatch", job_id = %job.job_id, frame = frame.frame_number, task_id = %task.task_id, %node, ?role, "frame dispatched");
-            } else {
-                let end = TaskEnd {
-                    state: TaskState::Lost,
-                    code: "not_connected".into(),
-                    message: "node disconnected before the dispatch".into(),
-                    deterministic: false,
-                };
-                self.store.end_task(task.task_id, &end).await?;
+            let (job, failing) = (&*job, &*failing);
+            // A sampled frame may take its verification render in the same round.
+            for _ in 0..3 {
+                let more = self.dispatch_render(job, &frame, failing, &mut round).await?;
+                if !more {
+                    break;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Dispatches the next render a pending frame needs, if a node may take
+    /// it; true when one was dispatched and the frame may need another.
+    async fn dispatch_render(
+        &self,
+        job: &JobRow,
+        frame: &FrameRow,
+        failing_in_job: &HashSet<Address>,
+        round: &mut Round,
+    ) -> MatchmakerResult<bool> {
+        let Round { nodes, records, unverified, loads } = round;
+        let loads = loads.as_mut_slice();
+        let Some(frame) = self.store.frame(frame.job_id, frame.frame_index).await? else { return Ok(false) };
+        if frame.state != FrameState::Pending {
+            return Ok(false);
+        }
+        let tasks = self.store.frame_tasks(frame.job_id, frame.frame_index).await?;
+        let holding: Vec<&TaskRow> = tasks.iter().filter(|t| t.state.holds_render()).collect();
+        let role = match (holding.len(), frame.renders_wanted) {
+            (0, _) => TaskRole::Primary,
+            (_, 2) => TaskRole::Verification,
+            _ => TaskRole::Arbitration,
+        };
+        let mut excluded = policy::excluded_nodes(&tasks, loads, &self.config.policy);
+        excluded.extend(failing_in_job.iter().copied());
+        excluded.extend(holding.iter().map(|t| t.node));
+        if role == TaskRole::Primary {
+            // Without stake, only a trial's worth of work.
+            for load in loads.iter() {
+                let record = records.get(&load.node).cloned().unwrap_or_default();
+                if nodes
+                    .get(&load.node)
+                    .is_none_or(|v| !policy::may_render(&record, v.stake, &self.config.trust))
+                {
+                    excluded.insert(load.node);
+                }
+            }
+        } else {
+            // Independent: another owner than every render held, the same Blender build.
+            let owners: HashSet<Address> = holding.iter().map(|t| t.owner.unwrap_or(t.node)).collect();
+            let version = holding.iter().find_map(|t| t.blender_version.clone());
+            for load in loads.iter() {
+                let Some(view) = nodes.get(&load.node) else { continue };
+                let same_build = version.as_deref().is_none_or(|v| v == view.capabilities.blender_version);
+                if owners.contains(&view.owner) || !same_build {
+                    excluded.insert(load.node);
+                }
+            }
+        }
+        let Some(i) = pick_node(loads, &excluded, &mut rand::rng()) else {
+            if role != TaskRole::Primary {
+                debug!(target: "matchmaker::sampling", job_id = %frame.job_id, frame = frame.frame_number, ?role, "no node of an independent owner is free: the frame waits");
+            }
+            return Ok(false);
+        };
+        let node = loads[i].node;
+        let view = &nodes[&node];
+        let renderer =
+            Renderer { node, owner: view.owner, blender_version: view.capabilities.blender_version.clone() };
+        let lease_secs = self.config.task_timeout_secs + self.config.lease_grace_secs;
+        let lease_until = now_ms() + i64::try_from(lease_secs * 1_000).unwrap_or(i64::MAX / 2);
+        let Some(task) =
+            self.store.claim_render(frame.job_id, frame.frame_index, &renderer, role, lease_until).await?
+        else {
+            return Ok(false);
+        };
+        let mut more = false;
+        if role == TaskRole::Primary {
+            // Decided here, from randomness no node sees, and stored with the
+            // frame: the node gets the same message either way.
+            let record = records.get(&node).cloned().unwrap_or_default();
+            let in_flight = unverified.get(&node).copied().unwrap_or(0);
+            let rate = policy::sampling_rate_staked(
+                &record,
+                view.stake,
+                in_flight,
+                job.price_per_frame,
+                &self.config.trust,
+            );
+            if rand::rng().random::<f64>() < rate {
+                more = self.store.set_renders_wanted(frame.job_id, frame.frame_index, 2).await?;
+            } else {
+                *unverified.entry(node).or_default() += 1;
+            }
+            if more {
+                debug!(target: "matchmaker::sampling", job_id = %frame.job_id, frame = frame.frame_number, %node, rate, "frame sampled for a verification render");
+            }
+        }
+        let blend_size = self.store.blobs().size(&job.blend_hash).await.unwrap_or(0);
+        let dispatch = Dispatch {
+            task_id: task.task_id,
+            job_id: job.job_id,
+            frame_index: frame.frame_index,
+            frame: frame.frame_number,
+            blend_hash: job.blend_hash,
+            blend_size,
+            width: job.width,
+            height: job.height,
+            engine: job.engine.clone(),
+            timeout_secs: self.config.task_timeout_secs,
+        };
+        if self.link.send(&node, ServerMessage::JobDispatch(dispatch)) {
+            loads[i].running += 1;
+            info!(target: "matchmaker::dispatch", job_id = %job.job_id, frame = frame.frame_number, task_id = %task.task_id, %node, ?role, "frame dispatched");
+            Ok(more)
+        } else {
+            let end = TaskEnd {
+                state: TaskState::Lost,
+                code: "not_connected".into(),
+                message: "node disconnected before the dispatch".into(),
+                deterministic: false,
+            };
+            self.store.end_task(task.task_id, &end).await?;
+            Ok(false)
+        }
     }
 }

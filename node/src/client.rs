@@ -36,6 +36,7 @@ pub(crate) struct Client {
     blender_version: String,
     status: Arc<Status>,
     http: reqwest::Client,
+    cheat: Arc<crate::render::CheatMemory>,
 }
 
 impl Client {
@@ -53,6 +54,7 @@ impl Client {
             blender_version,
             status,
             http: reqwest::Client::new(),
+            cheat: Arc::default(),
         }
     }
 
@@ -164,6 +166,7 @@ impl Client {
             chain_id: result_chain,
             escrow: result_escrow,
             config: self.config.clone(),
+            cheat: self.cheat.clone(),
         });
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<NodeMessage>();
         let tasks: Arc<Mutex<HashMap<lumen_protocol::TaskId, tokio::task::AbortHandle>>> = Arc::default();

@@ -77,14 +77,48 @@ pub enum Fault {
     BlackFrames,
     /// Sign results with a key other than the node's.
     WrongKey,
+    /// Upload random noise of the right size without rendering.
+    Noise,
+    /// Upload a smooth synthetic gradient of the right size without rendering.
+    Smooth,
+    /// Render the first frame given, then upload that frame for every other.
+    CopyFrame,
+    /// Render the neighbouring frame of the animation instead of the one asked.
+    Neighbour,
+    /// Report a deterministic `missing_feature` failure for every frame.
+    FakeFailure,
+    /// Accept every frame and never answer (while heartbeating).
+    Silent,
+    /// Render honestly for the first frames, then upload noise.
+    HonestThenNoise,
 }
 
 impl Fault {
+    /// Every fault, in the order of [`Fault::as_str`]'s names.
+    pub const ALL: [Self; 9] = [
+        Self::BlackFrames,
+        Self::WrongKey,
+        Self::Noise,
+        Self::Smooth,
+        Self::CopyFrame,
+        Self::Neighbour,
+        Self::FakeFailure,
+        Self::Silent,
+        Self::HonestThenNoise,
+    ];
+
     /// The name used on the command line and in `LUMEN_NODE_FAULT`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BlackFrames => "black-frames",
             Self::WrongKey => "wrong-key",
+            Self::Noise => "noise",
+            Self::Smooth => "smooth",
+            Self::CopyFrame => "copy-frame",
+            Self::Neighbour => "neighbour",
+            Self::FakeFailure => "fake-failure",
+            Self::Silent => "silent",
+            Self::HonestThenNoise => "honest-then-noise",
         }
     }
 }
@@ -93,10 +127,10 @@ impl std::str::FromStr for Fault {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [Self::BlackFrames, Self::WrongKey]
-            .into_iter()
-            .find(|f| f.as_str() == text)
-            .ok_or_else(|| format!("unknown fault {text:?} (black-frames, wrong-key)"))
+        Self::ALL.into_iter().find(|f| f.as_str() == text).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|f| f.as_str()).collect();
+            format!("unknown fault {text:?} ({})", names.join(", "))
+        })
     }
 }
 

@@ -22,7 +22,21 @@ pub(crate) struct TaskContext {
     pub(crate) chain_id: u64,
     pub(crate) escrow: Address,
     pub(crate) config: NodeConfig,
+    /// What a cheating node remembers across tasks (failure tests only).
+    pub(crate) cheat: Arc<CheatMemory>,
 }
+
+/// What a cheating node remembers across tasks ([`Fault`]s only).
+#[derive(Debug, Default)]
+pub(crate) struct CheatMemory {
+    /// The first frame it rendered ([`Fault::CopyFrame`]).
+    first_output: std::sync::Mutex<Option<Vec<u8>>>,
+    /// Frames rendered so far ([`Fault::HonestThenNoise`]).
+    rendered: std::sync::atomic::AtomicU32,
+}
+
+/// Frames a [`Fault::HonestThenNoise`] node renders honestly first.
+const HONEST_FRAMES: u32 = 2;
 
 /// A task failure as reported to the gateway.
 struct Failure {
@@ -64,12 +78,57 @@ impl TaskContext {
     }
 
     async fn try_execute(&self, d: &Dispatch) -> Result<(ContentHash, alloy::primitives::Bytes), Failure> {
+        let bytes = match self.config.fault {
+            Some(Fault::Silent) => std::future::pending().await,
+            Some(Fault::FakeFailure) => {
+                return Err(Failure {
+                    code: "missing_feature".into(),
+                    message: "Build without OpenImageDenoiser".into(),
+                    deterministic: true,
+                });
+            }
+            Some(Fault::Noise) => noise_png(d.width, d.height, d.task_id.0),
+            Some(Fault::Smooth) => gradient_png(d.width, d.height),
+            Some(Fault::CopyFrame) => {
+                let copied =
+                    self.cheat.first_output.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+                match copied {
+                    Some(bytes) => bytes,
+                    None => {
+                        let bytes = self.render(d, d.frame).await?;
+                        *self.cheat.first_output.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            Some(bytes.clone());
+                        bytes
+                    }
+                }
+            }
+            // 1↔2, 3↔4, …: always a frame of the scene's range.
+            Some(Fault::Neighbour) => {
+                self.render(d, if d.frame % 2 == 1 { d.frame + 1 } else { d.frame - 1 }).await?
+            }
+            Some(Fault::HonestThenNoise)
+                if self.cheat.rendered.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    >= HONEST_FRAMES =>
+            {
+                noise_png(d.width, d.height, d.task_id.0)
+            }
+            Some(Fault::BlackFrames) => {
+                self.render(d, d.frame).await?;
+                black_png(d.width, d.height)
+            }
+            _ => self.render(d, d.frame).await?,
+        };
+        self.deliver(d, bytes).await
+    }
+
+    /// Renders Blender frame `frame` of the dispatch's scene.
+    async fn render(&self, d: &Dispatch, frame: i32) -> Result<Vec<u8>, Failure> {
         let blend = self.fetch_blend(&d.blend_hash, d.blend_size).await?;
         let work = self.config.data_dir.join("work");
         tokio::fs::create_dir_all(&work).await.map_err(|e| Failure::transient("io", e.to_string()))?;
         let request = lumen_blender::RenderRequest {
             blend,
-            frame: d.frame,
+            frame,
             work_dir: work,
             limits: lumen_blender::ResourceLimits {
                 timeout: std::time::Duration::from_secs(d.timeout_secs.max(1)),
@@ -78,16 +137,22 @@ impl TaskContext {
             },
             threads: self.config.threads,
             expected_range: None,
+            probe: false,
         };
         let output = self.blender.render_frame(&request).await.map_err(|e| Failure {
             code: e.kind().to_owned(),
             message: e.to_string(),
             deterministic: e.is_deterministic(),
         })?;
-        let mut bytes = output.bytes;
-        if self.config.fault == Some(Fault::BlackFrames) {
-            bytes = black_png(d.width, d.height);
-        }
+        Ok(output.bytes)
+    }
+
+    /// Uploads the output and signs `(job, frame, output hash)`.
+    async fn deliver(
+        &self,
+        d: &Dispatch,
+        bytes: Vec<u8>,
+    ) -> Result<(ContentHash, alloy::primitives::Bytes), Failure> {
         let hash = content_hash(&bytes);
         self.upload(d.task_id, bytes, &hash).await?;
         let result = FrameResult {
@@ -162,7 +227,28 @@ impl TaskContext {
 
 /// An all-black PNG (the [`Fault::BlackFrames`] misbehaviour).
 fn black_png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbaImage::from_pixel(width.max(1), height.max(1), image::Rgba([0, 0, 0, 255]));
+    encode_png(&image::RgbaImage::from_pixel(width.max(1), height.max(1), image::Rgba([0, 0, 0, 255])))
+}
+
+/// Random noise ([`Fault::Noise`]): decodes, the right size, not uniform.
+fn noise_png(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    encode_png(&image::RgbaImage::from_fn(width.max(1), height.max(1), |_, _| {
+        image::Rgba([rng.random(), rng.random(), rng.random(), 255])
+    }))
+}
+
+/// A smooth synthetic image ([`Fault::Smooth`]): a diagonal colour gradient.
+fn gradient_png(width: u32, height: u32) -> Vec<u8> {
+    let (w, h) = (width.max(1), height.max(1));
+    encode_png(&image::RgbaImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+        image::Rgba([(fx * 255.0) as u8, (fy * 255.0) as u8, ((1.0 - fx) * 160.0) as u8, 255])
+    }))
+}
+
+fn encode_png(image: &image::RgbaImage) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     image.write_to(&mut out, image::ImageFormat::Png).expect("encoding a PNG in memory cannot fail");
     out.into_inner()

@@ -22,6 +22,7 @@ pub mod check;
 pub mod compare;
 pub mod error;
 pub mod service;
+pub mod vote;
 
 pub use check::{CheckResult, FrameExpectation, FrameFormat, FrameStats, Rejection, check_frame};
 pub use compare::{Comparison, Tolerance, compare_frames};

@@ -50,7 +50,19 @@ pub struct RenderRequest {
     /// The scene's frame range, when known: frames outside are refused
     /// (Blender would render them silently).
     pub expected_range: Option<(i32, i32)>,
+    /// A probe, not a frame: the scene is rendered about 16 pixels tall
+    /// with one sample, which costs little and still fails the way the
+    /// full render fails on a missing feature, an unreadable file or no
+    /// camera.
+    /// The gateway's verifier probes to confirm a deterministic failure
+    /// that nodes report before it fails anybody's job.
+    pub probe: bool,
 }
+
+/// What a probe changes once the file is loaded (see [`RenderRequest::probe`]).
+const PROBE_EXPR: &str = "import bpy, math\nfor s in bpy.data.scenes:\n    r = s.render\n    \
+    r.resolution_percentage = max(1, min(100, math.ceil(1600 / max(1, min(r.resolution_x, r.resolution_y)))))\n    \
+    s.eevee.taa_render_samples = 1\n    c = getattr(s, 'cycles', None)\n    if c is not None:\n        c.samples = 1\n";
 
 /// A rendered frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +191,10 @@ impl Blender {
         if let Some(threads) = req.threads {
             args.push("-t".into());
             args.push(threads.to_string().into());
+        }
+        if req.probe {
+            args.push("--python-expr".into());
+            args.push(PROBE_EXPR.into());
         }
         args.push("-f".into());
         args.push(req.frame.to_string().into());

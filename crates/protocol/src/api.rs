@@ -222,6 +222,35 @@ pub struct NodeView {
     pub last_heartbeat_secs: Option<f64>,
     /// Tasks running on it now.
     pub running: u32,
+    /// Stake bonded for it in the `NodeRegistry` when it connected.
+    #[serde(default)]
+    pub stake: Wei,
+    /// Its record, from the renders the network stored (the gateway's
+    /// `/api/v1/nodes` fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustView>,
+}
+
+/// A node's track record, derived from stored renders and verdicts, so it
+/// survives restarts and anyone with the database can recompute it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrustView {
+    /// Renders accepted.
+    pub accepted: u32,
+    /// Accepted renders of sampled frames (an independent owner agreed).
+    pub agreed_samples: u32,
+    /// Renders rejected by the integrity checks.
+    pub rejected: u32,
+    /// Renders outvoted by independent renders: proven wrong.
+    pub outvoted: u32,
+    /// Failed renders.
+    pub failed: u32,
+    /// Lost renders (silence, disconnection, lease overrun).
+    pub lost: u32,
+    /// Reputation in 0..=1 (matching weighs equally loaded nodes by it).
+    pub reputation: f64,
+    /// Banned network-wide for proven cheating.
+    pub banned: bool,
 }
 
 /// An API error body.

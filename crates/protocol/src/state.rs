@@ -141,7 +141,7 @@ impl FrameState {
         for state in tasks {
             match state {
                 TaskState::Running => running += 1,
-                TaskState::Uploaded => uploaded += 1,
+                TaskState::Uploaded | TaskState::Checked => uploaded += 1,
                 TaskState::Accepted => accepted += 1,
                 TaskState::Rejected | TaskState::Failed | TaskState::Lost | TaskState::Cancelled => {}
             }
@@ -166,6 +166,9 @@ wire_enum! {
         Running = "running",
         /// Result signed and uploaded; waiting for the verifier.
         Uploaded = "uploaded",
+        /// The output passed the integrity checks; it waits for the other
+        /// renders of its sampled frame to be compared with.
+        Checked = "checked",
         /// The verifier accepted the output.
         Accepted = "accepted",
         /// The verifier rejected the output.
@@ -180,15 +183,16 @@ wire_enum! {
 }
 
 impl TaskState {
-    /// Whether the attempt is over.
+    /// Whether the attempt is over. (An accepted render can still be
+    /// revoked while unpaid, when its node is proven to cheat.)
     pub const fn is_final(self) -> bool {
-        !matches!(self, Self::Running | Self::Uploaded)
+        !matches!(self, Self::Running | Self::Uploaded | Self::Checked)
     }
 
     /// Whether the attempt still holds one of its frame's renders (running,
     /// waiting for a verdict, or accepted).
     pub const fn holds_render(self) -> bool {
-        matches!(self, Self::Running | Self::Uploaded | Self::Accepted)
+        matches!(self, Self::Running | Self::Uploaded | Self::Checked | Self::Accepted)
     }
 
     /// Whether it counts as the node failing the frame (render error,
@@ -197,12 +201,16 @@ impl TaskState {
         matches!(self, Self::Failed | Self::Rejected)
     }
 
-    /// Whether a task may move from `self` to `to`.
+    /// Whether a task may move from `self` to `to`. `accepted → rejected`
+    /// is the revocation of an unpaid render whose node was proven to cheat.
     pub const fn can_become(self, to: Self) -> bool {
         use TaskState::*;
         matches!(
             (self, to),
-            (Running, Uploaded | Failed | Lost | Cancelled) | (Uploaded, Accepted | Rejected | Cancelled)
+            (Running, Uploaded | Failed | Lost | Cancelled)
+                | (Uploaded, Checked | Accepted | Rejected | Cancelled)
+                | (Checked, Accepted | Rejected | Cancelled)
+                | (Accepted, Rejected)
         )
     }
 }
@@ -217,6 +225,18 @@ wire_enum! {
         Verification = "verification",
         /// A third render that settles a disagreement between the first two.
         Arbitration = "arbitration",
+    }
+}
+
+wire_enum! {
+    /// Where the on-chain slash of a node caught cheating stands.
+    pub enum SlashState: "slash state" {
+        /// The settler has yet to slash it.
+        Pending = "pending",
+        /// Slashed on-chain (the transaction is recorded).
+        Slashed = "slashed",
+        /// Nothing to slash: the node has no stake left.
+        NoStake = "no_stake",
     }
 }
 
@@ -290,7 +310,7 @@ mod tests {
         );
         assert_eq!(
             names(&TaskState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
-            "running,uploaded,accepted,rejected,failed,lost,cancelled"
+            "running,uploaded,checked,accepted,rejected,failed,lost,cancelled"
         );
         assert_eq!(serde_json::to_string(&JobState::AwaitingChain).unwrap(), "\"awaiting_chain\"");
         assert_eq!(serde_json::from_str::<FrameState>("\"verified\"").unwrap(), FrameState::Verified);
@@ -306,9 +326,13 @@ mod tests {
         for from in JobState::ALL.iter().filter(|s| s.is_final()) {
             assert!(JobState::ALL.iter().all(|to| !from.can_become(*to)), "{from}");
         }
-        for from in TaskState::ALL.iter().filter(|s| s.is_final()) {
+        for from in TaskState::ALL.iter().filter(|s| s.is_final() && **s != TaskState::Accepted) {
             assert!(TaskState::ALL.iter().all(|to| !from.can_become(*to)), "{from}");
         }
+        // An accepted render can only be revoked.
+        let revocable: Vec<_> =
+            TaskState::ALL.iter().filter(|to| TaskState::Accepted.can_become(**to)).collect();
+        assert_eq!(revocable, [&TaskState::Rejected]);
         assert!(JobState::AwaitingChain.can_become(JobState::Rendering));
         assert!(!JobState::Rendering.can_become(JobState::AwaitingChain));
         assert!(!TaskState::Running.can_become(TaskState::Accepted), "results are verified first");
@@ -330,5 +354,10 @@ mod tests {
         assert_eq!(FrameState::derive(2, [Accepted, Uploaded]), FrameState::Verifying);
         assert_eq!(FrameState::derive(2, [Accepted, Accepted]), FrameState::Verified);
         assert_eq!(FrameState::derive(2, [Accepted, Rejected]), FrameState::Pending);
+        // Checked renders wait for their comparison.
+        assert_eq!(FrameState::derive(2, [Checked, Running]), FrameState::Rendering);
+        assert_eq!(FrameState::derive(2, [Checked, Checked]), FrameState::Verifying);
+        assert_eq!(FrameState::derive(3, [Checked, Checked]), FrameState::Pending);
+        assert_eq!(FrameState::derive(2, [Accepted, Accepted, Rejected]), FrameState::Verified);
     }
 }

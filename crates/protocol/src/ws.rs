@@ -30,6 +30,8 @@ pub const CLOSE_HEARTBEAT_TIMEOUT: u16 = 4002;
 pub const CLOSE_PROTOCOL_ERROR: u16 = 4003;
 /// Close code: the same node key connected again; the older connection goes.
 pub const CLOSE_REPLACED: u16 = 4004;
+/// Close code: the node was proven to cheat and is banned network-wide.
+pub const CLOSE_BANNED: u16 = 4005;
 
 /// Largest text frame either side accepts.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;

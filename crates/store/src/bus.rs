@@ -45,6 +45,11 @@ pub enum Event {
         /// Job id.
         job_id: JobId,
     },
+    /// A node was proven to cheat and banned.
+    NodeBanned {
+        /// The node key.
+        node: Address,
+    },
     /// The chain mirror advanced.
     ChainSynced {
         /// Last mirrored block.

@@ -44,6 +44,16 @@ pub enum StoreError {
         /// The state asked for.
         to: JobState,
     },
+    /// A caller asked for a task transition the state machine does not allow.
+    #[error("task {task_id}: {from} cannot become {to}")]
+    TaskTransition {
+        /// The task.
+        task_id: lumen_protocol::TaskId,
+        /// Its state as the caller expected it.
+        from: lumen_protocol::TaskState,
+        /// The state asked for.
+        to: lumen_protocol::TaskState,
+    },
     /// A frame kept changing under a compare-and-swap (another writer won
     /// every retry); the caller may try again.
     #[error("frame {frame_index} of job {job_id} is changing too fast")]

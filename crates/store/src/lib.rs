@@ -26,6 +26,7 @@ pub mod error;
 pub mod jobs;
 pub mod mirror;
 mod scenes;
+pub mod trust;
 pub mod work;
 
 use std::{
@@ -42,7 +43,8 @@ pub use codec::{Hex, OptHex};
 pub use error::{StoreError, StoreResult};
 pub use jobs::{JobRow, NewJob};
 pub use mirror::{Cursor, PayoutRow};
-pub use work::{FrameCounts, FrameRow, TaskEnd, TaskRow};
+pub use trust::{BanRow, NewBan, NodeRecord};
+pub use work::{FrameCounts, FrameRow, Renderer, TaskEnd, TaskRow};
 
 /// The database backend.
 pub type Db = sqlx::Sqlite;

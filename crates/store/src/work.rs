@@ -66,6 +66,12 @@ pub struct TaskRow {
     /// The node rendering it.
     #[sqlx(try_from = "Hex<Address>")]
     pub node: Address,
+    /// The owner the node key was bound to at dispatch (none on tasks
+    /// older than sampling).
+    #[sqlx(try_from = "OptHex<Address>")]
+    pub owner: Option<Address>,
+    /// The node's Blender build at dispatch.
+    pub blender_version: Option<String>,
     /// Why the render exists.
     pub role: TaskRole,
     /// Current state.
@@ -83,6 +89,9 @@ pub struct TaskRow {
     pub failure_message: Option<String>,
     /// Whether the failure would repeat on any node with the same build.
     pub deterministic: bool,
+    /// For a deterministic failure: whether the verifier's own probe render
+    /// failed the same way (`None` until probed).
+    pub confirmed: Option<bool>,
     /// Node-reported render time.
     pub render_secs: Option<f64>,
     /// The task is lost if no result arrives by then (ms).
@@ -107,6 +116,19 @@ impl TaskRow {
             _ => None,
         }
     }
+}
+
+/// Who renders a task: the node key, the owner it is bound to, and its
+/// Blender build (independent renders of one frame need different owners
+/// and the same build).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renderer {
+    /// The node key's address.
+    pub node: Address,
+    /// The owner it is bound to on-chain.
+    pub owner: Address,
+    /// Its Blender version, e.g. `3.4.1`.
+    pub blender_version: String,
 }
 
 /// How a running task ended without a result.
@@ -155,11 +177,13 @@ impl FrameCounts {
     }
 }
 
-/// The output a frame shows: the newest accepted render, else the newest
-/// one waiting for its verdict.
+/// The output a frame shows, and the node paid for it: the first accepted
+/// render (a sampled frame's verification renders check it), else the
+/// newest one waiting for its verdict.
 fn current_output(tasks: &[TaskRow]) -> (Option<Address>, Option<ContentHash>) {
-    let pick = |state| tasks.iter().rev().find(|t| t.state == state);
-    match pick(TaskState::Accepted).or_else(|| pick(TaskState::Uploaded)) {
+    let accepted = tasks.iter().find(|t| t.state == TaskState::Accepted);
+    let waiting = || tasks.iter().rev().find(|t| matches!(t.state, TaskState::Checked | TaskState::Uploaded));
+    match accepted.or_else(waiting) {
         Some(t) => (Some(t.node), t.output_hash),
         None => (None, None),
     }
@@ -261,15 +285,38 @@ impl Store {
         Ok(counts)
     }
 
-    /// Verified frames of a job with no payout in the mirror yet.
+    /// Verified frames of a job with no payout in the mirror yet that may be
+    /// paid now. A node's frames wait while any sampled frame of the job it
+    /// rendered is still undecided (its render running, uploaded or checked
+    /// on a frame that wants several renders): if it loses that vote, its
+    /// unpaid frames are revoked and rendered by others.
     pub async fn unpaid_verified_frames(&self, job_id: JobId) -> StoreResult<Vec<FrameRow>> {
         Ok(sqlx::query_as(
             "SELECT f.* FROM frames f LEFT JOIN frame_payouts p \
              ON p.job_id = f.job_id AND p.frame_index = f.frame_index \
-             WHERE f.job_id = $1 AND f.state = $2 AND p.tx_hash IS NULL ORDER BY f.frame_index",
+             WHERE f.job_id = $1 AND f.state = $2 AND p.tx_hash IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM tasks t JOIN frames s \
+                 ON s.job_id = t.job_id AND s.frame_index = t.frame_index \
+                 WHERE t.job_id = f.job_id AND t.node = f.node AND s.renders_wanted > 1 \
+                 AND t.state IN ($3, $4, $5)) \
+             ORDER BY f.frame_index",
         )
         .bind(job_id)
         .bind(FrameState::Verified)
+        .bind(TaskState::Running)
+        .bind(TaskState::Uploaded)
+        .bind(TaskState::Checked)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Frames with a render that passed its integrity checks and waits for
+    /// comparison, oldest first.
+    pub async fn frames_awaiting_comparison(&self) -> StoreResult<Vec<(JobId, FrameIndex)>> {
+        Ok(sqlx::query_as(
+            "SELECT DISTINCT job_id, frame_index FROM tasks WHERE state = $1 ORDER BY job_id, frame_index",
+        )
+        .bind(TaskState::Checked)
         .fetch_all(self.pool())
         .await?)
     }
@@ -282,10 +329,11 @@ impl Store {
         &self,
         job_id: JobId,
         frame_index: FrameIndex,
-        node: Address,
+        renderer: &Renderer,
         role: TaskRole,
         lease_until: i64,
     ) -> StoreResult<Option<TaskRow>> {
+        let node = renderer.node;
         for _ in 0..CAS_RETRIES {
             let mut conn = self.pool().acquire().await?;
             let Some(frame) = load_frame(&mut conn, job_id, frame_index).await? else { return Ok(None) };
@@ -318,12 +366,14 @@ impl Store {
                 continue;
             }
             let task: TaskRow = sqlx::query_as(
-                "INSERT INTO tasks (job_id, frame_index, node, role, state, lease_until, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                "INSERT INTO tasks (job_id, frame_index, node, owner, blender_version, role, state, \
+                 lease_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
             )
             .bind(job_id)
             .bind(frame_index)
             .bind(Hex(node))
+            .bind(Hex(renderer.owner))
+            .bind(&renderer.blender_version)
             .bind(role)
             .bind(TaskState::Running)
             .bind(lease_until)
@@ -365,7 +415,7 @@ impl Store {
         .bind(update.output_hash)
         .bind(OptHex(update.signature.cloned()))
         .bind(update.render_secs)
-        .bind(!matches!(to, TaskState::Accepted | TaskState::Rejected))
+        .bind(!matches!(to, TaskState::Checked | TaskState::Accepted | TaskState::Rejected))
         .bind(now_ms())
         .bind(matches!(to, TaskState::Accepted | TaskState::Rejected))
         .bind(task_id)
@@ -424,13 +474,91 @@ impl Store {
     /// given. A rejected render is never paid and is open again for another
     /// node. False when the task was not waiting for a verdict.
     pub async fn record_verdict(&self, task_id: TaskId, verdict: &Verdict) -> StoreResult<bool> {
+        self.judge_task(task_id, TaskState::Uploaded, verdict).await
+    }
+
+    /// A verdict on a task in `from`: `uploaded` (judged on its own),
+    /// `checked` (judged by comparison with other renders), or `accepted`
+    /// (revoked: only a rejection). False when the task was not in `from`.
+    pub async fn judge_task(&self, task_id: TaskId, from: TaskState, verdict: &Verdict) -> StoreResult<bool> {
+        let to = verdict.task_state();
+        if !from.can_become(to) {
+            return Err(StoreError::TaskTransition { task_id, from, to });
+        }
         let update = match verdict {
             Verdict::Accepted => TaskUpdate::default(),
             Verdict::Rejected { code, message } => {
                 TaskUpdate { code: Some(code), message: Some(message), ..TaskUpdate::default() }
             }
         };
-        Ok(self.move_task(task_id, TaskState::Uploaded, verdict.task_state(), update).await?.is_some())
+        Ok(self.move_task(task_id, from, to, update).await?.is_some())
+    }
+
+    /// An uploaded render of a sampled frame passed its integrity checks:
+    /// it waits, `checked`, for the renders it is compared with.
+    pub async fn record_check(&self, task_id: TaskId) -> StoreResult<bool> {
+        let update = TaskUpdate::default();
+        Ok(self.move_task(task_id, TaskState::Uploaded, TaskState::Checked, update).await?.is_some())
+    }
+
+    /// Takes every render of `node` in `job_id` that is not paid away from
+    /// it (the node was proven to cheat): accepted-but-unpaid, checked and
+    /// uploaded renders are rejected with `code`, running ones cancelled;
+    /// their frames go back to the queue. Returns the cancelled running
+    /// tasks, so the node can be told to stop them.
+    pub async fn revoke_node_renders(
+        &self,
+        node: Address,
+        job_id: JobId,
+        code: &str,
+        message: &str,
+    ) -> StoreResult<Vec<TaskRow>> {
+        let tasks: Vec<TaskRow> = sqlx::query_as(
+            "SELECT t.* FROM tasks t LEFT JOIN frame_payouts p \
+             ON p.job_id = t.job_id AND p.frame_index = t.frame_index \
+             WHERE t.node = $1 AND t.job_id = $2 AND p.tx_hash IS NULL AND t.state IN ($3, $4, $5, $6) \
+             ORDER BY t.task_id",
+        )
+        .bind(Hex(node))
+        .bind(job_id)
+        .bind(TaskState::Running)
+        .bind(TaskState::Uploaded)
+        .bind(TaskState::Checked)
+        .bind(TaskState::Accepted)
+        .fetch_all(self.pool())
+        .await?;
+        let rejected = Verdict::Rejected { code: code.into(), message: message.into() };
+        let mut cancelled = Vec::new();
+        let mut per_frame: std::collections::BTreeMap<FrameIndex, u32> = std::collections::BTreeMap::new();
+        for task in &tasks {
+            *per_frame.entry(task.frame_index).or_default() += 1;
+        }
+        for task in tasks {
+            if task.state == TaskState::Running {
+                let end = TaskEnd {
+                    state: TaskState::Cancelled,
+                    code: code.into(),
+                    message: message.into(),
+                    deterministic: false,
+                };
+                if self.end_task(task.task_id, &end).await? {
+                    cancelled.push(task);
+                }
+            } else {
+                self.judge_task(task.task_id, task.state, &rejected).await?;
+            }
+        }
+        // Arbitration renders a cheater's disagreement called for are no
+        // longer needed once its renders are gone: a sampled frame goes back
+        // to wanting two (more renders are asked for if the rest disagree).
+        for (frame_index, revoked) in per_frame {
+            let Some(frame) = self.frame(job_id, frame_index).await? else { continue };
+            if frame.renders_wanted > 2 {
+                let wanted = frame.renders_wanted.saturating_sub(revoked).max(2);
+                self.set_renders_wanted(job_id, frame_index, wanted).await?;
+            }
+        }
+        Ok(cancelled)
     }
 
     /// Fails a frame for good (no more attempts) and cancels its unfinished
@@ -573,6 +701,34 @@ struct TaskUpdate<'a> {
 }
 
 impl Store {
+    /// Deterministic failures reported on rendering jobs that nobody has
+    /// probed yet, oldest first.
+    pub async fn unconfirmed_failures(&self) -> StoreResult<Vec<TaskRow>> {
+        Ok(sqlx::query_as(
+            "SELECT t.* FROM tasks t JOIN jobs j ON j.job_id = t.job_id \
+             WHERE t.state = $1 AND t.deterministic AND t.confirmed IS NULL AND j.state = $2 ORDER BY t.task_id",
+        )
+        .bind(TaskState::Failed)
+        .bind(JobState::Rendering)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records the verifier's probe of the deterministic failure `code` in
+    /// a job: every unprobed report of it is confirmed or refuted.
+    pub async fn record_confirmation(&self, job_id: JobId, code: &str, confirmed: bool) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE tasks SET confirmed = $1 WHERE job_id = $2 AND failure_code = $3 AND deterministic \
+             AND confirmed IS NULL",
+        )
+        .bind(confirmed)
+        .bind(job_id)
+        .bind(code)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Sets how many accepted renders a frame needs (1, or more when it is
     /// sampled for verification) and re-derives its state. False when the
     /// frame is final.

@@ -202,3 +202,9 @@ pub fn new_job(
         frame_numbers: (1..=i32::try_from(frames).expect("test jobs are small")).collect(),
     }
 }
+
+/// A node that owns itself and runs Blender 3.4.1: who renders in tests
+/// where owners only need to differ per node.
+pub fn renderer(node: alloy::primitives::Address) -> lumen_store::Renderer {
+    lumen_store::Renderer { node, owner: node, blender_version: "3.4.1".into() }
+}

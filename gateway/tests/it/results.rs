@@ -100,7 +100,13 @@ async fn results_must_be_assigned_match_the_upload_and_be_signed_by_the_node() {
 async fn claim(setup: &Setup, node: Address) -> TaskRow {
     setup
         .store
-        .claim_render(JobId(1), FrameIndex(0), node, TaskRole::Primary, now_ms() + 60_000)
+        .claim_render(
+            JobId(1),
+            FrameIndex(0),
+            &lumen_testkit::renderer(node),
+            TaskRole::Primary,
+            now_ms() + 60_000,
+        )
         .await
         .unwrap()
         .unwrap()

@@ -10,4 +10,5 @@ mod refund;
 mod release;
 mod reorg;
 mod settle;
+mod slash;
 mod support;

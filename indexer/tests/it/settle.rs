@@ -21,7 +21,10 @@ async fn a_job_with_failed_frames_is_closed_refunded_and_failed() -> eyre::Resul
     w.verify(id, 0, &w.a).await?;
     w.verify(id, 2, &w.b).await?;
     // Frame 1 fails while a node still renders it; frame 3 never found a node.
-    w.store.claim_render(id, FrameIndex(1), w.a.address(), TaskRole::Primary, i64::MAX).await?.unwrap();
+    w.store
+        .claim_render(id, FrameIndex(1), &lumen_testkit::renderer(w.a.address()), TaskRole::Primary, i64::MAX)
+        .await?
+        .unwrap();
     w.fail(id, 1).await?;
     w.fail(id, 3).await?;
 

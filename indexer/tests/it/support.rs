@@ -140,7 +140,13 @@ impl World {
     async fn render(&self, job: JobId, index: u32, node: &Node, verdict: &Verdict) -> eyre::Result<()> {
         let task = self
             .store
-            .claim_render(job, FrameIndex(index), node.address(), TaskRole::Primary, now_ms() + 60_000)
+            .claim_render(
+                job,
+                FrameIndex(index),
+                &lumen_testkit::renderer(node.address()),
+                TaskRole::Primary,
+                now_ms() + 60_000,
+            )
             .await?
             .ok_or_else(|| eyre::eyre!("frame {index} of job {job} cannot be claimed"))?;
         let output = format!("frame {index} of job {job} by {}", node.address());

@@ -9,9 +9,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use lumen_matchmaker::{Matchmaker, MatchmakerConfig, NodeLink};
+use lumen_matchmaker::{Matchmaker, MatchmakerConfig, NodeLink, TrustPolicy};
 use lumen_protocol::{
-    Address, FrameIndex, FrameState, JobId, JobState, TaskState,
+    Address, FrameIndex, FrameState, JobId, JobState, TaskRole, TaskState,
     api::NodeView,
     node::NodeState,
     ws::{Capabilities, ServerMessage},
@@ -27,15 +27,19 @@ struct Recorder {
 
 impl Recorder {
     fn add(&self, n: u8, slots: u32) -> Address {
+        self.add_owned(n, n.wrapping_add(100), "3.4.1", slots)
+    }
+
+    fn add_owned(&self, n: u8, owner: u8, blender: &str, slots: u32) -> Address {
         let address = Address::repeat_byte(n);
         self.nodes.lock().unwrap().push(NodeView {
             address,
-            owner: Address::repeat_byte(n.wrapping_add(100)),
+            owner: Address::repeat_byte(owner),
             state: NodeState::Healthy,
             connected: true,
             capabilities: Capabilities {
                 job_types: vec!["render".into()],
-                blender_version: "3.4.1".into(),
+                blender_version: blender.into(),
                 gpu: false,
                 memory_mb: 2048,
                 slots,
@@ -43,6 +47,8 @@ impl Recorder {
             consecutive_failures: 0,
             last_heartbeat_secs: Some(0.0),
             running: 0,
+            stake: lumen_protocol::Wei::from(1_000_000_000_000_000_000u128),
+            trust: None,
         });
         address
     }
@@ -71,14 +77,32 @@ impl NodeLink for Recorder {
     }
 }
 
-async fn setup(frames: u32) -> (tempfile::TempDir, Store, Arc<Recorder>, Matchmaker) {
+/// Sampling off and every node in good standing: the rules tested are others.
+fn plain() -> MatchmakerConfig {
+    let trust = TrustPolicy {
+        warmup_samples: 0,
+        sampling_floor: 0.0,
+        good_standing_renders: 0,
+        ..TrustPolicy::default()
+    };
+    MatchmakerConfig { trust, ..MatchmakerConfig::default() }
+}
+
+async fn setup_with(
+    frames: u32,
+    config: MatchmakerConfig,
+) -> (tempfile::TempDir, Store, Arc<Recorder>, Matchmaker) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let blend = store.put_blob(b"BLENDER-v304 stand-in").await.unwrap();
     store.insert_job(&lumen_testkit::new_job(JobId(1), blend, frames)).await.unwrap();
     let link = Arc::new(Recorder::default());
-    let matchmaker = Matchmaker::new(store.clone(), Bus::new(), link.clone(), MatchmakerConfig::default());
+    let matchmaker = Matchmaker::new(store.clone(), Bus::new(), link.clone(), config);
     (dir, store, link, matchmaker)
+}
+
+async fn setup(frames: u32) -> (tempfile::TempDir, Store, Arc<Recorder>, Matchmaker) {
+    setup_with(frames, plain()).await
 }
 
 #[tokio::test]
@@ -124,7 +148,7 @@ async fn a_frame_failing_on_three_nodes_fails_and_is_not_retried_on_them() {
     matchmaker.round().await.unwrap();
     let frame = store.frame(JobId(1), FrameIndex(0)).await.unwrap().unwrap();
     assert_eq!(frame.state, FrameState::Failed, "{frame:?}");
-    assert!(frame.failure.unwrap().contains("failed on 3 nodes"));
+    assert!(frame.failure.unwrap().contains("failed on nodes of 3 owners"));
     assert!(store.tasks_in_state(TaskState::Running).await.unwrap().is_empty());
     assert_eq!(nodes.iter().map(|n| link.dispatched(*n).len()).sum::<usize>(), 3);
 }
@@ -151,4 +175,81 @@ async fn expired_leases_requeue_the_frame_and_cancel_the_task() {
             .iter()
             .any(|m| matches!(m, ServerMessage::CancelTask { task_id, .. } if *task_id == tasks[0].task_id))
     );
+}
+
+#[tokio::test]
+async fn a_new_nodes_frames_are_rendered_again_by_an_independent_owner_with_the_same_blender() {
+    let (_dir, store, link, matchmaker) = setup_with(1, MatchmakerConfig::default()).await;
+    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    // a and b share an owner; d is independent.
+    let a = link.add_owned(1, 50, "3.4.1", 4);
+    let b = link.add_owned(2, 50, "3.4.1", 4);
+    let d = link.add_owned(4, 52, "3.4.1", 4);
+    matchmaker.round().await.unwrap();
+    let tasks = store.frame_tasks(JobId(1), FrameIndex(0)).await.unwrap();
+    assert_eq!(tasks.len(), 2, "a fresh node's frame is always sampled: {tasks:?}");
+    assert_eq!(store.frame(JobId(1), FrameIndex(0)).await.unwrap().unwrap().renders_wanted, 2);
+    let (first, second) = (&tasks[0], &tasks[1]);
+    assert_eq!((first.role, second.role), (TaskRole::Primary, TaskRole::Verification));
+    assert_ne!(first.owner, second.owner, "independent owners");
+    assert_eq!(first.blender_version, second.blender_version, "the same Blender build");
+    let pair: std::collections::HashSet<Address> = [first.node, second.node].into();
+    assert!(pair.contains(&d), "d is the only independent node for a or b: {pair:?}");
+    assert!(!(pair.contains(&a) && pair.contains(&b)), "one owner never verifies itself");
+    // Both dispatches look the same to the nodes: no role on the wire.
+    let sent: Vec<_> = [a, b, d].iter().flat_map(|n| link.dispatched(*n)).collect();
+    assert_eq!(sent.len(), 2);
+    assert_eq!((sent[0].frame_index, sent[0].job_id), (sent[1].frame_index, sent[1].job_id));
+}
+
+#[tokio::test]
+async fn with_no_independent_owner_online_a_sampled_frame_waits() {
+    let (_dir, store, link, matchmaker) = setup_with(1, MatchmakerConfig::default()).await;
+    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    link.add_owned(1, 50, "3.4.1", 4);
+    link.add_owned(2, 50, "3.4.1", 4);
+    matchmaker.round().await.unwrap();
+    // Another owner with another Blender build does not count: its pixels may differ.
+    let c = link.add_owned(3, 51, "4.2.0", 4);
+    matchmaker.round().await.unwrap();
+    assert!(link.dispatched(c).is_empty());
+    let tasks = store.frame_tasks(JobId(1), FrameIndex(0)).await.unwrap();
+    assert_eq!(tasks.len(), 1, "the verification render waits for another owner: {tasks:?}");
+    let frame = store.frame(JobId(1), FrameIndex(0)).await.unwrap().unwrap();
+    assert_eq!((frame.renders_wanted, frame.state), (2, FrameState::Pending));
+    // Another owner comes online: the frame gets its verification render.
+    let d = link.add_owned(4, 52, "3.4.1", 4);
+    matchmaker.round().await.unwrap();
+    assert_eq!(link.dispatched(d).len(), 1);
+}
+
+#[tokio::test]
+async fn slots_are_earned_and_fake_failures_of_fresh_keys_cannot_fail_a_job() {
+    let (_dir, store, link, matchmaker) = setup_with(
+        4,
+        MatchmakerConfig {
+            trust: TrustPolicy { warmup_samples: 0, sampling_floor: 0.0, ..TrustPolicy::default() },
+            ..MatchmakerConfig::default()
+        },
+    )
+    .await;
+    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    // Two fresh keys of different owners announce 64 slots each: one frame each.
+    let (a, b) = (link.add(1, 64), link.add(2, 64));
+    matchmaker.round().await.unwrap();
+    assert_eq!((link.dispatched(a).len(), link.dispatched(b).len()), (1, 1), "one frame at a time to start");
+    // Both report the same deterministic failure: the job is not failed by them.
+    let fake = TaskEnd {
+        state: TaskState::Failed,
+        code: "missing_feature".into(),
+        message: "this build lacks OpenImageDenoise".into(),
+        deterministic: true,
+    };
+    for task in store.tasks_in_state(TaskState::Running).await.unwrap() {
+        store.end_task(task.task_id, &fake).await.unwrap();
+    }
+    matchmaker.round().await.unwrap();
+    let job = store.job(JobId(1)).await.unwrap().unwrap();
+    assert_eq!((job.state, job.failure), (JobState::Rendering, None), "two fresh keys cannot fail a job");
+    assert!(store.frames(JobId(1)).await.unwrap().iter().all(|f| f.state != FrameState::Failed));
 }

@@ -23,9 +23,20 @@ async fn store_with_job(frames: u32) -> (tempfile::TempDir, Store) {
 
 /// Renders frame `index` "on" node `n`: claims it, uploads `bytes`, records the result.
 async fn deliver(store: &Store, index: u32, n: u8, bytes: &[u8]) -> lumen_protocol::TaskId {
+    deliver_as(store, index, n, bytes, TaskRole::Primary).await
+}
+
+/// [`deliver`] for a render with `role`; node `n` is its own owner.
+async fn deliver_as(
+    store: &Store,
+    index: u32,
+    n: u8,
+    bytes: &[u8],
+    role: TaskRole,
+) -> lumen_protocol::TaskId {
     let node = Address::repeat_byte(n);
     let task = store
-        .claim_render(JOB, FrameIndex(index), node, TaskRole::Primary, now_ms() + 60_000)
+        .claim_render(JOB, FrameIndex(index), &lumen_testkit::renderer(node), role, now_ms() + 60_000)
         .await
         .unwrap()
         .unwrap();
@@ -77,4 +88,126 @@ async fn good_frames_are_verified_and_corrupt_ones_requeued() {
     let before = store.last_verdict_seq().await.unwrap();
     verifier.round().await.unwrap();
     assert_eq!(store.last_verdict_seq().await.unwrap(), before);
+}
+
+/// A random-noise frame of the right size: decodes, is neither black nor uniform.
+fn noise(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    let mut rng = crate::support::Noise::new(seed);
+    let image = RgbImage::from_fn(width, height, |_, _| {
+        let v = rng.next_u64();
+        Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
+    });
+    png(DynamicImage::ImageRgb8(image))
+}
+
+fn honest() -> Vec<u8> {
+    png(to_rgb8(&default_scene(64, 36)))
+}
+
+#[tokio::test]
+async fn agreeing_independent_renders_verify_a_sampled_frame() {
+    let (_dir, store) = store_with_job(1).await;
+    assert!(store.set_renders_wanted(JOB, FrameIndex(0), 2).await.unwrap());
+    let verifier = VerifierService::new(store.clone(), Bus::new(), VerifierConfig::default());
+    let first = deliver(&store, 0, 1, &honest()).await;
+    verifier.round().await.unwrap();
+    // Sound, but alone: it waits for its verification render and is not payable.
+    assert_eq!(store.task(first).await.unwrap().unwrap().state, TaskState::Checked);
+    assert_eq!(store.frame(JOB, FrameIndex(0)).await.unwrap().unwrap().state, FrameState::Pending);
+    // The same pixels, encoded by another node (different bytes, same image).
+    let second = deliver_as(
+        &store,
+        0,
+        2,
+        &crate::support::png_recompressed(&to_rgb8(&default_scene(64, 36))),
+        TaskRole::Verification,
+    )
+    .await;
+    verifier.round().await.unwrap();
+    for task in [first, second] {
+        assert_eq!(store.task(task).await.unwrap().unwrap().state, TaskState::Accepted);
+    }
+    let frame = store.frame(JOB, FrameIndex(0)).await.unwrap().unwrap();
+    assert_eq!(
+        (frame.state, frame.node),
+        (FrameState::Verified, Some(Address::repeat_byte(1))),
+        "the first render is paid"
+    );
+    assert!(store.bans().await.unwrap().is_empty());
+    let record = store.node_record(Address::repeat_byte(2)).await.unwrap();
+    assert_eq!((record.accepted, record.agreed_samples), (1, 1));
+}
+
+#[tokio::test]
+async fn a_cheater_outvoted_by_two_owners_is_banned_and_loses_its_unpaid_frames() {
+    let (_dir, store) = store_with_job(2).await;
+    let verifier = VerifierService::new(store.clone(), Bus::new(), VerifierConfig::default());
+    let (honest_a, cheater, honest_b) =
+        (Address::repeat_byte(1), Address::repeat_byte(2), Address::repeat_byte(3));
+    // The cheater's unsampled frame 1 passes the integrity checks on its own.
+    let unsampled = deliver(&store, 1, 2, &noise(64, 36, 9)).await;
+    verifier.round().await.unwrap();
+    assert_eq!(store.task(unsampled).await.unwrap().unwrap().state, TaskState::Accepted);
+
+    // Frame 0 is sampled: an honest first render, the cheater's noise as the verification.
+    assert!(store.set_renders_wanted(JOB, FrameIndex(0), 2).await.unwrap());
+    let first = deliver(&store, 0, 1, &honest()).await;
+    let noisy = deliver_as(&store, 0, 2, &noise(64, 36, 1), TaskRole::Verification).await;
+    verifier.round().await.unwrap();
+    // They disagree: nobody is judged yet, a third owner arbitrates, and the
+    // cheater's frame 1 is held back from payment meanwhile.
+    let frame = store.frame(JOB, FrameIndex(0)).await.unwrap().unwrap();
+    assert_eq!((frame.renders_wanted, frame.state), (3, FrameState::Pending));
+    for task in [first, noisy] {
+        assert_eq!(store.task(task).await.unwrap().unwrap().state, TaskState::Checked);
+    }
+    assert!(
+        store.unpaid_verified_frames(JOB).await.unwrap().is_empty(),
+        "the cheater's frame 1 waits for the vote"
+    );
+
+    let third = deliver_as(&store, 0, 3, &honest(), TaskRole::Arbitration).await;
+    verifier.round().await.unwrap();
+    let task = |id| {
+        let store = store.clone();
+        async move { store.task(id).await.unwrap().unwrap() }
+    };
+    assert_eq!(task(first).await.state, TaskState::Accepted);
+    assert_eq!(task(third).await.state, TaskState::Accepted);
+    let outvoted = task(noisy).await;
+    assert_eq!((outvoted.state, outvoted.failure_code.as_deref()), (TaskState::Rejected, Some("outvoted")));
+    // Its accepted, unpaid frame 1 is taken back and goes to another node.
+    let revoked = task(unsampled).await;
+    assert_eq!((revoked.state, revoked.failure_code.as_deref()), (TaskState::Rejected, Some("revoked")));
+    let frames = store.frames(JOB).await.unwrap();
+    assert_eq!((frames[0].state, frames[0].node), (FrameState::Verified, Some(honest_a)));
+    assert_eq!(frames[1].state, FrameState::Pending);
+    assert_eq!(
+        store.unpaid_verified_frames(JOB).await.unwrap().len(),
+        1,
+        "frame 0 only, paid to the honest node"
+    );
+
+    // Banned, with evidence anyone can fetch and check.
+    let bans = store.bans().await.unwrap();
+    assert_eq!(bans.len(), 1);
+    let ban = &bans[0];
+    assert_eq!(
+        (ban.node, ban.job_id, ban.frame_index, ban.slash_state),
+        (cheater, JOB, FrameIndex(0), lumen_protocol::SlashState::Pending)
+    );
+    let evidence: serde_json::Value =
+        serde_json::from_slice(&store.blobs().get(&ban.evidence_hash).await.unwrap().unwrap()).unwrap();
+    assert_eq!(evidence["outvoted"], serde_json::json!([noisy]));
+    assert_eq!(evidence["renders"].as_array().unwrap().len(), 3);
+    let comparisons = evidence["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 3);
+    assert_eq!(
+        comparisons.iter().filter(|c| c["comparison"]["matches"] == true).count(),
+        1,
+        "{comparisons:#?}"
+    );
+    assert!(store.is_banned(cheater).await.unwrap() && !store.is_banned(honest_b).await.unwrap());
+    let record = store.node_record(cheater).await.unwrap();
+    assert_eq!(record.outvoted, 1);
 }

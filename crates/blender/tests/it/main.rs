@@ -33,6 +33,7 @@ fn request(blend: PathBuf, work: &Path, frame: i32) -> RenderRequest {
         limits: ResourceLimits::default(),
         threads: Some(2),
         expected_range: Some((1, 6)),
+        probe: false,
     }
 }
 

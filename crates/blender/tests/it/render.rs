@@ -124,3 +124,26 @@ async fn the_memory_limit_is_enforced() {
     assert_eq!(err.kind(), "out_of_memory", "{err}");
     assert!(!err.is_deterministic());
 }
+
+#[tokio::test]
+async fn a_probe_renders_tiny_and_fails_like_the_full_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = crate::scene(dir.path(), "ok.blend", SampleScene::tiny()).await;
+    let mut req = crate::request(ok, dir.path(), 1);
+    req.probe = true;
+    let out = crate::blender().render_frame(&req).await.unwrap();
+    let image = image::load_from_memory(&out.bytes).unwrap();
+    assert_eq!((image.width(), image.height()), (28, 16), "45 % of 64×36, about 16 px tall");
+
+    let denoise = crate::scene(
+        dir.path(),
+        "denoise.blend",
+        SampleScene { variant: Variant::Denoise, ..SampleScene::tiny() },
+    )
+    .await;
+    let mut req = crate::request(denoise, dir.path(), 1);
+    req.probe = true;
+    let err = crate::blender().render_frame(&req).await.unwrap_err();
+    assert_eq!(err.kind(), "missing_feature", "{err}");
+    assert!(err.is_deterministic());
+}

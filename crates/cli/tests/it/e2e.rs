@@ -9,7 +9,7 @@ use alloy::{
     rpc::types::Filter,
     sol_types::SolEvent,
 };
-use lumen_chain::contracts::RenderEscrow;
+use lumen_chain::contracts::{NodeRegistry, RenderEscrow};
 use lumen_protocol::JobState;
 
 use crate::harness::{Devnet, make_scene, wait_until};
@@ -121,7 +121,8 @@ async fn renders_verifies_and_pays_every_frame_once() {
 
 #[tokio::test]
 async fn a_killed_node_loses_its_frames_and_the_job_still_completes() {
-    let devnet = Devnet::start(2, &[]);
+    // Three owners: after the kill, two independent ones remain to render and verify.
+    let devnet = Devnet::start(3, &[]);
     let scene = devnet.dir.path().join("scene.blend");
     // Bigger frames so a node is caught mid-render.
     make_scene(&scene, 6, 320, 180, &["--samples", "32"]);
@@ -157,9 +158,9 @@ fn rendering_node(devnet: &Devnet) -> Option<Address> {
 
 #[tokio::test]
 async fn black_frames_and_wrong_signatures_are_rejected_and_never_paid() {
-    let devnet = Devnet::start(3, &["--node-fault", "0=black-frames", "--node-fault", "1=wrong-key"]);
-    let (black, forger, honest) =
-        (devnet.file.nodes[0].clone(), devnet.file.nodes[1].clone(), devnet.file.nodes[2].clone());
+    // Two honest owners, so every sampled frame can be verified independently.
+    let devnet = Devnet::start(4, &["--node-fault", "0=black-frames", "--node-fault", "1=wrong-key"]);
+    let honest: Vec<Address> = devnet.file.nodes[2..].iter().map(|n| n.address).collect();
     let scene = devnet.dir.path().join("scene.blend");
     make_scene(&scene, 6, 64, 36, &[]);
     let job = devnet.submit(&scene, &[]);
@@ -170,13 +171,132 @@ async fn black_frames_and_wrong_signatures_are_rejected_and_never_paid() {
     let released = released_frames(&devnet, job).await;
     assert_eq!(released.len(), 6);
     for (index, (node, owner, _, _)) in &released {
-        assert_eq!(*node, honest.address, "frame {index} was paid to a misbehaving node");
-        assert_eq!(*owner, honest.owner);
+        assert!(honest.contains(node), "frame {index} was paid to a misbehaving node");
+        assert_eq!(*owner, devnet.owner_of(*node));
     }
     let log = std::fs::read_to_string(devnet.dir.path().join("devnet.log")).unwrap();
     assert!(log.contains("all_black"), "the verifier rejected black frames:\n{}", devnet.logs());
     assert!(log.contains("result signed by"), "the gateway rejected forged signatures:\n{}", devnet.logs());
-    let _ = (black, forger);
+}
+
+/// The gateway's view of every node, by address.
+fn nodes_by_address(devnet: &Devnet) -> std::collections::HashMap<Address, serde_json::Value> {
+    let nodes = crate::harness::get_json(&format!("{}/api/v1/nodes", devnet.file.gateway_url)).unwrap();
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["address"].as_str().unwrap().parse().unwrap(), n.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn cheaters_are_outvoted_banned_slashed_and_never_paid() {
+    // Three honest owners beside four that cheat, each its own way. (Cheats
+    // whose outputs can agree with each other, such as a copied frame and a
+    // neighbouring frame, are collusion: see `a_neighbouring_frame_is_caught`.)
+    cheaters_among_honest_nodes(&["noise", "smooth", "copy-frame", "honest-then-noise"]).await;
+}
+
+#[tokio::test]
+async fn a_neighbouring_frame_is_caught() {
+    cheaters_among_honest_nodes(&["neighbour"]).await;
+}
+
+/// Three honest nodes beside one node per fault in `cheats`: the job
+/// completes with every frame verified, no bad frame is paid, every
+/// cheater that rendered is banned and slashed, no honest node is.
+async fn cheaters_among_honest_nodes(cheats: &[&str]) {
+    let faults: Vec<String> = cheats.iter().enumerate().map(|(i, f)| format!("{}={f}", i + 3)).collect();
+    let mut args = Vec::new();
+    for fault in &faults {
+        args.extend(["--node-fault", fault.as_str()]);
+    }
+    let devnet = Devnet::start(3 + u32::try_from(cheats.len()).unwrap(), &args);
+    let honest: Vec<Address> = devnet.file.nodes[..3].iter().map(|n| n.address).collect();
+    let cheaters: Vec<Address> = devnet.file.nodes[3..].iter().map(|n| n.address).collect();
+    let scene = devnet.dir.path().join("scene.blend");
+    make_scene(&scene, 6, 64, 36, &[]);
+    let job = devnet.submit(&scene, &["--price-per-frame", &PRICE.to_string()]);
+    devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "400"]);
+
+    // Every frame verified and paid once, and no bad frame paid: each paid
+    // render agrees with an honest node's render of the frame. (The
+    // honest-then-noise node may be paid for the frames it really rendered.)
+    let status = devnet.status(job);
+    assert_eq!(job_state(&status), JobState::Completed, "{status:#}\n{}", devnet.logs());
+    let released = released_frames(&devnet, job).await;
+    assert_eq!(released.len(), 6, "every frame paid once");
+    for f in frames_of(&status) {
+        let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
+        let (paid, _, _, _) = released[&index];
+        let accepted: Vec<Address> = f["renders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "accepted")
+            .map(|r| r["node"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(accepted.contains(&paid), "frame {index} paid for a render that was not accepted:\n{f:#}");
+        // Accepted renders of a frame agree with one another: one of them is honest.
+        assert!(
+            accepted.iter().any(|n| honest.contains(n)),
+            "frame {index} was paid with no honest render agreeing:\n{f:#}"
+        );
+    }
+    // Every cheater that got a frame of this job was caught; honest nodes never were.
+    let nodes = nodes_by_address(&devnet);
+    let rendered: std::collections::HashSet<Address> = frames_of(&status)
+        .iter()
+        .flat_map(|f| f["renders"].as_array().unwrap().iter())
+        .map(|r| r["node"].as_str().unwrap().parse().unwrap())
+        .collect();
+    for node in &honest {
+        let trust = &nodes[node]["trust"];
+        assert_eq!(
+            (trust["banned"].as_bool(), trust["outvoted"].as_u64()),
+            (Some(false), Some(0)),
+            "{node}: {trust}"
+        );
+    }
+    let provider = devnet.provider();
+    let registry = NodeRegistry::new(devnet.file.deployment.registry, &provider);
+    for node in cheaters.iter().filter(|n| rendered.contains(*n)) {
+        let trust = &nodes[node]["trust"];
+        assert_eq!(
+            trust["banned"].as_bool(),
+            Some(true),
+            "cheater {node} was not banned: {trust}\n{}",
+            devnet.logs()
+        );
+        // Slashed to the artist: the devnet staked 1 ETH with every node.
+        let started = std::time::Instant::now();
+        loop {
+            let info = registry.nodeInfo(*node).call().await.unwrap();
+            if info.stake + info.unbonding == U256::ZERO {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{node} not slashed:\n{}", devnet.logs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(
+        registry.claimable(devnet.file.artist).call().await.unwrap() > U256::ZERO,
+        "the artist got the slashed stake"
+    );
+}
+
+#[tokio::test]
+async fn fake_failures_of_fresh_keys_do_not_fail_the_job() {
+    let devnet = Devnet::start(4, &["--node-fault", "0=fake-failure", "--node-fault", "1=fake-failure"]);
+    let scene = devnet.dir.path().join("scene.blend");
+    make_scene(&scene, 4, 64, 36, &[]);
+    let job = devnet.submit(&scene, &[]);
+    devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
+    let status = devnet.status(job);
+    assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
+    let log = std::fs::read_to_string(devnet.dir.path().join("devnet.log")).unwrap();
+    assert!(log.contains("refuted"), "the verifier's probe refuted the fake failure:\n{}", devnet.logs());
 }
 
 #[tokio::test]
@@ -281,7 +401,7 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
 
     let anvil = lumen_chain::anvil::spawn().unwrap();
     let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
-    let (admin, artist, owner) = (key(0), key(1), key(2));
+    let (admin, artist, owner, second_owner) = (key(0), key(1), key(2), key(3));
     let rpc = anvil.endpoint();
     let provider = lumen_testkit::connect(&admin, &rpc).unwrap();
     let deployment =
@@ -289,18 +409,23 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
     let dir = tempfile::Builder::new().prefix("lumen-split-").tempdir().unwrap();
     let deployment_file = dir.path().join("deployment.json");
     deployment.save(&deployment_file).unwrap();
-    let node_key_file = dir.path().join("node/private_key");
-    let node_key = lumen_node::key::load_or_create(&node_key_file).unwrap();
-    lumen_cli::cmd::node::bind_node(
-        &rpc,
-        deployment.registry,
-        deployment.chain_id,
-        &node_key,
-        &owner,
-        U256::ZERO,
-    )
-    .await
-    .unwrap();
+    // Two nodes of two owners: every sampled frame is verified by the other.
+    let mut node_keys = Vec::new();
+    for (name, owner) in [("node", &owner), ("node2", &second_owner)] {
+        let key_file = dir.path().join(name).join("private_key");
+        let node_key = lumen_node::key::load_or_create(&key_file).unwrap();
+        lumen_cli::cmd::node::bind_node(
+            &rpc,
+            deployment.registry,
+            deployment.chain_id,
+            &node_key,
+            owner,
+            U256::ZERO,
+        )
+        .await
+        .unwrap();
+        node_keys.push((name, key_file, node_key.address()));
+    }
 
     let bin = |name: &str| std::path::Path::new(crate::harness::lumen_bin()).with_file_name(name);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -316,7 +441,7 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
         &dir.path().join("gateway.log"),
     );
     let logs = || {
-        ["gateway", "verifier", "indexer", "node"]
+        ["gateway", "verifier", "indexer", "node", "node2"]
             .iter()
             .map(|n| format!("--- {n}\n{}", crate::harness::tail(&dir.path().join(format!("{n}.log")))))
             .collect::<Vec<_>>()
@@ -337,26 +462,31 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
         &dir.path().join("indexer.log"),
     );
     let ws = format!("ws://127.0.0.1:{port}/ws/node");
-    let _node = Proc::start(
-        &bin("lumen-node"),
-        &[
-            "--gateway",
-            &ws,
-            "--key-file",
-            node_key_file.to_str().unwrap(),
-            "--data-dir",
-            dir.path().join("node").to_str().unwrap(),
-            "--health-port",
-            "0",
-        ],
-        &[],
-        &dir.path().join("node.log"),
-    );
+    let _nodes: Vec<Proc> = node_keys
+        .iter()
+        .map(|(name, key_file, _)| {
+            Proc::start(
+                &bin("lumen-node"),
+                &[
+                    "--gateway",
+                    &ws,
+                    "--key-file",
+                    key_file.to_str().unwrap(),
+                    "--data-dir",
+                    dir.path().join(name).to_str().unwrap(),
+                    "--health-port",
+                    "0",
+                ],
+                &[],
+                &dir.path().join(format!("{name}.log")),
+            )
+        })
+        .collect();
     let started = std::time::Instant::now();
     loop {
         let healthy = crate::harness::get_json(&format!("{gateway}/api/v1/nodes"))
             .ok()
-            .and_then(|n| n.as_array().map(|a| a.iter().any(|n| n["state"] == "HEALTHY")))
+            .and_then(|n| n.as_array().map(|a| a.iter().filter(|n| n["state"] == "HEALTHY").count() == 2))
             .unwrap_or(false);
         if healthy {
             break;
@@ -386,8 +516,9 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
     lumen(&["job", "wait", &job, "--timeout", "300"]);
     let status: serde_json::Value = serde_json::from_str(&lumen(&["job", "status", &job, "--json"])).unwrap();
     assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
+    let nodes: Vec<String> = node_keys.iter().map(|(_, _, address)| format!("{address:#x}")).collect();
     for f in frames_of(&status) {
-        assert_eq!(f["node"].as_str().unwrap(), format!("{:#x}", node_key.address()));
+        assert!(nodes.iter().any(|n| n == f["node"].as_str().unwrap()), "{f}");
         assert!(f["payout_tx"].as_str().is_some(), "{f}");
     }
 }

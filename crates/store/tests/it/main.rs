@@ -7,7 +7,7 @@ use lumen_protocol::{
     ChainEvent, ContentHash, FrameIndex, FrameState, JobId, JobState, MirroredEvent, TaskRole, TaskState,
     Verdict, Wei, event::FrameWord,
 };
-use lumen_store::{Cursor, NewJob, Store, StoreError, TaskEnd, TaskRow, now_ms};
+use lumen_store::{Cursor, NewJob, Renderer, Store, StoreError, TaskEnd, TaskRow, now_ms};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -17,6 +17,10 @@ async fn store() -> (tempfile::TempDir, Store) {
 
 fn node(n: u8) -> Address {
     Address::repeat_byte(n)
+}
+
+fn renderer(n: u8) -> Renderer {
+    Renderer { node: node(n), owner: node(n.wrapping_add(100)), blender_version: "3.4.1".into() }
 }
 
 fn hash(n: u8) -> ContentHash {
@@ -52,7 +56,7 @@ async fn job(store: &Store, job_id: u64, frames: u32) -> JobId {
 }
 
 async fn claim(store: &Store, job: JobId, frame: FrameIndex, n: u8) -> Option<TaskRow> {
-    store.claim_render(job, frame, node(n), TaskRole::Primary, now_ms() + 60_000).await.unwrap()
+    store.claim_render(job, frame, &renderer(n), TaskRole::Primary, now_ms() + 60_000).await.unwrap()
 }
 
 async fn deliver(store: &Store, task: &TaskRow, output: ContentHash) {
@@ -162,7 +166,7 @@ async fn a_frame_can_want_several_independent_renders() {
     );
     assert!(claim(&store, id, F0, 1).await.is_none(), "the same node never holds two renders of a frame");
     let second = store
-        .claim_render(id, F0, node(2), TaskRole::Verification, now_ms() + 60_000)
+        .claim_render(id, F0, &renderer(2), TaskRole::Verification, now_ms() + 60_000)
         .await
         .unwrap()
         .unwrap();
