@@ -337,11 +337,9 @@ impl VerifierService {
     /// (the indexer slashes it with the evidence hash), and every render
     /// of that node in the job that is not paid yet is taken back.
     async fn convict(&self, task: &TaskRow, evidence_hash: ContentHash) -> Result<(), StoreError> {
-        let outvoted = Verdict::Rejected {
-            code: OUTVOTED.into(),
-            message: format!("outvoted by independent renders of the frame (evidence {evidence_hash})"),
-        };
-        self.give(task, task.state, &outvoted).await?;
+        // Ban first: a banned node's frames are never released, and its
+        // render here stays undecided (holding its other frames of the job)
+        // until every one of them is revoked.
         let ban = NewBan {
             node: task.node,
             owner: task.owner,
@@ -354,10 +352,18 @@ impl VerifierService {
             error!(target: "verifier::vote", node = %task.node, owner = ?task.owner, job_id = %task.job_id, frame_index = %task.frame_index, %evidence_hash, "node proven to cheat: banned, slash pending");
         }
         let message = format!("the node was outvoted on frame {} of this job", task.frame_index);
-        let cancelled = self.store.revoke_node_renders(task.node, task.job_id, REVOKED, &message).await?;
+        let cancelled = self
+            .store
+            .revoke_node_renders(task.node, task.job_id, Some(task.task_id), REVOKED, &message)
+            .await?;
         for t in &cancelled {
             self.bus.publish(Event::TaskEnded { task_id: t.task_id, node: t.node });
         }
+        let outvoted = Verdict::Rejected {
+            code: OUTVOTED.into(),
+            message: format!("outvoted by independent renders of the frame (evidence {evidence_hash})"),
+        };
+        self.give(task, task.state, &outvoted).await?;
         self.bus.publish(Event::NodeBanned { node: task.node });
         self.bus.publish(Event::WorkAvailable);
         Ok(())

@@ -286,8 +286,9 @@ impl Store {
     }
 
     /// Verified frames of a job with no payout in the mirror yet that may be
-    /// paid now. A node's frames wait while any sampled frame of the job it
-    /// rendered is still undecided (its render running, uploaded or checked
+    /// paid now. A banned node's frames are never paid (they are being
+    /// revoked), and a node's frames wait while any sampled frame of the job
+    /// it rendered is still undecided (its render running, uploaded or checked
     /// on a frame that wants several renders): if it loses that vote, its
     /// unpaid frames are revoked and rendered by others.
     pub async fn unpaid_verified_frames(&self, job_id: JobId) -> StoreResult<Vec<FrameRow>> {
@@ -295,6 +296,7 @@ impl Store {
             "SELECT f.* FROM frames f LEFT JOIN frame_payouts p \
              ON p.job_id = f.job_id AND p.frame_index = f.frame_index \
              WHERE f.job_id = $1 AND f.state = $2 AND p.tx_hash IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM node_bans b WHERE b.node = f.node) \
              AND NOT EXISTS (SELECT 1 FROM tasks t JOIN frames s \
                  ON s.job_id = t.job_id AND s.frame_index = t.frame_index \
                  WHERE t.job_id = f.job_id AND t.node = f.node AND s.renders_wanted > 1 \
@@ -501,15 +503,17 @@ impl Store {
         Ok(self.move_task(task_id, TaskState::Uploaded, TaskState::Checked, update).await?.is_some())
     }
 
-    /// Takes every render of `node` in `job_id` that is not paid away from
-    /// it (the node was proven to cheat): accepted-but-unpaid, checked and
-    /// uploaded renders are rejected with `code`, running ones cancelled;
+    /// Takes every render of `node` in `job_id` but `except` that is not
+    /// paid away from it (the node was proven to cheat): accepted-but-unpaid,
+    /// checked and uploaded renders are rejected with `code`, running ones
+    /// cancelled;
     /// their frames go back to the queue. Returns the cancelled running
     /// tasks, so the node can be told to stop them.
     pub async fn revoke_node_renders(
         &self,
         node: Address,
         job_id: JobId,
+        except: Option<TaskId>,
         code: &str,
         message: &str,
     ) -> StoreResult<Vec<TaskRow>> {
@@ -527,6 +531,7 @@ impl Store {
         .bind(TaskState::Accepted)
         .fetch_all(self.pool())
         .await?;
+        let tasks: Vec<TaskRow> = tasks.into_iter().filter(|t| Some(t.task_id) != except).collect();
         let rejected = Verdict::Rejected { code: code.into(), message: message.into() };
         let mut cancelled = Vec::new();
         let mut per_frame: std::collections::BTreeMap<FrameIndex, u32> = std::collections::BTreeMap::new();

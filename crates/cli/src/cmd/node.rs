@@ -7,6 +7,8 @@ use clap::{Args, Subcommand};
 
 use lumen_chain::{ChainError, bind, contracts::NodeRegistry, deploy::send};
 
+use lumen_protocol::api::NodeView;
+
 use crate::{connect::ConnectArgs, output};
 
 /// `lumen node …`
@@ -24,6 +26,19 @@ pub enum NodeCommand {
     Run(lumen_node::args::RunArgs),
     /// Create the node key if needed and bind it to an owner wallet on-chain.
     Register(RegisterArgs),
+    /// The gateway's nodes: state, load, stake and track record.
+    List(ListArgs),
+}
+
+/// `lumen node list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the gateway's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Network.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// `lumen node register`.
@@ -48,7 +63,39 @@ pub async fn run(args: NodeArgs) -> eyre::Result<()> {
     match args.command {
         NodeCommand::Run(a) => run_node(a).await,
         NodeCommand::Register(a) => register(a).await,
+        NodeCommand::List(a) => list(a).await,
     }
+}
+
+async fn list(args: ListArgs) -> eyre::Result<()> {
+    let conn = args.connect.connect().await?;
+    let nodes: Vec<NodeView> =
+        crate::connect::get_json(&conn.http, &format!("{}/api/v1/nodes", conn.gateway)).await?;
+    if args.json {
+        output::json(&nodes);
+        return Ok(());
+    }
+    output::line(format!(
+        "{:<42} {:<10} {:>7} {:>10} {:>8} {:>7} {:>8} {:>8}  {}",
+        "node", "state", "running", "reputation", "accepted", "agreed", "outvoted", "rejected", "stake (wei)"
+    ));
+    for node in &nodes {
+        let trust = node.trust.clone().unwrap_or_default();
+        let state = if trust.banned { "BANNED".to_owned() } else { node.state.to_string() };
+        output::line(format!(
+            "{:<42} {:<10} {:>7} {:>10.3} {:>8} {:>7} {:>8} {:>8}  {}",
+            format!("{:#x}", node.address),
+            state,
+            node.running,
+            trust.reputation,
+            trust.accepted,
+            trust.agreed_samples,
+            trust.outvoted,
+            trust.rejected,
+            node.stake
+        ));
+    }
+    Ok(())
 }
 
 async fn run_node(args: lumen_node::args::RunArgs) -> eyre::Result<()> {

@@ -284,6 +284,12 @@ async fn cheaters_among_honest_nodes(cheats: &[&str]) {
         registry.claimable(devnet.file.artist).call().await.unwrap() > U256::ZERO,
         "the artist got the slashed stake"
     );
+    // The CLI shows the record too.
+    let table = devnet.lumen_ok(&["node", "list"]);
+    for node in cheaters.iter().filter(|n| rendered.contains(*n)) {
+        let line = table.lines().find(|l| l.starts_with(&format!("{node:#x}"))).unwrap_or_default();
+        assert!(line.contains("BANNED"), "{node} in `lumen node list`:\n{table}");
+    }
 }
 
 #[tokio::test]
