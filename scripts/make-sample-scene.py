@@ -5,7 +5,8 @@ Run inside Blender (it is not a standalone Python program):
     blender -b --factory-startup --python scripts/make-sample-scene.py -- \
         --out FILE [--frames N] [--width W --height H] \
         [--engine CYCLES|BLENDER_EEVEE|BLENDER_WORKBENCH] [--samples S] \
-        [--variant ok|external-texture|denoise|no-camera] [--texture PATH] [--compress]
+        [--variant ok|external-texture|denoise|no-camera] [--texture PATH] [--compress] \
+        [--seed N]
 
 The scene is built from scratch: a camera, a sun, a ground plane and three
 coloured objects that move and rotate over the frames, in front of a
@@ -21,10 +22,15 @@ Variants:
   denoise           Cycles denoising on: fails deterministically on a
                     Blender built without OpenImageDenoise
   no-camera         the scene has no camera: Blender cannot render it
+
+--seed N (default 0) picks another layout of the same kind of scene: the
+objects' positions, sizes, colours and motion are perturbed from a seeded
+random generator. Seed 0 is the original layout, unchanged.
 """
 
 import argparse
 import math
+import random
 import sys
 
 import bpy
@@ -54,6 +60,12 @@ def parse_args():
         help="image path for --variant external-texture (need not exist)",
     )
     p.add_argument("--compress", action="store_true", help="save gzip-compressed")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="another object layout (default 0: the original scene)",
+    )
     return p.parse_args(argv)
 
 
@@ -75,6 +87,47 @@ def material(name, rgb, texture_path=None):
         tex.image = img
         mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
     return mat
+
+
+def layout(seed):
+    """Colours, sizes and motion of the three objects. Seed 0 is the
+    original scene; any other seed perturbs it reproducibly."""
+    lay = {
+        "red": (0.80, 0.10, 0.08),
+        "green": (0.10, 0.70, 0.15),
+        "blue": (0.10, 0.20, 0.85),
+        "cube_size": 1.6,
+        "cube_x": -2.2,
+        "cube_turn": 1.0,  # half turns over the animation
+        "ball_radius": 0.8,
+        "ball_from": -1.5,
+        "ball_travel": 3.0,
+        "ball_y": 1.0,
+        "cone_x": 2.2,
+        "cone_rise": 1.2,
+    }
+    if seed == 0:
+        return lay
+    rng = random.Random(seed)
+
+    def colour():
+        return tuple(round(rng.uniform(0.05, 0.9), 3) for _ in range(3))
+
+    lay.update(
+        red=colour(),
+        green=colour(),
+        blue=colour(),
+        cube_size=rng.uniform(1.0, 2.0),
+        cube_x=rng.uniform(-3.0, -1.6),
+        cube_turn=rng.uniform(-1.0, 1.0),
+        ball_radius=rng.uniform(0.5, 1.0),
+        ball_from=rng.uniform(-2.5, -0.5),
+        ball_travel=rng.uniform(1.5, 4.0),
+        ball_y=rng.uniform(0.0, 2.0),
+        cone_x=rng.uniform(1.6, 3.0),
+        cone_rise=rng.uniform(0.5, 2.0),
+    )
+    return lay
 
 
 def add_object(name, mesh_op, mat, **kwargs):
@@ -139,6 +192,7 @@ def build(args):
     scene.collection.objects.link(sun)
 
     texture = args.texture if args.variant == "external-texture" else None
+    lay = layout(args.seed)
     add_object(
         "Ground",
         bpy.ops.mesh.primitive_plane_add,
@@ -149,15 +203,15 @@ def build(args):
     cube = add_object(
         "Cube",
         bpy.ops.mesh.primitive_cube_add,
-        material("Red", (0.80, 0.10, 0.08)),
-        size=1.6,
-        location=(-2.2, 0.0, 0.0),
+        material("Red", lay["red"]),
+        size=lay["cube_size"],
+        location=(lay["cube_x"], 0.0, 0.0),
     )
     ball = add_object(
         "Ball",
         bpy.ops.mesh.primitive_uv_sphere_add,
-        material("Green", (0.10, 0.70, 0.15)),
-        radius=0.8,
+        material("Green", lay["green"]),
+        radius=lay["ball_radius"],
         segments=24,
         ring_count=12,
         location=(0.0, 1.0, 0.0),
@@ -165,21 +219,21 @@ def build(args):
     cone = add_object(
         "Cone",
         bpy.ops.mesh.primitive_cone_add,
-        material("Blue", (0.10, 0.20, 0.85)),
+        material("Blue", lay["blue"]),
         radius1=0.8,
         depth=1.8,
-        location=(2.2, 0.0, 0.0),
+        location=(lay["cone_x"], 0.0, 0.0),
     )
 
     # Animation: every frame differs from its neighbours.
     first, last = scene.frame_start, scene.frame_end
     for frame, t in ((first, 0.0), (last, 1.0)):
         scene.frame_set(frame)
-        cube.rotation_euler = (0.0, 0.0, t * math.pi)
+        cube.rotation_euler = (0.0, 0.0, t * math.pi * lay["cube_turn"])
         cube.keyframe_insert("rotation_euler", frame=frame)
-        ball.location = (-1.5 + 3.0 * t, 1.0, 0.0)
+        ball.location = (lay["ball_from"] + lay["ball_travel"] * t, lay["ball_y"], 0.0)
         ball.keyframe_insert("location", frame=frame)
-        cone.location = (2.2, 0.0, 1.2 * t)
+        cone.location = (lay["cone_x"], 0.0, lay["cone_rise"] * t)
         cone.keyframe_insert("location", frame=frame)
         cone.rotation_euler = (0.0, t * math.pi / 2.0, 0.0)
         cone.keyframe_insert("rotation_euler", frame=frame)

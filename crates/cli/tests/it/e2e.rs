@@ -246,10 +246,16 @@ async fn cheaters_among_honest_nodes(cheats: &[&str]) {
     }
     // Every cheater that got a frame of this job was caught; honest nodes never were.
     let nodes = nodes_by_address(&devnet);
-    let rendered: std::collections::HashSet<Address> = frames_of(&status)
+    // A cheater "delivered bad work" when any of its renders was not
+    // accepted (`honest-then-noise` may render only honest frames of a
+    // small job, and then nothing proves it cheated).
+    let renders: Vec<&serde_json::Value> =
+        frames_of(&status).iter().flat_map(|f| f["renders"].as_array().unwrap().iter()).collect();
+    let node_of = |r: &serde_json::Value| -> Address { r["node"].as_str().unwrap().parse().unwrap() };
+    let rendered: std::collections::HashSet<Address> = renders
         .iter()
-        .flat_map(|f| f["renders"].as_array().unwrap().iter())
-        .map(|r| r["node"].as_str().unwrap().parse().unwrap())
+        .filter(|r| r["state"] != "accepted" && r["state"] != "cancelled" && r["state"] != "lost")
+        .map(|r| node_of(r))
         .collect();
     for node in &honest {
         let trust = &nodes[node]["trust"];
