@@ -500,13 +500,7 @@ impl Bench {
         command
             .args(args)
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("TMPDIR", home.path())
-            .env("LANG", "C.UTF-8")
-            .env("BLENDER_USER_CONFIG", home.path().join("config"))
-            .env("BLENDER_USER_SCRIPTS", home.path().join("scripts"))
-            .env("BLENDER_USER_DATAFILES", home.path().join("datafiles"))
+            .envs(lumen_blender::isolated_env(home.path()))
             // Mesa's software rasterizer (Eevee, Workbench): as many threads
             // as Blender's, so the two renders of a pair differ there too.
             .env("LP_NUM_THREADS", threads.to_string())

@@ -27,6 +27,7 @@ use std::{
 
 pub use error::{BlenderError, RenderError};
 pub use inspect::{ExternalFile, SceneInfo};
+pub use process::isolated_env;
 pub use render::{RenderOutput, RenderRequest, ResourceLimits};
 
 /// Environment variable naming the Blender executable.

@@ -2,6 +2,7 @@
 
 use std::{
     ffi::OsStr,
+    ffi::OsString,
     path::Path,
     process::{ExitStatus, Stdio},
     time::{Duration, Instant},
@@ -93,6 +94,22 @@ impl Drop for GroupGuard {
 /// into it, no inherited environment but `PATH`, in a new process group
 /// that is killed whole on timeout (or when the returned future is
 /// dropped) and reaped.
+/// The whole environment Blender runs with (after clearing the caller's):
+/// `PATH`, a private `HOME` and `TMPDIR` under `home`, and Blender's user
+/// folders inside it, so no user preference, add-on or startup file of the
+/// machine changes a render.
+pub fn isolated_env(home: &Path) -> Vec<(OsString, OsString)> {
+    vec![
+        ("PATH".into(), std::env::var_os("PATH").unwrap_or_default()),
+        ("HOME".into(), home.into()),
+        ("TMPDIR".into(), home.into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("BLENDER_USER_CONFIG".into(), home.join("config").into()),
+        ("BLENDER_USER_SCRIPTS".into(), home.join("scripts").into()),
+        ("BLENDER_USER_DATAFILES".into(), home.join("datafiles").into()),
+    ]
+}
+
 pub(crate) async fn run(
     exe: &Path,
     args: &[&OsStr],
@@ -120,13 +137,7 @@ pub(crate) async fn run(
     command
         .args(args)
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("TMPDIR", home.path())
-        .env("LANG", "C.UTF-8")
-        .env("BLENDER_USER_CONFIG", home.path().join("config"))
-        .env("BLENDER_USER_SCRIPTS", home.path().join("scripts"))
-        .env("BLENDER_USER_DATAFILES", home.path().join("datafiles"))
+        .envs(isolated_env(home.path()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
