@@ -2,13 +2,17 @@
 //!
 //! Each round it (1) ends tasks whose lease ran out, (2) decides the fate of
 //! frames that failed somewhere — retry elsewhere, fail the frame, or fail
-//! the job when the failure is deterministic — and (3) assigns pending frames
-//! to the least-loaded HEALTHY nodes that can render them, skipping nodes
-//! that already failed the frame. It wakes on bus events and polls as a
+//! the job when the failure is deterministic and believed (nodes of
+//! independent owners in good standing, or the verifier's probe) — and (3)
+//! assigns pending renders: a frame's first render to a least-loaded
+//! HEALTHY node within its earned slots (ties drawn at random, weighted by
+//! reputation), with a hidden draw deciding whether the frame also gets a
+//! verification render, which goes to a node of another owner running the
+//! same Blender (`docs/trust.md`). It wakes on bus events and polls as a
 //! fallback, so a lost wake-up only costs latency.
 //!
-//! Claims go through [`lumen_store::Store::claim_frame`], a conditional
-//! update, so two matchmakers sharing a database never hand out one frame
+//! Claims go through [`lumen_store::Store::claim_render`], a conditional
+//! update, so two matchmakers sharing a database never hand out one render
 //! twice.
 
 pub mod policy;

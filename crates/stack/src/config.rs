@@ -344,6 +344,22 @@ mod tests {
         });
     }
 
+    /// docs/configuration.md lists every key with its default: the file
+    /// must parse (no unknown key) and give exactly the defaults.
+    #[test]
+    fn the_documented_defaults_are_the_defaults() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let section = &doc[doc.find("## Every key").expect("the section exists")..];
+        let start = section.find("```toml\n").expect("a TOML block") + "```toml\n".len();
+        let toml = &section[start..start + section[start..].find("```").expect("the block ends")];
+        Jail::expect_with(|jail| {
+            jail.create_file("documented.toml", toml)?;
+            let documented = load(&["--config", "documented.toml"]).unwrap();
+            assert_eq!(documented, LumenConfig::default());
+            Ok(())
+        });
+    }
+
     #[test]
     fn secrets_and_flag_variables_are_not_read_as_configuration() {
         Jail::expect_with(|jail| {
