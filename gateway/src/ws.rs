@@ -210,6 +210,16 @@ async fn handle(state: &AppState, node: Address, msg: NodeMessage) -> Option<Ser
             state.bus.publish(Event::NodeCapacity);
             Some(ServerMessage::HeartbeatAck { state: state_now })
         }
+        NodeMessage::TaskProgress { task_id } => {
+            match state.store.record_progress(task_id, node).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    debug!(target: "gateway::ws", %node, %task_id, "progress on a task that is not the node's or not running")
+                }
+                Err(err) => warn!(target: "gateway::ws", %node, %err, "cannot record progress"),
+            }
+            None
+        }
         NodeMessage::TaskFailed { task_id, code, message, deterministic } => {
             match state.store.task(task_id).await {
                 Ok(Some(task)) if task.node == node => {

@@ -74,6 +74,10 @@ pub struct MatchmakerConfig {
     pub policy: policy::FailurePolicy,
     /// Sampling, earned slots and good standing.
     pub trust: policy::TrustPolicy,
+    /// Seconds a running task may go without progress from its node before
+    /// it is lost and goes to another node (default 30; nodes report every
+    /// 5 s while they work).
+    pub stall_secs: u64,
     /// Seconds a job's dispatch waits for the verifier to probe a
     /// deterministic failure a node reported, before going on without it
     /// (default 30).
@@ -88,6 +92,7 @@ impl Default for MatchmakerConfig {
             lease_grace_secs: 60,
             policy: Default::default(),
             trust: Default::default(),
+            stall_secs: 30,
             probe_wait_secs: 30,
         }
     }
@@ -162,21 +167,31 @@ impl Matchmaker {
 
     async fn expire_leases(&self) -> MatchmakerResult<()> {
         let now = now_ms();
+        let stall_ms = i64::try_from(self.config.stall_secs.saturating_mul(1_000)).unwrap_or(i64::MAX);
         for task in self.store.tasks_in_state(TaskState::Running).await? {
-            if task.lease_until >= now {
+            let quiet_since = task.progress_at.unwrap_or(task.created_at);
+            let end = if task.lease_until < now {
+                TaskEnd {
+                    state: TaskState::Lost,
+                    code: "timeout".into(),
+                    message: "no result before the task's lease ran out".into(),
+                    deterministic: false,
+                }
+            } else if now.saturating_sub(quiet_since) > stall_ms {
+                TaskEnd {
+                    state: TaskState::Lost,
+                    code: "stalled".into(),
+                    message: format!("no progress for {} s", self.config.stall_secs),
+                    deterministic: false,
+                }
+            } else {
                 continue;
-            }
-            let end = TaskEnd {
-                state: TaskState::Lost,
-                code: "timeout".into(),
-                message: "no result before the task's lease ran out".into(),
-                deterministic: false,
             };
             if self.store.end_task(task.task_id, &end).await? {
-                warn!(target: "matchmaker::lease", task_id = %task.task_id, node = %task.node, "task lease expired");
+                warn!(target: "matchmaker::lease", task_id = %task.task_id, node = %task.node, code = %end.code, "task lost: the frame goes to another node");
                 self.link.send(
                     &task.node,
-                    ServerMessage::CancelTask { task_id: task.task_id, reason: "timeout".into() },
+                    ServerMessage::CancelTask { task_id: task.task_id, reason: end.code.clone() },
                 );
                 self.bus.publish(Event::TaskEnded { task_id: task.task_id, node: task.node });
             }

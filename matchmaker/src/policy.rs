@@ -358,6 +358,7 @@ mod tests {
             confirmed: None,
             render_secs: None,
             lease_until: 0,
+            progress_at: None,
             created_at: 0,
             finished_at: None,
             verdict_seq: None,

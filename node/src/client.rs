@@ -210,7 +210,20 @@ impl Client {
                             let registry = tasks.clone();
                             status.running.fetch_add(1, Ordering::Relaxed);
                             let handle = tokio::spawn(async move {
-                                let msg = context.execute(dispatch).await;
+                                // Progress every few seconds while the task is worked on,
+                                // so the gateway can tell a slow render from a silent node.
+                                let work = context.execute(dispatch);
+                                tokio::pin!(work);
+                                let mut tick = tokio::time::interval(PROGRESS_EVERY);
+                                let silent = context.config.fault == Some(crate::Fault::Silent);
+                                let msg = loop {
+                                    tokio::select! {
+                                        msg = &mut work => break msg,
+                                        _ = tick.tick() => if !silent {
+                                            let _ = out.send(NodeMessage::TaskProgress { task_id });
+                                        },
+                                    }
+                                };
                                 // Whoever removes the task from the registry accounts for it.
                                 if registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&task_id).is_some() {
                                     status.running.fetch_sub(1, Ordering::Relaxed);
@@ -248,6 +261,9 @@ impl Client {
         end
     }
 }
+
+/// How often a node reports progress on each task it works on.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

@@ -164,6 +164,13 @@ pub enum NodeMessage {
         /// Wall time the node spent, in seconds.
         render_secs: f64,
     },
+    /// A task is still being worked on (fetching, rendering or uploading);
+    /// sent every few seconds while it is. A task that goes quiet is moved to
+    /// another node.
+    TaskProgress {
+        /// The task.
+        task_id: TaskId,
+    },
     /// A frame could not be rendered.
     TaskFailed {
         /// The task.

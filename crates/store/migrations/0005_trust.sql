@@ -11,6 +11,9 @@ CREATE INDEX tasks_node ON tasks (node, state);
 -- A deterministic failure a node reported, probed by the verifier: 1 when
 -- its own probe render failed the same way, 0 when it rendered.
 ALTER TABLE tasks ADD COLUMN confirmed INTEGER;
+-- Last sign of work on a running task (ms): a task quiet for too long is
+-- lost and goes to another node.
+ALTER TABLE tasks ADD COLUMN progress_at INTEGER;
 
 -- Nodes proven to cheat (outvoted by independent renders): never given work
 -- again, refused at the gateway, and slashed on-chain by the settler with

@@ -96,6 +96,8 @@ pub struct TaskRow {
     pub render_secs: Option<f64>,
     /// The task is lost if no result arrives by then (ms).
     pub lease_until: i64,
+    /// Last progress the node reported on it (ms), if any.
+    pub progress_at: Option<i64>,
     /// Dispatch time (ms).
     pub created_at: i64,
     /// End time (ms).
@@ -441,6 +443,20 @@ impl Store {
             ..TaskUpdate::default()
         };
         Ok(self.move_task(task_id, TaskState::Running, end.state, update).await?.is_some())
+    }
+
+    /// Records that `node` is still working on its running task. False when
+    /// the task is not `node`'s or not running.
+    pub async fn record_progress(&self, task_id: TaskId, node: Address) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE tasks SET progress_at = $1 WHERE task_id = $2 AND node = $3 AND state = $4")
+                .bind(now_ms())
+                .bind(task_id)
+                .bind(Hex(node))
+                .bind(TaskState::Running)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Records that a running task's output was uploaded with `hash`.

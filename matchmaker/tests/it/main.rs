@@ -253,3 +253,40 @@ async fn slots_are_earned_and_fake_failures_of_fresh_keys_cannot_fail_a_job() {
     assert_eq!((job.state, job.failure), (JobState::Rendering, None), "two fresh keys cannot fail a job");
     assert!(store.frames(JobId(1)).await.unwrap().iter().all(|f| f.state != FrameState::Failed));
 }
+
+#[tokio::test]
+async fn a_task_without_progress_moves_to_another_node_and_costs_its_node() {
+    let config = MatchmakerConfig { stall_secs: 5, ..plain() };
+    let (dir, store, link, matchmaker) = setup_with(2, config).await;
+    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    let (quiet, busy) = (link.add(1, 1), link.add(2, 1));
+    matchmaker.round().await.unwrap();
+    let running = store.tasks_in_state(TaskState::Running).await.unwrap();
+    assert_eq!(running.len(), 2);
+    // Both were dispatched a minute ago; only `busy` reported progress since.
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("lumen.db").display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tasks SET created_at = created_at - 60000").execute(&db).await.unwrap();
+    let busy_task = running.iter().find(|t| t.node == busy).unwrap();
+    assert!(store.record_progress(busy_task.task_id, busy).await.unwrap());
+    assert!(
+        !store.record_progress(busy_task.task_id, quiet).await.unwrap(),
+        "only the task's node reports on it"
+    );
+
+    matchmaker.round().await.unwrap();
+    let quiet_task =
+        store.task(running.iter().find(|t| t.node == quiet).unwrap().task_id).await.unwrap().unwrap();
+    assert_eq!((quiet_task.state, quiet_task.failure_code.as_deref()), (TaskState::Lost, Some("stalled")));
+    assert_eq!(store.task(busy_task.task_id).await.unwrap().unwrap().state, TaskState::Running);
+    let cancelled = link.sent.lock().unwrap()[&quiet]
+        .iter()
+        .any(|m| matches!(m, ServerMessage::CancelTask { reason, .. } if reason == "stalled"));
+    assert!(cancelled, "the node is told to stop");
+    assert_eq!(
+        store.node_record(quiet).await.unwrap().lost,
+        1,
+        "the silent node pays in reputation and slots"
+    );
+}

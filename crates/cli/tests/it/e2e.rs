@@ -539,3 +539,33 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
 fn job_state(status: &serde_json::Value) -> JobState {
     serde_json::from_value(status["state"].clone()).expect("the state is a job state")
 }
+
+#[tokio::test]
+async fn a_silent_node_loses_its_frames_to_others() {
+    // A node that accepts frames and never answers, while it keeps heartbeating.
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[matchmaker]\nstall_secs = 5\n").unwrap();
+    let devnet = Devnet::start(4, &["--node-fault", "3=silent", "--config", config.path().to_str().unwrap()]);
+    let silent = devnet.file.nodes[3].address;
+    let scene = devnet.dir.path().join("scene.blend");
+    make_scene(&scene, 4, 64, 36, &[]);
+    let started = std::time::Instant::now();
+    let job = devnet.submit(&scene, &[]);
+    devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
+    let status = devnet.status(job);
+    assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(150),
+        "stalled frames moved on in seconds, not after the 360 s lease"
+    );
+    let released = released_frames(&devnet, job).await;
+    assert!(released.values().all(|(node, ..)| *node != silent), "the silent node was paid");
+    let trust = &nodes_by_address(&devnet)[&silent]["trust"];
+    let stalled = frames_of(&status)
+        .iter()
+        .flat_map(|f| f["renders"].as_array().unwrap().iter())
+        .filter(|r| r["node"].as_str().unwrap().parse::<Address>().unwrap() == silent)
+        .count();
+    assert!(stalled >= 1, "the silent node took frames (every node is free in the first round)");
+    assert_eq!(trust["lost"].as_u64(), Some(stalled as u64), "every frame it took was lost: {trust}");
+}
