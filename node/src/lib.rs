@@ -91,11 +91,13 @@ pub enum Fault {
     Silent,
     /// Render honestly for the first frames, then upload noise.
     HonestThenNoise,
+    /// Render with one sample instead of the scene's.
+    FewerSamples,
 }
 
 impl Fault {
     /// Every fault, in the order of [`Fault::as_str`]'s names.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::BlackFrames,
         Self::WrongKey,
         Self::Noise,
@@ -105,6 +107,7 @@ impl Fault {
         Self::FakeFailure,
         Self::Silent,
         Self::HonestThenNoise,
+        Self::FewerSamples,
     ];
 
     /// The name used on the command line and in `LUMEN_NODE_FAULT`.
@@ -119,6 +122,7 @@ impl Fault {
             Self::FakeFailure => "fake-failure",
             Self::Silent => "silent",
             Self::HonestThenNoise => "honest-then-noise",
+            Self::FewerSamples => "fewer-samples",
         }
     }
 }

@@ -138,6 +138,7 @@ impl TaskContext {
             threads: self.config.threads,
             expected_range: None,
             probe: false,
+            samples_override: (self.config.fault == Some(Fault::FewerSamples)).then_some(1),
         };
         let output = self.blender.render_frame(&request).await.map_err(|e| Failure {
             code: e.kind().to_owned(),

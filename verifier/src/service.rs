@@ -160,6 +160,7 @@ impl VerifierService {
                 threads: Some(1),
                 expected_range: None,
                 probe: true,
+                samples_override: None,
             };
             let confirmed = match blender.render_frame(&request).await {
                 Err(err) => err.is_deterministic() && err.kind() == code,

@@ -57,6 +57,10 @@ pub struct RenderRequest {
     /// The gateway's verifier probes to confirm a deterministic failure
     /// that nodes report before it fails anybody's job.
     pub probe: bool,
+    /// Renders with this many samples instead of the scene's (Cycles
+    /// samples, Eevee TAA samples). Only failure tests of cheating nodes
+    /// set it.
+    pub samples_override: Option<u32>,
 }
 
 /// What a probe changes once the file is loaded (see [`RenderRequest::probe`]).
@@ -195,6 +199,16 @@ impl Blender {
         if req.probe {
             args.push("--python-expr".into());
             args.push(PROBE_EXPR.into());
+        }
+        if let Some(samples) = req.samples_override {
+            args.push("--python-expr".into());
+            args.push(
+                format!(
+                    "import bpy\nfor s in bpy.data.scenes:\n    s.eevee.taa_render_samples = {samples}\n    \
+                     c = getattr(s, 'cycles', None)\n    if c is not None:\n        c.samples = {samples}\n"
+                )
+                .into(),
+            );
         }
         args.push("-f".into());
         args.push(req.frame.to_string().into());

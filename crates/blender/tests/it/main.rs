@@ -34,6 +34,7 @@ fn request(blend: PathBuf, work: &Path, frame: i32) -> RenderRequest {
         threads: Some(2),
         expected_range: Some((1, 6)),
         probe: false,
+        samples_override: None,
     }
 }
 

@@ -147,3 +147,20 @@ async fn a_probe_renders_tiny_and_fails_like_the_full_render() {
     assert_eq!(err.kind(), "missing_feature", "{err}");
     assert!(err.is_deterministic());
 }
+
+#[tokio::test]
+async fn a_samples_override_changes_the_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let blend = crate::scene(dir.path(), "scene.blend", SampleScene::tiny()).await;
+    let pixels = |samples: Option<u32>| {
+        let mut req = crate::request(blend.clone(), dir.path(), 2);
+        req.samples_override = samples;
+        async move {
+            let out = crate::blender().render_frame(&req).await.unwrap();
+            image::load_from_memory(&out.bytes).unwrap().to_rgba8().into_raw()
+        }
+    };
+    let (scene_samples, again, one) = (pixels(None).await, pixels(None).await, pixels(Some(1)).await);
+    assert_eq!(scene_samples, again, "the same settings render the same pixels");
+    assert_ne!(scene_samples, one, "one sample is not the scene's four");
+}

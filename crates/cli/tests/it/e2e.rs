@@ -194,13 +194,19 @@ fn nodes_by_address(devnet: &Devnet) -> std::collections::HashMap<Address, serde
 async fn cheaters_are_outvoted_banned_slashed_and_never_paid() {
     // Three honest owners beside four that cheat, each its own way. (Cheats
     // whose outputs can agree with each other, such as a copied frame and a
-    // neighbouring frame, are collusion: see `a_neighbouring_frame_is_caught`.)
-    cheaters_among_honest_nodes(&["noise", "smooth", "copy-frame", "honest-then-noise"]).await;
+    // neighbouring frame, are collusion: see
+    // `a_neighbouring_frame_and_a_one_sample_render_are_caught`. Five
+    // cheaters among eight nodes can also leave a frame without any two
+    // agreeing renders at the cap: docs/trust.md.)
+    cheaters_among_honest_nodes(&["noise", "smooth", "copy-frame", "honest-then-noise", "fewer-samples"])
+        .await;
 }
 
 #[tokio::test]
-async fn a_neighbouring_frame_is_caught() {
-    cheaters_among_honest_nodes(&["neighbour"]).await;
+async fn a_neighbouring_frame_and_a_one_sample_render_are_caught() {
+    // Cheats that run Blender on the right scene: a frame off by one, and
+    // the right frame at one sample instead of the scene's sixteen.
+    cheaters_among_honest_nodes(&["neighbour", "fewer-samples"]).await;
 }
 
 /// Three honest nodes beside one node per fault in `cheats`: the job
