@@ -39,14 +39,15 @@ pub struct VerifierConfig {
     /// docs/verification.md for how the default was calibrated).
     pub tolerance: Tolerance,
     /// Most renders of one sampled frame before it is failed as
-    /// undecidable (default 5: the first, the verification, and up to three
-    /// arbitrations).
+    /// undecidable (default 7: the first, the verification, and up to five
+    /// arbitrations, so that up to five cheaters who do not collude cannot
+    /// fail a frame that two honest owners render).
     pub max_renders: u32,
 }
 
 impl Default for VerifierConfig {
     fn default() -> Self {
-        Self { poll_ms: 1_000, max_frame_bytes: 256 << 20, tolerance: Tolerance::default(), max_renders: 5 }
+        Self { poll_ms: 1_000, max_frame_bytes: 256 << 20, tolerance: Tolerance::default(), max_renders: 7 }
     }
 }
 
