@@ -161,8 +161,11 @@ impl Matchmaker {
     /// One round: expire leases, settle failed frames, dispatch.
     pub async fn round(&self) -> MatchmakerResult<()> {
         self.expire_leases().await?;
-        self.resolve_failures().await?;
-        self.dispatch().await
+        // Read once per round: both steps judge nodes by the same record.
+        let records = self.records().await?;
+        let banned = self.store.banned_nodes().await?;
+        self.resolve_failures(&records, &banned).await?;
+        self.dispatch(records, &banned).await
     }
 
     async fn expire_leases(&self) -> MatchmakerResult<()> {
@@ -199,12 +202,14 @@ impl Matchmaker {
         Ok(())
     }
 
-    async fn resolve_failures(&self) -> MatchmakerResult<()> {
-        let records = self.records().await?;
+    async fn resolve_failures(
+        &self,
+        records: &HashMap<Address, NodeRecord>,
+        banned: &HashSet<Address>,
+    ) -> MatchmakerResult<()> {
         let trusted = |node: &Address| {
             records.get(node).is_some_and(|r| policy::in_good_standing(r, &self.config.trust))
         };
-        let banned = self.store.banned_nodes().await?;
         for frame in self.store.pending_frames(10_000).await? {
             if frame.attempts == 0 {
                 continue;
@@ -251,12 +256,15 @@ impl Matchmaker {
         Ok(self.store.node_records().await?.into_iter().map(|r| (r.node, r)).collect())
     }
 
-    async fn dispatch(&self) -> MatchmakerResult<()> {
+    async fn dispatch(
+        &self,
+        records: HashMap<Address, NodeRecord>,
+        banned: &HashSet<Address>,
+    ) -> MatchmakerResult<()> {
         let pending = self.store.pending_frames(1_000).await?;
         if pending.is_empty() {
             return Ok(());
         }
-        let banned = self.store.banned_nodes().await?;
         let nodes: HashMap<Address, NodeView> = self
             .link
             .nodes()
@@ -269,7 +277,6 @@ impl Matchmaker {
             debug!(target: "matchmaker::dispatch", pending = pending.len(), "no healthy render node");
             return Ok(());
         }
-        let records = self.records().await?;
         let unverified = self.store.unverified_in_flight().await?;
         let mut running: HashMap<Address, u32> = HashMap::new();
         for task in self.store.tasks_in_state(TaskState::Running).await? {
