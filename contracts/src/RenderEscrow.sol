@@ -32,6 +32,8 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
         uint256 price;
         uint256 total;
         uint256 totalFee;
+        uint256 count;
+        bool verification;
     }
 
     /// @inheritdoc IRenderEscrow
@@ -55,6 +57,8 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
     mapping(uint256 jobId => Job) private _jobs;
     /// @inheritdoc IRenderEscrow
     mapping(uint256 jobId => mapping(uint256 wordIndex => uint256 bits)) public paidFrames;
+    /// @inheritdoc IRenderEscrow
+    mapping(uint256 jobId => mapping(uint256 wordIndex => uint256 bits)) public verifiedFrames;
     /// @inheritdoc IRenderEscrow
     mapping(address account => mapping(address token => uint256)) public credits;
     /// @inheritdoc IRenderEscrow
@@ -101,11 +105,12 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
         address token,
         uint128 pricePerFrame,
         uint32 frameCount,
+        uint32 verifications,
         uint64 deadline
     ) external payable nonReentrant returns (uint256 jobId) {
         require(!paused, Escrow_Paused());
         require(specHash != bytes32(0), Escrow_ZeroSpecHash());
-        uint256 amount = quote(frameCount, pricePerFrame);
+        uint256 amount = quote(frameCount, verifications, pricePerFrame);
         require(deadline > block.timestamp, Escrow_DeadlineInPast(deadline, block.timestamp));
         uint256 expectedValue = token == address(0) ? amount : 0;
         require(msg.value == expectedValue, Escrow_WrongValue(expectedValue, msg.value));
@@ -124,13 +129,25 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
             cancelledAt: 0,
             feeBps: fee,
             status: JobStatus.Open,
+            verificationsLeft: verifications,
             pricePerFrame: pricePerFrame,
             // casting to 'uint128' is safe because quote() reverts on amounts above 2^128-1
             // forge-lint: disable-next-line(unsafe-typecast)
             remaining: uint128(amount),
             specHash: specHash
         });
-        emit JobOpened(jobId, msg.sender, specHash, token, pricePerFrame, frameCount, deadline, amount, fee);
+        emit JobOpened(
+            jobId,
+            msg.sender,
+            specHash,
+            token,
+            pricePerFrame,
+            frameCount,
+            verifications,
+            deadline,
+            amount,
+            fee
+        );
 
         if (token != address(0)) {
             // Measure what actually arrived: fee-on-transfer tokens would leave the lock short.
@@ -149,7 +166,9 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
         address artist = job.artist;
         require(msg.sender == artist, Escrow_NotArtist(jobId, msg.sender));
         job.status = JobStatus.Cancelled;
-        job.cancelledAt = uint64(block.timestamp);
+        // casting to 'uint40' is safe until the year 36812
+        // forge-lint: disable-next-line(unsafe-typecast)
+        job.cancelledAt = uint40(block.timestamp);
         uint64 refundableAt = uint64(block.timestamp) + cancelGrace;
         uint64 deadline = job.deadline;
         emit JobCancelled(jobId, artist, refundableAt < deadline ? refundableAt : deadline);
@@ -178,8 +197,12 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ settlement role
 
     /// @inheritdoc IRenderEscrow
-    function release(uint256 jobId, FrameSet[] calldata sets) external nonReentrant onlySettler {
-        require(sets.length != 0, Escrow_NoFrameSets());
+    function release(uint256 jobId, FrameSet[] calldata frames, FrameSet[] calldata verifications)
+        external
+        nonReentrant
+        onlySettler
+    {
+        require(frames.length + verifications.length != 0, Escrow_NoFrameSets());
         Job storage job = _jobs[jobId];
         ReleaseCtx memory ctx;
         {
@@ -193,31 +216,23 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
             ctx.frameCount = job.frameCount;
             ctx.price = job.pricePerFrame;
         }
-        mapping(uint256 => uint256) storage bitmap = paidFrames[jobId];
-
-        // The bitmap word being worked on is cached and written back only when the word changes, so
-        // several sets of one word (one per node, the common case) cost one SSTORE.
-        uint256 wordIndex = type(uint256).max;
-        uint256 word;
-        for (uint256 i; i < sets.length; ++i) {
-            FrameSet calldata set = sets[i];
-            uint256 bits = set.bits;
-            uint32 w = set.wordIndex;
-            require(bits != 0, Escrow_EmptyFrameSet(jobId, i));
-            _checkRange(jobId, w, bits, ctx.frameCount);
-            if (w != wordIndex) {
-                if (wordIndex != type(uint256).max) bitmap[wordIndex] = word;
-                wordIndex = w;
-                word = bitmap[w];
-            }
-            require(word & bits == 0, Escrow_FrameAlreadyPaid(jobId, w, word & bits));
-            word |= bits;
-            _creditNode(jobId, set.node, w, bits, ctx);
+        mapping(uint256 => uint256) storage paid = paidFrames[jobId];
+        if (frames.length != 0) _paySets(jobId, frames, paid, paid, ctx);
+        if (verifications.length != 0) {
+            // The frames above are written back already: a verification render may be paid with its frame.
+            ctx.verification = true;
+            ctx.count = 0;
+            _paySets(jobId, verifications, verifiedFrames[jobId], paid, ctx);
+            uint256 left = job.verificationsLeft;
+            require(ctx.count <= left, Escrow_VerificationBudgetExceeded(jobId, ctx.count, left));
+            // casting to 'uint32' is safe because count <= left < 2^32
+            // forge-lint: disable-next-line(unsafe-typecast)
+            job.verificationsLeft = uint32(left - ctx.count);
         }
-        bitmap[wordIndex] = word;
         if (ctx.totalFee != 0) fees[ctx.token] += ctx.totalFee;
-        // Checked: a frame is paid at most once, so the total never exceeds the locked rest; the result is
-        // therefore <= remaining and fits in 128 bits.
+        // Checked: a frame and its verification render are each paid at most once, and verification renders
+        // at most `verifications` times, so the total never exceeds the locked rest; the result is therefore
+        // <= remaining and fits in 128 bits.
         job.remaining = uint128(uint256(job.remaining) - ctx.total);
     }
 
@@ -291,12 +306,17 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ views
 
     /// @inheritdoc IRenderEscrow
-    function quote(uint32 frameCount, uint128 pricePerFrame) public pure returns (uint256 amount) {
+    function quote(uint32 frameCount, uint32 verifications, uint128 pricePerFrame)
+        public
+        pure
+        returns (uint256 amount)
+    {
         require(frameCount != 0 && frameCount <= MAX_FRAMES, Escrow_InvalidFrameCount(frameCount));
+        require(verifications <= frameCount, Escrow_InvalidVerifications(verifications, frameCount));
         require(pricePerFrame != 0, Escrow_ZeroPrice());
-        // frameCount < 2^21 and pricePerFrame < 2^128: the product fits in 256 bits.
+        // frameCount + verifications < 2^22 and pricePerFrame < 2^128: the product fits in 256 bits.
         unchecked {
-            amount = uint256(frameCount) * pricePerFrame;
+            amount = (uint256(frameCount) + verifications) * pricePerFrame;
         }
         require(amount <= type(uint128).max, Escrow_AmountOverflow(amount));
     }
@@ -313,6 +333,43 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ internal
 
+    /// @dev Marks `sets` in `bitmap` and credits their nodes: frames (`bitmap` is `paid`), or verification
+    ///      renders (`ctx.verification`), each of a frame already set in `paid`.
+    function _paySets(
+        uint256 jobId,
+        FrameSet[] calldata sets,
+        mapping(uint256 => uint256) storage bitmap,
+        mapping(uint256 => uint256) storage paid,
+        ReleaseCtx memory ctx
+    ) private {
+        // The bitmap word being worked on is cached and written back only when the word changes, so
+        // several sets of one word (one per node, the common case) cost one SSTORE.
+        uint256 wordIndex = type(uint256).max;
+        uint256 word;
+        for (uint256 i; i < sets.length; ++i) {
+            FrameSet calldata set = sets[i];
+            uint256 bits = set.bits;
+            uint32 w = set.wordIndex;
+            require(bits != 0, Escrow_EmptyFrameSet(jobId, i));
+            _checkRange(jobId, w, bits, ctx.frameCount);
+            if (w != wordIndex) {
+                if (wordIndex != type(uint256).max) bitmap[wordIndex] = word;
+                wordIndex = w;
+                word = bitmap[w];
+            }
+            if (ctx.verification) {
+                uint256 unpaid = bits & ~paid[w];
+                require(unpaid == 0, Escrow_FrameNotPaid(jobId, w, unpaid));
+                require(word & bits == 0, Escrow_VerificationAlreadyPaid(jobId, w, word & bits));
+            } else {
+                require(word & bits == 0, Escrow_FrameAlreadyPaid(jobId, w, word & bits));
+            }
+            word |= bits;
+            _creditNode(jobId, set.node, w, bits, ctx);
+        }
+        bitmap[wordIndex] = word;
+    }
+
     /// @dev Credits the owner of `node` for the frames `bits` of word `w`, adds to the release totals.
     function _creditNode(uint256 jobId, address node, uint32 w, uint256 bits, ReleaseCtx memory ctx) private {
         address owner_ = registry.ownerOf(node);
@@ -323,13 +380,16 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
         // the running totals stay below frameCount * price < 2^128. Credits are sums of released amounts of
         // jobs whose locks each fit in 128 bits and cannot realistically reach 2^256.
         unchecked {
-            amount = _popcount(bits) * ctx.price;
+            uint256 count = _popcount(bits);
+            amount = count * ctx.price;
             fee = amount * ctx.feeBps / BPS;
             credits[owner_][ctx.token] += amount - fee;
             ctx.total += amount;
             ctx.totalFee += fee;
+            ctx.count += count;
         }
-        emit FramesReleased(jobId, node, owner_, w, bits, amount, fee);
+        if (ctx.verification) emit VerificationsReleased(jobId, node, owner_, w, bits, amount, fee);
+        else emit FramesReleased(jobId, node, owner_, w, bits, amount, fee);
     }
 
     /// @dev Pays `amount` of `token` (address(0): native coin) to `to`.

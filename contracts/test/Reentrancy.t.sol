@@ -42,7 +42,7 @@ contract ReentrancyTest is BaseTest {
         evil.mint(artist, amount);
         vm.startPrank(artist);
         evil.approve(address(escrow), amount);
-        jobId = escrow.openJob(SPEC, address(evil), PRICE, frames, uint64(block.timestamp + 1 days));
+        jobId = escrow.openJob(SPEC, address(evil), PRICE, frames, 0, uint64(block.timestamp + 1 days));
         vm.stopPrank();
     }
 
@@ -73,13 +73,17 @@ contract ReentrancyTest is BaseTest {
         escrow.setSettler(address(settlerContract));
         uint256 jobId = _openEvil(alice, 4);
         settlerContract.execute(
-            address(escrow), 0, abi.encodeCall(IRenderEscrow.release, (jobId, _sets(node2, 0, 0x1)))
+            address(escrow), 0, abi.encodeCall(IRenderEscrow.release, (jobId, _sets(node2, 0, 0x1), _none()))
         );
         evil.arm(
             address(settlerContract),
             abi.encodeCall(
                 ReentrantReceiver.execute,
-                (address(escrow), 0, abi.encodeCall(IRenderEscrow.release, (jobId, _sets(node2, 0, 0x2))))
+                (
+                    address(escrow),
+                    0,
+                    abi.encodeCall(IRenderEscrow.release, (jobId, _sets(node2, 0, 0x2), _none()))
+                )
             )
         );
         vm.prank(owner2);
@@ -115,7 +119,7 @@ contract ReentrancyTest is BaseTest {
     function test_Receiver_RefundReentersRefund() public {
         vm.deal(address(attacker), 4 * uint256(PRICE));
         bytes memory open = abi.encodeCall(
-            IRenderEscrow.openJob, (SPEC, address(0), PRICE, 4, uint64(block.timestamp + 1 days))
+            IRenderEscrow.openJob, (SPEC, address(0), PRICE, 4, 0, uint64(block.timestamp + 1 days))
         );
         uint256 jobId = abi.decode(attacker.execute(address(escrow), 4 * uint256(PRICE), open), (uint256));
         _release(jobId, _sets(node2, 0, 0x1));

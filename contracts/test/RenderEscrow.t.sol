@@ -68,37 +68,37 @@ contract RenderEscrowTest is BaseTest {
     // ------------------------------------------------------------------ quote
 
     function test_Quote() public view {
-        assertEq(escrow.quote(10, 3), 30);
-        assertEq(escrow.quote(1_048_576, 1), 1_048_576);
+        assertEq(escrow.quote(10, 0, 3), 30);
+        assertEq(escrow.quote(1_048_576, 0, 1), 1_048_576);
     }
 
     function testFuzz_Quote(uint32 frames, uint128 price) public view {
         frames = uint32(bound(frames, 1, escrow.MAX_FRAMES()));
         price = uint128(bound(price, 1, type(uint128).max / frames));
-        assertEq(escrow.quote(frames, price), uint256(frames) * price);
+        assertEq(escrow.quote(frames, 0, price), uint256(frames) * price);
     }
 
     function test_RevertWhen_QuoteZeroFrames() public {
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidFrameCount.selector, uint32(0)));
-        escrow.quote(0, 1);
+        escrow.quote(0, 0, 1);
     }
 
     function test_RevertWhen_QuoteTooManyFrames() public {
         vm.expectRevert(
             abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidFrameCount.selector, uint32(1_048_577))
         );
-        escrow.quote(1_048_577, 1);
+        escrow.quote(1_048_577, 0, 1);
     }
 
     function test_RevertWhen_QuoteZeroPrice() public {
         vm.expectRevert(IRenderEscrow.Escrow_ZeroPrice.selector);
-        escrow.quote(1, 0);
+        escrow.quote(1, 0, 0);
     }
 
     function test_RevertWhen_QuoteAmountOverflows() public {
         uint256 amount = uint256(2) * type(uint128).max;
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_AmountOverflow.selector, amount));
-        escrow.quote(2, type(uint128).max);
+        escrow.quote(2, 0, type(uint128).max);
     }
 
     // ------------------------------------------------------------------ openJob
@@ -107,9 +107,9 @@ contract RenderEscrowTest is BaseTest {
         uint64 deadline = uint64(block.timestamp + 1 days);
         vm.deal(alice, 10 * PRICE);
         vm.expectEmit(address(escrow));
-        emit IRenderEscrow.JobOpened(1, alice, SPEC, address(0), PRICE, 10, deadline, 10 * PRICE, FEE_BPS);
+        emit IRenderEscrow.JobOpened(1, alice, SPEC, address(0), PRICE, 10, 0, deadline, 10 * PRICE, FEE_BPS);
         vm.prank(alice);
-        uint256 jobId = escrow.openJob{value: 10 * PRICE}(SPEC, address(0), PRICE, 10, deadline);
+        uint256 jobId = escrow.openJob{value: 10 * PRICE}(SPEC, address(0), PRICE, 10, 0, deadline);
         assertEq(jobId, 1);
         assertEq(escrow.nextJobId(), 2);
         assertEq(address(escrow).balance, 10 * PRICE);
@@ -132,9 +132,9 @@ contract RenderEscrowTest is BaseTest {
         token.approve(address(escrow), 5 * PRICE);
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobOpened(
-            1, alice, SPEC, address(token), PRICE, 5, uint64(block.timestamp + 1), 5 * PRICE, FEE_BPS
+            1, alice, SPEC, address(token), PRICE, 5, 0, uint64(block.timestamp + 1), 5 * PRICE, FEE_BPS
         );
-        uint256 jobId = escrow.openJob(SPEC, address(token), PRICE, 5, uint64(block.timestamp + 1));
+        uint256 jobId = escrow.openJob(SPEC, address(token), PRICE, 5, 0, uint64(block.timestamp + 1));
         vm.stopPrank();
         assertEq(token.balanceOf(address(escrow)), 5 * PRICE);
         assertEq(token.balanceOf(alice), 0);
@@ -164,26 +164,26 @@ contract RenderEscrowTest is BaseTest {
         vm.deal(alice, PRICE);
         vm.prank(alice);
         vm.expectRevert(IRenderEscrow.Escrow_Paused.selector);
-        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, uint64(block.timestamp + 1));
+        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobZeroSpecHash() public {
         vm.deal(alice, PRICE);
         vm.prank(alice);
         vm.expectRevert(IRenderEscrow.Escrow_ZeroSpecHash.selector);
-        escrow.openJob{value: PRICE}(bytes32(0), address(0), PRICE, 1, uint64(block.timestamp + 1));
+        escrow.openJob{value: PRICE}(bytes32(0), address(0), PRICE, 1, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobZeroPrice() public {
         vm.prank(alice);
         vm.expectRevert(IRenderEscrow.Escrow_ZeroPrice.selector);
-        escrow.openJob(SPEC, address(0), 0, 1, uint64(block.timestamp + 1));
+        escrow.openJob(SPEC, address(0), 0, 1, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobZeroFrames() public {
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidFrameCount.selector, uint32(0)));
-        escrow.openJob(SPEC, address(0), PRICE, 0, uint64(block.timestamp + 1));
+        escrow.openJob(SPEC, address(0), PRICE, 0, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobTooManyFrames() public {
@@ -191,14 +191,14 @@ contract RenderEscrowTest is BaseTest {
         vm.expectRevert(
             abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidFrameCount.selector, uint32(1_048_577))
         );
-        escrow.openJob(SPEC, address(0), PRICE, 1_048_577, uint64(block.timestamp + 1));
+        escrow.openJob(SPEC, address(0), PRICE, 1_048_577, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobAmountOverflows() public {
         uint256 amount = uint256(3) * type(uint128).max;
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_AmountOverflow.selector, amount));
-        escrow.openJob(SPEC, address(token), type(uint128).max, 3, uint64(block.timestamp + 1));
+        escrow.openJob(SPEC, address(token), type(uint128).max, 3, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobDeadlineNotInFuture() public {
@@ -209,14 +209,14 @@ contract RenderEscrowTest is BaseTest {
                 IRenderEscrow.Escrow_DeadlineInPast.selector, uint64(block.timestamp), block.timestamp
             )
         );
-        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, uint64(block.timestamp));
+        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, 0, uint64(block.timestamp));
     }
 
     function test_RevertWhen_OpenJobNativeValueTooLow() public {
         vm.deal(alice, 2 * PRICE);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_WrongValue.selector, 2 * PRICE, PRICE));
-        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 2, uint64(block.timestamp + 1));
+        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 2, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobNativeValueTooHigh() public {
@@ -225,14 +225,14 @@ contract RenderEscrowTest is BaseTest {
         vm.expectRevert(
             abi.encodeWithSelector(IRenderEscrow.Escrow_WrongValue.selector, 2 * PRICE, 3 * PRICE)
         );
-        escrow.openJob{value: 3 * PRICE}(SPEC, address(0), PRICE, 2, uint64(block.timestamp + 1));
+        escrow.openJob{value: 3 * PRICE}(SPEC, address(0), PRICE, 2, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobTokenWithValue() public {
         vm.deal(alice, 1);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_WrongValue.selector, 0, 1));
-        escrow.openJob{value: 1}(SPEC, address(token), PRICE, 2, uint64(block.timestamp + 1));
+        escrow.openJob{value: 1}(SPEC, address(token), PRICE, 2, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobTokenNotApproved() public {
@@ -243,7 +243,7 @@ contract RenderEscrowTest is BaseTest {
                 IERC20Errors.ERC20InsufficientAllowance.selector, address(escrow), uint256(0), uint256(PRICE)
             )
         );
-        escrow.openJob(SPEC, address(token), PRICE, 1, uint64(block.timestamp + 1));
+        escrow.openJob(SPEC, address(token), PRICE, 1, 0, uint64(block.timestamp + 1));
     }
 
     function test_RevertWhen_OpenJobFeeOnTransferToken() public {
@@ -257,7 +257,7 @@ contract RenderEscrowTest is BaseTest {
                 IRenderEscrow.Escrow_TransferAmountMismatch.selector, amount, amount * 99 / 100
             )
         );
-        escrow.openJob(SPEC, address(fot), PRICE, 100, uint64(block.timestamp + 1));
+        escrow.openJob(SPEC, address(fot), PRICE, 100, 0, uint64(block.timestamp + 1));
         vm.stopPrank();
     }
 
@@ -267,7 +267,7 @@ contract RenderEscrowTest is BaseTest {
         usdt.mint(alice, 8 * uint256(price));
         vm.startPrank(alice);
         usdt.approve(address(escrow), type(uint256).max);
-        uint256 jobId = escrow.openJob(SPEC, address(usdt), price, 8, uint64(block.timestamp + 1 days));
+        uint256 jobId = escrow.openJob(SPEC, address(usdt), price, 8, 0, uint64(block.timestamp + 1 days));
         vm.stopPrank();
         assertEq(usdt.balanceOf(address(escrow)), 8 * uint256(price));
 
@@ -306,7 +306,7 @@ contract RenderEscrowTest is BaseTest {
         vm.deal(alice, PRICE);
         vm.prank(alice);
         uint64 deadline = uint64(block.timestamp + 60);
-        uint256 jobId = escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, deadline);
+        uint256 jobId = escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, 0, deadline);
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobCancelled(jobId, alice, deadline);
         vm.prank(alice);
@@ -409,7 +409,7 @@ contract RenderEscrowTest is BaseTest {
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, stranger));
-        escrow.release(jobId, sets);
+        escrow.release(jobId, sets, _none());
     }
 
     function test_RevertWhen_ReleaseNoSets() public {
@@ -698,7 +698,9 @@ contract RenderEscrowTest is BaseTest {
         artist.execute(
             address(escrow),
             PRICE,
-            abi.encodeCall(IRenderEscrow.openJob, (SPEC, address(0), PRICE, 1, uint64(block.timestamp + 1)))
+            abi.encodeCall(
+                IRenderEscrow.openJob, (SPEC, address(0), PRICE, 1, 0, uint64(block.timestamp + 1))
+            )
         );
         artist.setRejectPayments(true);
         vm.warp(block.timestamp + 1);
@@ -736,6 +738,182 @@ contract RenderEscrowTest is BaseTest {
         if (escrow.fees(t) != 0) escrow.withdrawFees(t);
         held = useToken ? token.balanceOf(address(escrow)) : address(escrow).balance;
         assertEq(held, 0);
+    }
+
+    // ------------------------------------------------------------------ verification renders
+
+    function test_OpenJob_LocksVerificationBudget() public {
+        uint64 deadline = uint64(block.timestamp + 1 days);
+        vm.deal(alice, 14 * PRICE);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobOpened(1, alice, SPEC, address(0), PRICE, 10, 4, deadline, 14 * PRICE, FEE_BPS);
+        vm.prank(alice);
+        uint256 jobId = escrow.openJob{value: 14 * PRICE}(SPEC, address(0), PRICE, 10, 4, deadline);
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        assertEq(job.verificationsLeft, 4);
+        assertEq(job.remaining, 14 * PRICE);
+        assertEq(escrow.quote(10, 4, PRICE), 14 * PRICE);
+    }
+
+    function test_RevertWhen_VerificationBudgetAboveFrameCount() public {
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidVerifications.selector, 4, 3));
+        escrow.quote(3, 4, PRICE);
+        vm.deal(alice, 7 * PRICE);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_InvalidVerifications.selector, 4, 3));
+        escrow.openJob{value: 7 * PRICE}(SPEC, address(0), PRICE, 3, 4, uint64(block.timestamp + 1));
+    }
+
+    function test_ReleaseVerifications_PaysFromBudget() public {
+        uint256 jobId = _openVerified(alice, 10, 3, PRICE);
+        _release(jobId, _sets(node1, 0, 0x3ff));
+        uint256 amount = 2 * uint256(PRICE);
+        uint256 fee = _fee(amount, FEE_BPS);
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.VerificationsReleased(jobId, node2, owner2, 0, 0x11, amount, fee);
+        _releaseVerifications(jobId, _sets(node2, 0, 0x11));
+        assertEq(escrow.credits(owner2, address(0)), amount - fee);
+        assertEq(escrow.verifiedFrames(jobId, 0), 0x11);
+        assertEq(escrow.paidFrames(jobId, 0), 0x3ff, "the frame bitmap is untouched");
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        assertEq(job.verificationsLeft, 1);
+        assertEq(job.remaining, PRICE, "one verification render of budget left");
+        // The unused budget goes back to the artist.
+        vm.prank(settler);
+        escrow.close(jobId);
+        uint256 before = alice.balance;
+        escrow.refund(jobId);
+        assertEq(alice.balance - before, PRICE);
+    }
+
+    function test_Release_FramesAndTheirVerificationsInOneCall() public {
+        uint256 jobId = _openVerified(alice, 8, 8, PRICE);
+        vm.recordLogs();
+        vm.prank(settler);
+        escrow.release(jobId, _sets(node1, 0, 0xff), _sets(node2, 0, 0x81));
+        assertEq(vm.getRecordedLogs().length, 2, "one FramesReleased, one VerificationsReleased");
+        assertEq(escrow.paidFrames(jobId, 0), 0xff);
+        assertEq(escrow.verifiedFrames(jobId, 0), 0x81);
+        assertEq(escrow.getJob(jobId).remaining, 6 * uint256(PRICE));
+        assertEq(escrow.getJob(jobId).verificationsLeft, 6);
+    }
+
+    function test_RevertWhen_ReleaseBothListsEmpty() public {
+        uint256 jobId = _openVerified(alice, 8, 8, PRICE);
+        vm.prank(settler);
+        vm.expectRevert(IRenderEscrow.Escrow_NoFrameSets.selector);
+        escrow.release(jobId, _none(), _none());
+    }
+
+    function test_RevertWhen_VerificationOfUnpaidFrame() public {
+        uint256 jobId = _openVerified(alice, 10, 10, PRICE);
+        _release(jobId, _sets(node1, 0, 0x1));
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_FrameNotPaid.selector, jobId, 0, 0x2));
+        escrow.release(jobId, _none(), _sets(node2, 0, 0x3));
+    }
+
+    function test_RevertWhen_VerificationPaidTwice() public {
+        uint256 jobId = _openVerified(alice, 10, 10, PRICE);
+        _release(jobId, _sets(node1, 0, 0x3));
+        _releaseVerifications(jobId, _sets(node2, 0, 0x1));
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationAlreadyPaid.selector, jobId, 0, 0x1)
+        );
+        escrow.release(jobId, _none(), _sets(node3, 0, 0x3));
+    }
+
+    function test_RevertWhen_VerificationBudgetExceeded() public {
+        uint256 jobId = _openVerified(alice, 10, 2, PRICE);
+        _release(jobId, _sets(node1, 0, 0x3ff));
+        _releaseVerifications(jobId, _sets(node2, 0, 0x1));
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, 2, 1)
+        );
+        escrow.release(jobId, _none(), _sets(node2, 0, 0x6));
+    }
+
+    function test_RevertWhen_VerificationsWithoutBudget() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        _release(jobId, _sets(node1, 0, 0xf));
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, 1, 0)
+        );
+        escrow.release(jobId, _none(), _sets(node2, 0, 0x1));
+    }
+
+    function test_RevertWhen_ReleaseVerificationsNotSettler() public {
+        uint256 jobId = _openVerified(alice, 4, 4, PRICE);
+        _release(jobId, _sets(node1, 0, 0xf));
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, alice));
+        escrow.release(jobId, _none(), _sets(node2, 0, 0x1));
+    }
+
+    function test_RevertWhen_ReleaseVerificationsAfterRefund() public {
+        uint256 jobId = _openVerified(alice, 4, 4, PRICE);
+        _release(jobId, _sets(node1, 0, 0xf));
+        vm.prank(settler);
+        escrow.close(jobId);
+        escrow.refund(jobId);
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Refunded
+            )
+        );
+        escrow.release(jobId, _none(), _sets(node2, 0, 0x1));
+    }
+
+    /// Whatever frames and verification renders are paid, the artist gets back exactly the rest, the lock
+    /// never pays a verification render of an unpaid frame, and nothing stays in the escrow.
+    function testFuzz_VerificationAccounting(
+        uint32 frames,
+        uint32 budget,
+        uint128 price,
+        uint256 paidBits,
+        uint256 verifyBits
+    ) public {
+        frames = uint32(bound(frames, 1, 256));
+        budget = uint32(bound(budget, 0, frames));
+        price = uint128(bound(price, 1, 1e30));
+        if (frames < 256) paidBits &= (uint256(1) << frames) - 1;
+        verifyBits &= paidBits;
+        uint256 jobId = _openVerified(alice, frames, budget, price);
+        uint256 released;
+        if (paidBits != 0) {
+            _release(jobId, _sets(node1, 0, paidBits));
+            released = _popcount(paidBits) * price;
+        }
+        uint256 verified = _popcount(verifyBits);
+        if (verifyBits != 0) {
+            vm.prank(settler);
+            if (verified > budget) {
+                vm.expectRevert(
+                    abi.encodeWithSelector(
+                        IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, verified, budget
+                    )
+                );
+                escrow.release(jobId, _none(), _sets(node2, 0, verifyBits));
+                verified = 0;
+            } else {
+                escrow.release(jobId, _none(), _sets(node2, 0, verifyBits));
+            }
+        }
+        released += verified * price;
+        assertEq(escrow.getJob(jobId).verificationsLeft, budget - verified);
+        vm.warp(block.timestamp + 1 days);
+        uint256 before = alice.balance;
+        escrow.refund(jobId);
+        assertEq(alice.balance - before, (uint256(frames) + budget) * price - released);
+        assertEq(
+            escrow.credits(owner1, address(0)) + escrow.credits(owner2, address(0)) + escrow.fees(address(0)),
+            released
+        );
+        assertEq(address(escrow).balance, released);
     }
 
     // ------------------------------------------------------------------ withdraw
@@ -815,9 +993,9 @@ contract RenderEscrowTest is BaseTest {
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
         vm.prank(settler);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, settler));
-        escrow.release(jobId, sets);
+        escrow.release(jobId, sets, _none());
         vm.prank(bob);
-        escrow.release(jobId, sets);
+        escrow.release(jobId, sets, _none());
     }
 
     function test_RevertWhen_SetSettlerZero() public {

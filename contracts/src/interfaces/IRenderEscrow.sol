@@ -4,9 +4,10 @@ pragma solidity 0.8.30;
 import {INodeRegistry} from "./INodeRegistry.sol";
 
 /// @title IRenderEscrow
-/// @notice Escrow of Lumen render jobs: artists lock `frameCount × pricePerFrame` up front, the settlement
-///         role releases payment per verified frame to the owners of the nodes that rendered them, and the
-///         unreleased rest goes back to the artist.
+/// @notice Escrow of Lumen render jobs: artists lock `(frameCount + verifications) × pricePerFrame` up
+///         front, the settlement role releases payment per verified frame to the owners of the nodes that
+///         rendered them, and for each paid frame at most one independent verification render, from the
+///         artist's verification budget; the unreleased rest goes back to the artist.
 /// @dev Payments are pull-based: `release` credits `credits[owner][token]` and owners call `withdraw`.
 ///      Frames are addressed by their 0-based index within the job (not the Blender frame number);
 ///      bit `i` of bitmap word `w` is frame `w * 256 + i`. `token == address(0)` means the native coin.
@@ -31,6 +32,8 @@ interface IRenderEscrow {
     /// @param cancelledAt Timestamp of `cancel` (0 if not cancelled).
     /// @param feeBps Protocol fee in basis points, snapshotted at open.
     /// @param status Lifecycle status.
+    /// @param verificationsLeft Verification renders the job may still pay (its budget, 0..frameCount,
+    ///        minus those paid).
     /// @param pricePerFrame Price of one frame in token units.
     /// @param remaining Locked amount not yet released nor refunded.
     /// @param specHash Hash of the signed job spec (blend hash, frames, settings, price).
@@ -39,9 +42,10 @@ interface IRenderEscrow {
         uint64 deadline;
         uint32 frameCount;
         address token;
-        uint64 cancelledAt;
+        uint40 cancelledAt;
         uint16 feeBps;
         JobStatus status;
+        uint32 verificationsLeft;
         uint128 pricePerFrame;
         uint128 remaining;
         bytes32 specHash;
@@ -71,7 +75,9 @@ interface IRenderEscrow {
     error Escrow_ZeroPrice();
     /// @notice `frameCount` is 0 or above `MAX_FRAMES`.
     error Escrow_InvalidFrameCount(uint32 frameCount);
-    /// @notice frameCount × pricePerFrame (`amount`) does not fit in 128 bits.
+    /// @notice A verification budget above the frame count (at most one verification render per frame).
+    error Escrow_InvalidVerifications(uint32 verifications, uint32 frameCount);
+    /// @notice (frameCount + verifications) × pricePerFrame (`amount`) does not fit in 128 bits.
     error Escrow_AmountOverflow(uint256 amount);
     /// @notice `deadline` is not after the current `timestamp`.
     error Escrow_DeadlineInPast(uint64 deadline, uint256 timestamp);
@@ -89,7 +95,7 @@ interface IRenderEscrow {
     error Escrow_JobNotOpen(uint256 jobId, JobStatus status);
     /// @notice Job `jobId` is in `status`, in which it cannot be closed.
     error Escrow_JobNotClosable(uint256 jobId, JobStatus status);
-    /// @notice `release` got no frame sets.
+    /// @notice `release` got no frame sets at all.
     error Escrow_NoFrameSets();
     /// @notice Frame set number `setIndex` of a release of `jobId` has no bits set.
     error Escrow_EmptyFrameSet(uint256 jobId, uint256 setIndex);
@@ -97,6 +103,13 @@ interface IRenderEscrow {
     error Escrow_FrameOutOfRange(uint256 jobId, uint256 frameIndex);
     /// @notice The frames `bits` of word `wordIndex` of job `jobId` were already paid.
     error Escrow_FrameAlreadyPaid(uint256 jobId, uint32 wordIndex, uint256 bits);
+    /// @notice The frames `bits` of word `wordIndex` of job `jobId` are not paid, so their verification
+    ///         renders cannot be.
+    error Escrow_FrameNotPaid(uint256 jobId, uint32 wordIndex, uint256 bits);
+    /// @notice The verification renders `bits` of word `wordIndex` of job `jobId` were already paid.
+    error Escrow_VerificationAlreadyPaid(uint256 jobId, uint32 wordIndex, uint256 bits);
+    /// @notice Paying `wanted` more verification renders of job `jobId` exceeds its budget (`left`).
+    error Escrow_VerificationBudgetExceeded(uint256 jobId, uint256 wanted, uint256 left);
     /// @notice `node` is not bound to any owner in the registry.
     error Escrow_NodeNotBound(address node);
     /// @notice Job `jobId` cannot be refunded yet (or any more).
@@ -108,7 +121,7 @@ interface IRenderEscrow {
 
     // ------------------------------------------------------------------ events
 
-    /// @notice Job `jobId` was opened and `amount` (= frameCount × pricePerFrame) locked.
+    /// @notice Job `jobId` was opened and `amount` (= (frameCount + verifications) × pricePerFrame) locked.
     event JobOpened(
         uint256 indexed jobId,
         address indexed artist,
@@ -116,6 +129,7 @@ interface IRenderEscrow {
         address token,
         uint128 pricePerFrame,
         uint32 frameCount,
+        uint32 verifications,
         uint64 deadline,
         uint256 amount,
         uint16 feeBps
@@ -123,6 +137,18 @@ interface IRenderEscrow {
     /// @notice Frames `bits` of word `wordIndex` of job `jobId`, rendered by `node`, were paid:
     ///         `amount` left the lock, `amount - fee` was credited to `owner` and `fee` to the protocol.
     event FramesReleased(
+        uint256 indexed jobId,
+        address indexed node,
+        address indexed owner,
+        uint32 wordIndex,
+        uint256 bits,
+        uint256 amount,
+        uint256 fee
+    );
+    /// @notice Verification renders of the frames `bits` of word `wordIndex` of job `jobId`, rendered by
+    ///         `node`, were paid from the job's verification budget: `amount` left the lock, `amount - fee`
+    ///         was credited to `owner` and `fee` to the protocol.
+    event VerificationsReleased(
         uint256 indexed jobId,
         address indexed node,
         address indexed owner,
@@ -154,14 +180,17 @@ interface IRenderEscrow {
 
     // ------------------------------------------------------------------ artist
 
-    /// @notice Opens a job and locks `frameCount × pricePerFrame` of `token` (native: exactly `msg.value`;
-    ///         ERC-20: pulled from the caller, who must have approved it, and `msg.value` must be 0).
+    /// @notice Opens a job and locks `(frameCount + verifications) × pricePerFrame` of `token` (native:
+    ///         exactly `msg.value`; ERC-20: pulled from the caller, who must have approved it, and `msg.value`
+    ///         must be 0). Whatever is not released, including unused verification budget, is refunded.
     /// @dev Reverts while paused. Tokens that take a fee on transfer are rejected
     ///      (`Escrow_TransferAmountMismatch`); tokens returning no bool are supported.
     /// @param specHash Hash of the signed job spec; nonzero.
     /// @param token Payment token; address(0) for the native coin.
     /// @param pricePerFrame Price of one frame; nonzero.
     /// @param frameCount Number of frames, 1..MAX_FRAMES.
+    /// @param verifications Verification budget: how many independent verification renders, at most one per
+    ///        frame, the job may pay at `pricePerFrame` (0..frameCount).
     /// @param deadline Timestamp after which the rest becomes refundable; must be in the future.
     /// @return jobId The new job id (sequential, starting at 1).
     function openJob(
@@ -169,6 +198,7 @@ interface IRenderEscrow {
         address token,
         uint128 pricePerFrame,
         uint32 frameCount,
+        uint32 verifications,
         uint64 deadline
     ) external payable returns (uint256 jobId);
 
@@ -185,13 +215,17 @@ interface IRenderEscrow {
 
     // ------------------------------------------------------------------ settlement role
 
-    /// @notice Pays frames of a job: for each set, `popcount(bits) × pricePerFrame` leaves the lock, the fee
-    ///         goes to the protocol and the rest is credited to the node's registry owner. Only the settler.
-    /// @dev The job must be Open or Cancelled (also after its deadline, until refunded). Every frame can be
-    ///      paid once; every frame index must be < frameCount; every node must be bound in the registry.
+    /// @notice Pays frames of a job and verification renders of its paid frames: for each set,
+    ///         `popcount(bits) × pricePerFrame` leaves the lock, the fee goes to the protocol and the rest is
+    ///         credited to the node's registry owner. Only the settler.
+    /// @dev The job must be Open or Cancelled (also after its deadline, until refunded). Every frame index must
+    ///      be < frameCount and every node bound in the registry. A frame is paid once; a verification render
+    ///      only for a frame paid (before, or in `frames` of this call), once per frame, and never more of
+    ///      them than the budget given at open. One of the two lists may be empty, not both.
     /// @param jobId The job.
-    /// @param sets The frames, grouped per node and bitmap word.
-    function release(uint256 jobId, FrameSet[] calldata sets) external;
+    /// @param frames The frames, grouped per node and bitmap word.
+    /// @param verifications The verification renders, grouped per verifying node and bitmap word.
+    function release(uint256 jobId, FrameSet[] calldata frames, FrameSet[] calldata verifications) external;
 
     /// @notice Declares an Open or Cancelled job done; its rest becomes refundable at once. Only the settler.
     /// @param jobId The job.
@@ -235,15 +269,23 @@ interface IRenderEscrow {
     /// @notice Highest frame count of one job.
     function MAX_FRAMES() external view returns (uint32);
 
-    /// @notice The amount `openJob` locks for `frameCount` frames at `pricePerFrame`.
-    /// @dev Reverts on a frame count outside 1..MAX_FRAMES or an amount above 2^128-1.
-    function quote(uint32 frameCount, uint128 pricePerFrame) external pure returns (uint256 amount);
+    /// @notice The amount `openJob` locks for `frameCount` frames and a budget of `verifications`
+    ///         verification renders at `pricePerFrame`.
+    /// @dev Reverts on a frame count outside 1..MAX_FRAMES, a budget above the frame count, or an amount above
+    ///      2^128-1.
+    function quote(uint32 frameCount, uint32 verifications, uint128 pricePerFrame)
+        external
+        pure
+        returns (uint256 amount);
 
     /// @notice The job `jobId` (all zero if it does not exist).
     function getJob(uint256 jobId) external view returns (Job memory);
 
     /// @notice Bitmap word `wordIndex` of the paid frames of `jobId`.
     function paidFrames(uint256 jobId, uint256 wordIndex) external view returns (uint256);
+
+    /// @notice Bitmap word `wordIndex` of the frames of `jobId` whose verification render was paid.
+    function verifiedFrames(uint256 jobId, uint256 wordIndex) external view returns (uint256);
 
     /// @notice Whether frame `frameIndex` (0-based within the job) of `jobId` was paid.
     function isFramePaid(uint256 jobId, uint256 frameIndex) external view returns (bool);

@@ -58,9 +58,12 @@ contract EscrowInvariantTest is BaseTest {
         selectors[16] = EscrowHandler.withdrawClaimable.selector;
         selectors[17] = EscrowHandler.unauthorizedSettlement.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
-        bytes4[] memory more = new bytes4[](2);
+        bytes4[] memory more = new bytes4[](5);
         more[0] = EscrowHandler.deregister.selector;
         more[1] = EscrowHandler.reRegister.selector;
+        more[2] = EscrowHandler.releaseVerifications.selector;
+        more[3] = EscrowHandler.releaseVerifications.selector;
+        more[4] = EscrowHandler.verifyUnpaid.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: more}));
     }
 
@@ -85,28 +88,43 @@ contract EscrowInvariantTest is BaseTest {
     }
 
     /// (2) No frame is paid twice: FramesReleased names each frame at most once, repeat releases revert,
-    ///     and every job's on-chain bitmap matches the frames the events paid. (3) Refunds never exceed
+    ///     and every job's on-chain bitmap matches the frames the events paid. A verification render is paid
+    ///     only for a paid frame, at most once per frame, and never beyond the job's budget. (3) Refunds never exceed
     ///     locked - released, and per job locked = released + refunded + remaining.
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: ci.invariant.fail-on-revert = true
     function invariant_FramesAndRefunds() public view {
         assertFalse(handler.ghostDoublePay(), "frame paid twice");
         assertFalse(handler.ghostBadRefund(), "refund or withdrawal paid a wrong amount");
+        assertFalse(handler.ghostBadVerification(), "verification render paid unpaid, twice or over budget");
         for (uint256 i; i < handler.jobCount(); ++i) {
             uint256 jobId = handler.jobIds(i);
             IRenderEscrow.Job memory job = escrow.getJob(jobId);
             uint256 paidCount;
+            uint256 verifiedCount;
             for (uint256 w; w * 256 < job.frameCount; ++w) {
                 uint256 word = escrow.paidFrames(jobId, w);
                 assertEq(word, handler.ghostBitmap(jobId, w), "bitmap differs from events");
                 paidCount += _popcount(word);
+                uint256 verified = escrow.verifiedFrames(jobId, w);
+                assertEq(verified, handler.ghostVerified(jobId, w), "verification bitmap differs from events");
+                assertEq(verified & ~word, 0, "verification render paid for an unpaid frame");
+                verifiedCount += _popcount(verified);
             }
+            assertEq(verifiedCount, handler.ghostVerificationsPaid(jobId), "paid verification count");
+            assertEq(
+                verifiedCount + job.verificationsLeft,
+                handler.ghostBudget(jobId),
+                "verification budget accounting"
+            );
             assertEq(paidCount, handler.ghostFramesPaid(jobId), "paid frame count");
             assertLe(paidCount, job.frameCount, "more frames paid than exist");
             uint256 locked = handler.ghostLocked(jobId);
             uint256 released = handler.ghostReleased(jobId);
             uint256 refunded = handler.ghostRefunded(jobId);
-            assertEq(released, paidCount * job.pricePerFrame, "released != paid frames x price");
+            assertEq(
+                released, (paidCount + verifiedCount) * job.pricePerFrame, "released != paid renders x price"
+            );
             assertLe(refunded, locked - released, "artist got back more than locked - released");
             assertEq(locked, released + refunded + job.remaining, "job accounting");
             if (job.status == IRenderEscrow.JobStatus.Refunded) assertEq(job.remaining, 0);
@@ -124,6 +142,7 @@ contract EscrowInvariantTest is BaseTest {
     function afterInvariant() external view {
         console.log("jobs", handler.jobCount());
         console.log("release calls", handler.ghostReleaseCalls());
+        console.log("verification release calls", handler.ghostVerificationCalls());
         console.log("refund calls", handler.ghostRefundCalls());
         console.log("slash calls", handler.ghostSlashCalls());
         console.log("unauthorized attempts", handler.ghostUnauthorizedAttempts());

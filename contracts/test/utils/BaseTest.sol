@@ -79,8 +79,9 @@ abstract contract BaseTest is Test {
         uint256 amount = uint256(frames) * price;
         vm.deal(artist, artist.balance + amount);
         vm.prank(artist);
-        jobId =
-            escrow.openJob{value: amount}(SPEC, address(0), price, frames, uint64(block.timestamp + 1 days));
+        jobId = escrow.openJob{value: amount}(
+            SPEC, address(0), price, frames, 0, uint64(block.timestamp + 1 days)
+        );
     }
 
     function _openToken(address artist, uint32 frames, uint128 price) internal returns (uint256 jobId) {
@@ -88,8 +89,31 @@ abstract contract BaseTest is Test {
         token.mint(artist, amount);
         vm.startPrank(artist);
         token.approve(address(escrow), amount);
-        jobId = escrow.openJob(SPEC, address(token), price, frames, uint64(block.timestamp + 1 days));
+        jobId = escrow.openJob(SPEC, address(token), price, frames, 0, uint64(block.timestamp + 1 days));
         vm.stopPrank();
+    }
+
+    /// @dev Opens a native job of `frames` frames with a budget of `verifications` verification renders.
+    function _openVerified(address artist, uint32 frames, uint32 verifications, uint128 price)
+        internal
+        returns (uint256 jobId)
+    {
+        uint256 amount = (uint256(frames) + verifications) * price;
+        vm.deal(artist, artist.balance + amount);
+        vm.prank(artist);
+        jobId = escrow.openJob{value: amount}(
+            SPEC, address(0), price, frames, verifications, uint64(block.timestamp + 1 days)
+        );
+    }
+
+    function _releaseVerifications(uint256 jobId, IRenderEscrow.FrameSet[] memory sets) internal {
+        vm.prank(settler);
+        escrow.release(jobId, _none(), sets);
+    }
+
+    /// @dev No frame sets (the unused list of a `release`).
+    function _none() internal pure returns (IRenderEscrow.FrameSet[] memory) {
+        return new IRenderEscrow.FrameSet[](0);
     }
 
     function _sets(address node, uint32 wordIndex, uint256 bits)
@@ -103,7 +127,7 @@ abstract contract BaseTest is Test {
 
     function _release(uint256 jobId, IRenderEscrow.FrameSet[] memory sets) internal {
         vm.prank(settler);
-        escrow.release(jobId, sets);
+        escrow.release(jobId, sets, _none());
     }
 
     function _popcount(uint256 x) internal pure returns (uint256 c) {

@@ -35,6 +35,11 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     mapping(uint256 jobId => uint256) public ghostRefunded;
     mapping(uint256 jobId => uint256) public ghostFramesPaid;
     mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostBitmap;
+    mapping(uint256 jobId => uint256) public ghostBudget;
+    mapping(uint256 jobId => uint256) public ghostVerificationsPaid;
+    mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostVerified;
+    /// Set when a verification render is paid for an unpaid frame, twice, or beyond the job's budget.
+    bool public ghostBadVerification;
     /// Set when a FramesReleased event names a frame that was already paid, or a repeat release succeeds.
     bool public ghostDoublePay;
     /// Set when a release, close or slash from anyone but the settler succeeds.
@@ -43,6 +48,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     bool public ghostBadRefund;
     uint256 public ghostUnauthorizedAttempts;
     uint256 public ghostReleaseCalls;
+    uint256 public ghostVerificationCalls;
     uint256 public ghostRefundCalls;
     uint256 public ghostSlashCalls;
 
@@ -97,15 +103,21 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
 
     // ------------------------------------------------------------------ escrow actions
 
-    function openJob(uint256 artistSeed, bool useToken, uint256 frames, uint256 price, uint256 duration)
-        external
-        countCall("openJob")
-    {
+    function openJob(
+        uint256 artistSeed,
+        bool useToken,
+        uint256 frames,
+        uint256 price,
+        uint256 duration,
+        uint256 budget
+    ) external countCall("openJob") {
         address artist = artists[artistSeed % artists.length];
         frames = _bound(frames, 1, MAX_FRAMES);
         price = _bound(price, 1, 1e18);
         duration = _bound(duration, 1 hours, 2 days);
-        uint256 amount = frames * price;
+        // Mostly a partial budget, so that it runs out and over-budget releases are tried.
+        budget = _bound(budget, 0, frames / 2);
+        uint256 amount = (frames + budget) * price;
         uint64 deadline = uint64(block.timestamp + duration);
         bytes32 spec = keccak256(abi.encode(artist, frames, price, jobIds.length));
         uint256 jobId;
@@ -113,15 +125,20 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             token.mint(artist, amount);
             vm.startPrank(artist);
             token.approve(address(escrow), amount);
-            jobId = escrow.openJob(spec, address(token), uint128(price), uint32(frames), deadline);
+            jobId = escrow.openJob(
+                spec, address(token), uint128(price), uint32(frames), uint32(budget), deadline
+            );
             vm.stopPrank();
         } else {
             vm.deal(artist, artist.balance + amount);
             vm.prank(artist);
-            jobId = escrow.openJob{value: amount}(spec, address(0), uint128(price), uint32(frames), deadline);
+            jobId = escrow.openJob{value: amount}(
+                spec, address(0), uint128(price), uint32(frames), uint32(budget), deadline
+            );
         }
         jobIds.push(jobId);
         ghostLocked[jobId] = amount;
+        ghostBudget[jobId] = budget;
     }
 
     function release(uint256 jobSeed, uint256 nodeSeed, uint256 bitsSeed, uint256 setCount)
@@ -138,14 +155,14 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         if (sets.length == 0) return;
         if (!releasable) {
             vm.prank(settler);
-            try escrow.release(jobId, sets) {
+            try escrow.release(jobId, sets, _none()) {
                 ghostDoublePay = true; // a closed or refunded job paid out
             } catch {}
             return;
         }
         vm.recordLogs();
         vm.prank(settler);
-        escrow.release(jobId, sets);
+        escrow.release(jobId, sets, _none());
         ++ghostReleaseCalls;
         _recordReleases(vm.getRecordedLogs());
     }
@@ -165,8 +182,62 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         sets[0] =
             IRenderEscrow.FrameSet({node: nodes[nodeSeed % nodes.length], wordIndex: uint32(w), bits: bit});
         vm.prank(settler);
-        try escrow.release(jobId, sets) {
+        try escrow.release(jobId, sets, _none()) {
             ghostDoublePay = true;
+        } catch {}
+    }
+
+    /// @dev Settler pays verification renders of some paid frames. Over the budget, of a closed job, or of a
+    ///      frame already verified it must revert; otherwise it must succeed.
+    function releaseVerifications(uint256 jobSeed, uint256 nodeSeed, uint256 bitsSeed)
+        external
+        countCall("releaseVerifications")
+    {
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        uint256 w = bitsSeed % 3;
+        uint256 r = uint256(keccak256(abi.encode(bitsSeed)));
+        // Usually frames not yet verified; one time in four some that were (must revert).
+        uint256 pool =
+            bitsSeed % 4 == 0 ? ghostBitmap[jobId][w] : ghostBitmap[jobId][w] & ~ghostVerified[jobId][w];
+        uint256 bits = pool & (r | uint256(keccak256(abi.encode(r))));
+        if (bits == 0) return;
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
+        sets[0] = IRenderEscrow.FrameSet({node: _node(nodeSeed, 0), wordIndex: uint32(w), bits: bits});
+        bool valid =
+            (job.status == IRenderEscrow.JobStatus.Open || job.status == IRenderEscrow.JobStatus.Cancelled)
+                && ghostVerified[jobId][w] & bits == 0 && _popcount(bits) <= job.verificationsLeft;
+        vm.recordLogs();
+        vm.prank(settler);
+        if (valid) {
+            escrow.release(jobId, _none(), sets);
+            ++ghostVerificationCalls;
+            _recordReleases(vm.getRecordedLogs());
+        } else {
+            try escrow.release(jobId, _none(), sets) {
+                ghostBadVerification = true;
+            } catch {}
+        }
+    }
+
+    /// @dev Settler tries to pay the verification render of a frame that was never paid; must revert.
+    function verifyUnpaid(uint256 jobSeed, uint256 nodeSeed, uint256 frameSeed)
+        external
+        countCall("verifyUnpaid")
+    {
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        uint256 w = frameSeed % 3;
+        uint256 unpaid = _validMask(escrow.getJob(jobId).frameCount, w) & ~ghostBitmap[jobId][w];
+        if (unpaid == 0) return;
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
+        sets[0] = IRenderEscrow.FrameSet({
+            node: _node(nodeSeed, 0), wordIndex: uint32(w), bits: unpaid & (~unpaid + 1)
+        });
+        vm.prank(settler);
+        try escrow.release(jobId, _none(), sets) {
+            ghostBadVerification = true;
         } catch {}
     }
 
@@ -331,7 +402,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             node: nodes[jobSeed % nodes.length], wordIndex: 0, bits: bits & (~bits + 1)
         });
         vm.prank(caller);
-        try escrow.release(jobId, sets) {
+        try escrow.release(jobId, sets, _none()) {
             ghostUnauthorizedSuccess = true;
         } catch {}
     }
@@ -341,12 +412,22 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     function _recordReleases(Vm.Log[] memory logs) internal {
         for (uint256 i; i < logs.length; ++i) {
             Vm.Log memory log = logs[i];
-            if (log.emitter != address(escrow) || log.topics[0] != IRenderEscrow.FramesReleased.selector) {
-                continue;
-            }
+            if (log.emitter != address(escrow)) continue;
+            bool verification = log.topics[0] == IRenderEscrow.VerificationsReleased.selector;
+            if (!verification && log.topics[0] != IRenderEscrow.FramesReleased.selector) continue;
             uint256 jobId = uint256(log.topics[1]);
             (uint32 w, uint256 bits, uint256 amount,) =
                 abi.decode(log.data, (uint32, uint256, uint256, uint256));
+            if (verification) {
+                if (ghostVerified[jobId][w] & bits != 0 || bits & ~ghostBitmap[jobId][w] != 0) {
+                    ghostBadVerification = true;
+                }
+                ghostVerified[jobId][w] |= bits;
+                ghostVerificationsPaid[jobId] += _popcount(bits);
+                if (ghostVerificationsPaid[jobId] > ghostBudget[jobId]) ghostBadVerification = true;
+                ghostReleased[jobId] += amount;
+                continue;
+            }
             if (ghostBitmap[jobId][w] & bits != 0) ghostDoublePay = true;
             ghostBitmap[jobId][w] |= bits;
             ghostFramesPaid[jobId] += _popcount(bits);
@@ -380,6 +461,11 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         assembly ("memory-safe") {
             mstore(sets, used)
         }
+    }
+
+    /// @dev No frame sets (the unused list of a `release`).
+    function _none() internal pure returns (IRenderEscrow.FrameSet[] memory) {
+        return new IRenderEscrow.FrameSet[](0);
     }
 
     function _node(uint256 seed, uint256 offset) internal view returns (address) {
