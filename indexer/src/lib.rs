@@ -26,7 +26,10 @@ use lumen_chain::{
     deploy::send,
     frames,
 };
-use lumen_protocol::{ChainEvent, ChainEventKind, Deployment, JobState, SlashState, Wei, event::FrameWord};
+use lumen_protocol::{
+    ChainEvent, ChainEventKind, Deployment, FrameIndex, JobState, SlashState, Wei,
+    event::{FrameWord, WORD_BITS},
+};
 use lumen_runtime::{Pace, Retryable, ServiceHandle};
 use lumen_store::{BanRow, Bus, Event, FrameRow, JobRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -217,13 +220,10 @@ impl Indexer {
                 continue;
             };
             let problems = opened_mismatches(&job, &opened.event);
-            if problems.is_empty() {
-                if self
-                    .store
-                    .transition_job(job.job_id, JobState::AwaitingChain, JobState::Rendering, None)
-                    .await?
-                {
-                    info!(target: "indexer::jobs", job_id = %job.job_id, "JobOpened matches the registered spec: dispatching");
+            if let (true, ChainEvent::JobOpened { verifications, .. }) = (problems.is_empty(), &opened.event)
+            {
+                if self.store.confirm_job(job.job_id, *verifications).await? {
+                    info!(target: "indexer::jobs", job_id = %job.job_id, verifications, "JobOpened matches the registered spec: dispatching");
                     self.bus.publish(Event::WorkAvailable);
                 }
             } else {
@@ -282,21 +282,16 @@ impl Indexer {
                     return Ok(());
                 }
                 let unpaid = self.unpaid_on_chain(&escrow, job).await?;
-                if !unpaid.is_empty() {
+                let verifications =
+                    self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft).await?;
+                if !unpaid.is_empty() || !verifications.is_empty() {
                     let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
                     let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
                     if state == JobState::Settling
                         || unpaid.len() >= self.config.batch_frames
-                        || waited >= self.config.max_batch_delay_ms
+                        || (!unpaid.is_empty() && waited >= self.config.max_batch_delay_ms)
                     {
-                        for chunk in unpaid.chunks(self.config.max_frames_per_tx.max(1)) {
-                            // A verified frame always has the node whose render was accepted.
-                            let pairs = chunk.iter().filter_map(|f| Some((f.node?, f.frame_index.get())));
-                            let sets = frames::pack(pairs, job.frame_count)?;
-                            let receipt = send(escrow.release(job_id, sets)).await?;
-                            info!(target: "indexer::settle", job_id = %job.job_id, frames = chunk.len(), tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
-                        }
-                        self.sync().await?;
+                        self.release(&escrow, job, &unpaid, &verifications).await?;
                     }
                     return Ok(());
                 }
@@ -309,6 +304,44 @@ impl Indexer {
         }
         let receipt = send(escrow.refund(job_id)).await?;
         info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, "unspent escrow refunded to the artist");
+        self.sync().await?;
+        Ok(())
+    }
+
+    /// Releases `frames` (verified, unpaid) and `verifications`, in as few
+    /// transactions as `max_frames_per_tx` allows. A verification render
+    /// goes out once its frame is paid: before, or in the same call.
+    async fn release(
+        &self,
+        escrow: &RenderEscrow::RenderEscrowInstance<&DynProvider>,
+        job: &JobRow,
+        frames: &[FrameRow],
+        verifications: &[Verification],
+    ) -> IndexerResult<()> {
+        let per_tx = self.config.max_frames_per_tx.max(1);
+        // A verified frame always has the node whose render was accepted.
+        let frames: Vec<(Address, u32)> =
+            frames.iter().filter_map(|f| Some((f.node?, f.frame_index.get()))).collect();
+        let mut frames = frames.as_slice();
+        let mut pending = verifications.to_vec();
+        loop {
+            let (now, later) = frames.split_at(frames.len().min(per_tx));
+            for v in &mut pending {
+                v.frame_paid |= now.iter().any(|(_, f)| *f == v.frame.get());
+            }
+            let (ready, wait): (Vec<Verification>, Vec<Verification>) =
+                pending.into_iter().partition(|v| v.frame_paid);
+            let (checks, over) = ready.split_at(ready.len().min(per_tx - now.len()));
+            if now.is_empty() && checks.is_empty() {
+                break;
+            }
+            let sets = frames::pack(now.iter().copied(), job.frame_count)?;
+            let checked = frames::pack(checks.iter().map(|v| (v.node, v.frame.get())), job.frame_count)?;
+            let receipt = send(escrow.release(job.job_id.to_u256(), sets, checked)).await?;
+            info!(target: "indexer::settle", job_id = %job.job_id, frames = now.len(), verifications = checks.len(), tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
+            pending = over.iter().copied().chain(wait).collect();
+            frames = later;
+        }
         self.sync().await?;
         Ok(())
     }
@@ -332,6 +365,40 @@ impl Indexer {
             .await?;
         info!(target: "indexer::slash", node = %ban.node, %amount, artist = %job.artist, tx = %receipt.transaction_hash, "cheating node slashed to the harmed artist");
         Ok(())
+    }
+
+    /// Verification renders of `job` that may be paid: those the chain's
+    /// bitmaps do not show paid, at most as many as the budget has left,
+    /// each with whether its frame is paid on chain already (if not, it can
+    /// only go in the call that pays the frame).
+    async fn unpaid_verifications_on_chain(
+        &self,
+        escrow: &RenderEscrow::RenderEscrowInstance<&DynProvider>,
+        job: &JobRow,
+        left: u32,
+    ) -> IndexerResult<Vec<Verification>> {
+        if left == 0 {
+            return Ok(Vec::new());
+        }
+        let unpaid = self.store.unpaid_verification_renders(job.job_id).await?;
+        let job_id = job.job_id.to_u256();
+        let mut words = std::collections::HashMap::new();
+        for word in FrameWord::pack(unpaid.iter().map(|(f, _)| *f)) {
+            let index = U256::from(word.index);
+            let paid = escrow.paidFrames(job_id, index).call().await.map_err(ChainError::from_contract)?;
+            let verified =
+                escrow.verifiedFrames(job_id, index).call().await.map_err(ChainError::from_contract)?;
+            words.insert(word.index, (paid, verified));
+        }
+        let bit = |bits: U256, f: FrameIndex| bits.bit((f.get() % WORD_BITS) as usize);
+        Ok(unpaid
+            .into_iter()
+            .filter_map(|(frame, node)| {
+                let (paid, verified) = words.get(&FrameWord::containing(frame).index).copied()?;
+                (!bit(verified, frame)).then(|| Verification { frame, node, frame_paid: bit(paid, frame) })
+            })
+            .take(usize::try_from(left).unwrap_or(usize::MAX))
+            .collect())
     }
 
     /// Verified frames of `job` that are unpaid in the mirror and in the
@@ -362,11 +429,28 @@ impl Indexer {
     }
 }
 
+/// A verification render the escrow may pay.
+#[derive(Debug, Clone, Copy)]
+struct Verification {
+    frame: FrameIndex,
+    node: Address,
+    /// Whether the frame itself is paid on chain already.
+    frame_paid: bool,
+}
+
 /// What in a `JobOpened` event disagrees with the job as registered (empty
 /// when the chain backs the job exactly).
 pub fn opened_mismatches(job: &JobRow, opened: &ChainEvent) -> Vec<&'static str> {
     let ChainEvent::JobOpened {
-        job_id, artist, spec_hash, token, price_per_frame, frame_count, amount, ..
+        job_id,
+        artist,
+        spec_hash,
+        token,
+        price_per_frame,
+        frame_count,
+        verifications,
+        amount,
+        ..
     } = opened
     else {
         return vec!["event"];
@@ -379,7 +463,8 @@ pub fn opened_mismatches(job: &JobRow, opened: &ChainEvent) -> Vec<&'static str>
         (*frame_count == job.frame_count, "frame count"),
         (*price_per_frame == job.price_per_frame, "price per frame"),
         (*token == job.token, "token"),
-        (Some(*amount) == job.expected_lock(), "locked amount"),
+        (*verifications <= job.frame_count, "verification budget"),
+        (Some(*amount) == job.expected_lock(*verifications), "locked amount"),
     ];
     for (ok, what) in checks {
         if !ok {

@@ -308,24 +308,28 @@ impl Matchmaker {
             .map(|t| t.job_id)
             .collect();
         let mut round = Round { nodes, records, unverified, loads };
-        let mut jobs: HashMap<JobId, (JobRow, HashSet<Address>)> = HashMap::new();
+        // Per job: the row, its nodes failing too often, and how many more
+        // frames its verification budget can have verified.
+        let mut jobs: HashMap<JobId, (JobRow, HashSet<Address>, u32)> = HashMap::new();
         for frame in pending {
             if probing.contains(&frame.job_id) {
                 continue;
             }
-            let (job, failing) = match jobs.entry(frame.job_id) {
+            let (job, failing, budget) = match jobs.entry(frame.job_id) {
                 std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::hash_map::Entry::Vacant(slot) => {
                     let Some(job) = self.store.job(frame.job_id).await? else { continue };
                     let job_tasks = self.store.job_tasks(frame.job_id).await?;
                     let failing = policy::failing_in_job(&job_tasks, trust.max_failures_per_job);
-                    slot.insert((job, failing))
+                    let budget =
+                        job.verifications.saturating_sub(self.store.sampled_frames(job.job_id).await?);
+                    slot.insert((job, failing, budget))
                 }
             };
             let (job, failing) = (&*job, &*failing);
             // A sampled frame may take its verification render in the same round.
             for _ in 0..3 {
-                let more = self.dispatch_render(job, &frame, failing, &mut round).await?;
+                let more = self.dispatch_render(job, &frame, failing, budget, &mut round).await?;
                 if !more {
                     break;
                 }
@@ -341,6 +345,7 @@ impl Matchmaker {
         job: &JobRow,
         frame: &FrameRow,
         failing_in_job: &HashSet<Address>,
+        budget: &mut u32,
         round: &mut Round,
     ) -> MatchmakerResult<bool> {
         let Round { nodes, records, unverified, loads } = round;
@@ -360,13 +365,24 @@ impl Matchmaker {
         excluded.extend(failing_in_job.iter().copied());
         excluded.extend(holding.iter().map(|t| t.node));
         if role == TaskRole::Primary {
-            // Without stake, only a trial's worth of work.
+            // Without stake, only a trial's worth of work; and once the job's
+            // verification budget is spent, only nodes that need not be
+            // sampled on every frame.
             for load in loads.iter() {
                 let record = records.get(&load.node).cloned().unwrap_or_default();
-                if nodes
-                    .get(&load.node)
-                    .is_none_or(|v| !policy::may_render(&record, v.stake, &self.config.trust))
-                {
+                let Some(view) = nodes.get(&load.node) else { continue };
+                let unverifiable = *budget == 0 && {
+                    let in_flight = unverified.get(&load.node).copied().unwrap_or(0);
+                    let rate = policy::sampling_rate_staked(
+                        &record,
+                        view.stake,
+                        in_flight,
+                        job.price_per_frame,
+                        &self.config.trust,
+                    );
+                    rate >= 1.0
+                };
+                if unverifiable || !policy::may_render(&record, view.stake, &self.config.trust) {
                     excluded.insert(load.node);
                 }
             }
@@ -412,8 +428,12 @@ impl Matchmaker {
                 job.price_per_frame,
                 &self.config.trust,
             );
-            if rand::rng().random::<f64>() < rate {
+            // The artist's verification budget pays the sample; a spent
+            // budget leaves the frame unsampled (only nodes trusted enough
+            // got it, above).
+            if *budget > 0 && rand::rng().random::<f64>() < rate {
                 more = self.store.set_renders_wanted(frame.job_id, frame.frame_index, 2).await?;
+                *budget -= u32::from(more);
             } else {
                 *unverified.entry(node).or_default() += 1;
             }

@@ -13,6 +13,8 @@ wire_enum! {
         JobOpened = "JobOpened",
         /// `RenderEscrow.FramesReleased`.
         FramesReleased = "FramesReleased",
+        /// `RenderEscrow.VerificationsReleased`.
+        VerificationsReleased = "VerificationsReleased",
         /// `RenderEscrow.JobCancelled`.
         JobCancelled = "JobCancelled",
         /// `RenderEscrow.JobClosed`.
@@ -60,6 +62,9 @@ pub enum ChainEvent {
         price_per_frame: Wei,
         /// Frames paid for.
         frame_count: u32,
+        /// Verification budget: at most this many verification renders, one per
+        /// paid frame, may be paid at `price_per_frame`.
+        verifications: u32,
         /// Unix time after which the artist may always refund.
         deadline: u64,
         /// Amount locked.
@@ -76,6 +81,22 @@ pub enum ChainEvent {
         /// The owner credited.
         owner: Address,
         /// The frames paid: one bitmap word, as the contract emitted it.
+        frames: FrameWord,
+        /// Gross amount for them.
+        amount: Wei,
+        /// Protocol fee taken from it.
+        fee: Wei,
+    },
+    /// Verification renders of paid frames of one bitmap word were paid to
+    /// the verifying node's owner, from the job's verification budget.
+    VerificationsReleased {
+        /// The job.
+        job_id: JobId,
+        /// The node that rendered the verification renders.
+        node: Address,
+        /// The owner credited.
+        owner: Address,
+        /// The frames whose verification render was paid: one bitmap word.
         frames: FrameWord,
         /// Gross amount for them.
         amount: Wei,
@@ -209,6 +230,7 @@ impl ChainEvent {
         match self {
             Self::JobOpened { .. } => ChainEventKind::JobOpened,
             Self::FramesReleased { .. } => ChainEventKind::FramesReleased,
+            Self::VerificationsReleased { .. } => ChainEventKind::VerificationsReleased,
             Self::JobCancelled { .. } => ChainEventKind::JobCancelled,
             Self::JobClosed { .. } => ChainEventKind::JobClosed,
             Self::JobRefunded { .. } => ChainEventKind::JobRefunded,
@@ -230,6 +252,7 @@ impl ChainEvent {
         match self {
             Self::JobOpened { job_id, .. }
             | Self::FramesReleased { job_id, .. }
+            | Self::VerificationsReleased { job_id, .. }
             | Self::JobCancelled { job_id, .. }
             | Self::JobClosed { job_id, .. }
             | Self::JobRefunded { job_id, .. } => Some(*job_id),
@@ -242,6 +265,7 @@ impl ChainEvent {
         match self {
             Self::JobOpened { amount, .. }
             | Self::FramesReleased { amount, .. }
+            | Self::VerificationsReleased { amount, .. }
             | Self::JobRefunded { amount, .. }
             | Self::CreditsWithdrawn { amount, .. }
             | Self::FeesWithdrawn { amount, .. }

@@ -194,6 +194,11 @@ impl Wei {
         self.0.checked_mul(U256::from(n)).map(Self)
     }
 
+    /// `self - other`, or `None` below zero.
+    pub fn checked_sub(self, other: Self) -> Option<Self> {
+        self.0.checked_sub(other.0).map(Self)
+    }
+
     /// `self + other`, `None` on overflow.
     pub fn checked_add(self, other: Self) -> Option<Self> {
         self.0.checked_add(other.0).map(Self)

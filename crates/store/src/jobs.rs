@@ -69,6 +69,10 @@ pub struct JobRow {
     pub token: Address,
     /// Price per frame.
     pub price_per_frame: Wei,
+    /// Verification budget the escrow holds for the job (from `JobOpened`;
+    /// 0 until the indexer confirms the job).
+    #[sqlx(try_from = "i64")]
+    pub verifications: u32,
     /// Current state.
     pub state: JobState,
     /// Why the job failed or was rejected.
@@ -80,9 +84,10 @@ pub struct JobRow {
 }
 
 impl JobRow {
-    /// The amount the escrow must hold for this job (`frames × price`).
-    pub fn expected_lock(&self) -> Option<Wei> {
-        self.price_per_frame.checked_mul(u64::from(self.frame_count))
+    /// The amount the escrow must hold for this job with a budget of
+    /// `verifications` verification renders: `(frames + verifications) × price`.
+    pub fn expected_lock(&self, verifications: u32) -> Option<Wei> {
+        self.price_per_frame.checked_mul(u64::from(self.frame_count) + u64::from(verifications))
     }
 }
 
@@ -183,6 +188,25 @@ impl Store {
         .execute(self.pool())
         .await?;
         debug!(target: "store::jobs", %job_id, %from, %to, changed = done.rows_affected(), "job transition");
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Confirms a job the chain backs: records the verification budget its
+    /// lock holds and moves it from `awaiting_chain` to `rendering`; false
+    /// when it was not awaiting the chain.
+    pub async fn confirm_job(&self, job_id: JobId, verifications: u32) -> StoreResult<bool> {
+        let (from, to) = (JobState::AwaitingChain, JobState::Rendering);
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, verifications = $2, updated_at = $3 WHERE job_id = $4 AND state = $5",
+        )
+        .bind(to)
+        .bind(i64::from(verifications))
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(from)
+        .execute(self.pool())
+        .await?;
+        debug!(target: "store::jobs", %job_id, %from, %to, verifications, changed = done.rows_affected(), "job confirmed");
         Ok(done.rows_affected() == 1)
     }
 

@@ -1,5 +1,6 @@
 //! The chain mirror: every escrow and registry event, typed, in chain order;
-//! the per-frame payouts derived from `FramesReleased`; and how far each
+//! the per-frame payouts derived from `FramesReleased` and
+//! `VerificationsReleased`; and how far each
 //! mirror has read. All of it is rebuildable from the chain.
 
 use alloy_primitives::{Address, B256, U256};
@@ -77,6 +78,7 @@ struct EventRow {
     #[sqlx(try_from = "OptHex<B256>")]
     hash: Option<B256>,
     frame_count: Option<i64>,
+    verifications: Option<i64>,
     at_time: Option<i64>,
     fee_bps: Option<i64>,
     word_index: Option<i64>,
@@ -114,6 +116,7 @@ impl EventRow {
                 token,
                 price_per_frame,
                 frame_count,
+                verifications,
                 deadline,
                 fee_bps,
                 ..
@@ -123,10 +126,12 @@ impl EventRow {
                 row.token = Some(*token);
                 row.price = Some(*price_per_frame);
                 row.frame_count = Some(i64::from(*frame_count));
+                row.verifications = Some(i64::from(*verifications));
                 row.at_time = unix(*deadline);
                 row.fee_bps = Some(i64::from(*fee_bps));
             }
-            ChainEvent::FramesReleased { node, owner, frames, fee, .. } => {
+            ChainEvent::FramesReleased { node, owner, frames, fee, .. }
+            | ChainEvent::VerificationsReleased { node, owner, frames, fee, .. } => {
                 row.node = Some(*node);
                 row.account = Some(*owner);
                 row.fee = Some(*fee);
@@ -196,21 +201,25 @@ impl EventRow {
                     .frame_count
                     .and_then(|n| u32::try_from(n).ok())
                     .ok_or_else(|| need("frame_count"))?,
+                verifications: self
+                    .verifications
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| need("verifications"))?,
                 deadline: time()?,
                 amount: amount()?,
                 fee_bps: self.fee_bps.and_then(|n| u16::try_from(n).ok()).ok_or_else(|| need("fee_bps"))?,
             },
-            ChainEventKind::FramesReleased => {
+            ChainEventKind::FramesReleased | ChainEventKind::VerificationsReleased => {
                 let word =
                     self.word_index.and_then(|w| u32::try_from(w).ok()).ok_or_else(|| need("word_index"))?;
                 let bits = self.bits.ok_or_else(|| need("bits"))?;
-                ChainEvent::FramesReleased {
-                    job_id: job_id()?,
-                    node: node()?,
-                    owner: account()?,
-                    frames: FrameWord { index: word, bits: U256::from_be_bytes(bits.0) },
-                    amount: amount()?,
-                    fee: self.fee.ok_or_else(|| need("fee"))?,
+                let (job_id, node, owner) = (job_id()?, node()?, account()?);
+                let frames = FrameWord { index: word, bits: U256::from_be_bytes(bits.0) };
+                let (amount, fee) = (amount()?, self.fee.ok_or_else(|| need("fee"))?);
+                if kind == ChainEventKind::FramesReleased {
+                    ChainEvent::FramesReleased { job_id, node, owner, frames, amount, fee }
+                } else {
+                    ChainEvent::VerificationsReleased { job_id, node, owner, frames, amount, fee }
                 }
             }
             ChainEventKind::JobCancelled => {
@@ -274,9 +283,13 @@ impl EventRow {
     }
 }
 
-/// The per-frame payouts a mirrored event implies (only `FramesReleased` has any).
+/// The per-frame payouts a mirrored event implies: of frames
+/// (`FramesReleased`) or of verification renders (`VerificationsReleased`);
+/// none for any other event.
 pub fn payouts_of(e: &MirroredEvent) -> Vec<PayoutRow> {
-    let ChainEvent::FramesReleased { job_id, node, owner, frames, amount, fee } = &e.event else {
+    let (ChainEvent::FramesReleased { job_id, node, owner, frames, amount, fee }
+    | ChainEvent::VerificationsReleased { job_id, node, owner, frames, amount, fee }) = &e.event
+    else {
         return Vec::new();
     };
     frames
@@ -308,8 +321,10 @@ impl Store {
             let r = EventRow::from_event(e);
             sqlx::query(
                 "INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, kind, job_id, node, account, \
-                 owner, token, amount, fee, total, price, hash, frame_count, at_time, fee_bps, word_index, bits, name) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+                 owner, token, amount, fee, total, price, hash, frame_count, at_time, fee_bps, word_index, bits, name, \
+                 verifications) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+                 $22) \
                  ON CONFLICT DO NOTHING",
             )
             .bind(to_i64(r.block_number))
@@ -333,23 +348,31 @@ impl Store {
             .bind(r.word_index)
             .bind(OptHex(r.bits))
             .bind(r.name)
+            .bind(r.verifications)
             .execute(&mut *tx)
             .await?;
-            for p in payouts_of(e) {
-                sqlx::query(
+            let insert = match e.event.kind() {
+                ChainEventKind::VerificationsReleased => {
+                    "INSERT INTO verification_payouts (job_id, frame_index, node, owner, amount, fee, tx_hash, \
+                     block_number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+                }
+                _ => {
                     "INSERT INTO frame_payouts (job_id, frame_index, node, owner, amount, fee, tx_hash, block_number) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                )
-                .bind(p.job_id)
-                .bind(p.frame_index)
-                .bind(Hex(p.node))
-                .bind(Hex(p.owner))
-                .bind(p.amount)
-                .bind(p.fee)
-                .bind(Hex(p.tx_hash))
-                .bind(to_i64(p.block_number))
-                .execute(&mut *tx)
-                .await?;
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+                }
+            };
+            for p in payouts_of(e) {
+                sqlx::query(insert)
+                    .bind(p.job_id)
+                    .bind(p.frame_index)
+                    .bind(Hex(p.node))
+                    .bind(Hex(p.owner))
+                    .bind(p.amount)
+                    .bind(p.fee)
+                    .bind(Hex(p.tx_hash))
+                    .bind(to_i64(p.block_number))
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         sqlx::query(
@@ -396,7 +419,15 @@ impl Store {
             .await?)
     }
 
-    /// Every payout, newest first.
+    /// The paid verification renders of a job, from the mirror.
+    pub async fn verification_payouts(&self, job_id: JobId) -> StoreResult<Vec<PayoutRow>> {
+        Ok(sqlx::query_as("SELECT * FROM verification_payouts WHERE job_id = $1 ORDER BY frame_index")
+            .bind(job_id)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Every frame payout, newest first.
     pub async fn all_payouts(&self, limit: i64) -> StoreResult<Vec<PayoutRow>> {
         Ok(sqlx::query_as(
             "SELECT * FROM frame_payouts ORDER BY block_number DESC, job_id, frame_index LIMIT $1",
@@ -414,10 +445,12 @@ impl Store {
             .bind(to_i64(block_number))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM frame_payouts WHERE block_number > $1")
-            .bind(to_i64(block_number))
-            .execute(&mut *tx)
-            .await?;
+        for delete in [
+            "DELETE FROM frame_payouts WHERE block_number > $1",
+            "DELETE FROM verification_payouts WHERE block_number > $1",
+        ] {
+            sqlx::query(delete).bind(to_i64(block_number)).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -314,6 +314,46 @@ impl Store {
         .await?)
     }
 
+    /// Verification renders of `job_id` the escrow may pay: for each
+    /// verified frame whose verification render is not paid in the mirror,
+    /// the earliest judged accepted render by another node than the frame's
+    /// render (`frames.node`, and the one paid for it if that differs), of a
+    /// node not banned. Frame order.
+    pub async fn unpaid_verification_renders(
+        &self,
+        job_id: JobId,
+    ) -> StoreResult<Vec<(FrameIndex, Address)>> {
+        let rows: Vec<(FrameIndex, Hex<Address>)> = sqlx::query_as(
+            "SELECT frame_index, verifier FROM (SELECT f.frame_index, \
+                 (SELECT t.node FROM tasks t WHERE t.job_id = f.job_id AND t.frame_index = f.frame_index \
+                  AND t.state = $2 AND t.node <> f.node AND (p.node IS NULL OR t.node <> p.node) \
+                  AND NOT EXISTS (SELECT 1 FROM node_bans b WHERE b.node = t.node) \
+                  ORDER BY t.verdict_seq, t.task_id LIMIT 1) AS verifier \
+               FROM frames f LEFT JOIN verification_payouts v \
+               ON v.job_id = f.job_id AND v.frame_index = f.frame_index \
+               LEFT JOIN frame_payouts p ON p.job_id = f.job_id AND p.frame_index = f.frame_index \
+               WHERE f.job_id = $1 AND f.state = $3 AND v.tx_hash IS NULL) c \
+             WHERE verifier IS NOT NULL ORDER BY frame_index",
+        )
+        .bind(job_id)
+        .bind(TaskState::Accepted)
+        .bind(FrameState::Verified)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(f, node)| (f, node.0)).collect())
+    }
+
+    /// How many frames of `job_id` the matchmaker chose for a verification
+    /// render (the draws its verification budget must cover).
+    pub async fn sampled_frames(&self, job_id: JobId) -> StoreResult<u32> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM frames WHERE job_id = $1 AND renders_wanted > 1")
+                .bind(job_id)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// Frames with a render that passed its integrity checks and waits for
     /// comparison, oldest first.
     pub async fn frames_awaiting_comparison(&self) -> StoreResult<Vec<(JobId, FrameIndex)>> {

@@ -91,8 +91,9 @@ impl TestChain {
     }
 
     /// Opens a job paid in the native coin as `artist`, locking exactly the
-    /// escrow's quote for `frames` frames at `price_per_frame`, with a
-    /// deadline `deadline_in` seconds after the latest block.
+    /// escrow's quote for `frames` frames and as many verification renders
+    /// at `price_per_frame`, with a deadline `deadline_in` seconds after the
+    /// latest block.
     pub async fn open_job(
         &self,
         artist: &PrivateKeySigner,
@@ -103,11 +104,12 @@ impl TestChain {
     ) -> eyre::Result<OpenedJob> {
         let provider = self.provider(artist);
         let escrow = RenderEscrow::new(self.deployment.escrow, &provider);
-        let amount = escrow.quote(frames, price_per_frame).call().await?;
+        let amount = escrow.quote(frames, frames, price_per_frame).call().await?;
         let deadline = self.timestamp().await? + deadline_in;
-        let receipt =
-            send(escrow.openJob(spec_hash, Address::ZERO, price_per_frame, frames, deadline).value(amount))
-                .await?;
+        let receipt = send(
+            escrow.openJob(spec_hash, Address::ZERO, price_per_frame, frames, frames, deadline).value(amount),
+        )
+        .await?;
         let opened = receipt
             .decoded_log::<RenderEscrow::JobOpened>()
             .ok_or_else(|| eyre::eyre!("openJob emitted no JobOpened"))?;

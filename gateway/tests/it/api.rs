@@ -82,7 +82,7 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     let escrow = RenderEscrow::new(d.escrow, &provider);
     confirmed(
         escrow
-            .openJob(hash, Address::ZERO, 1_000, 4, u64::MAX / 2)
+            .openJob(hash, Address::ZERO, 1_000, 4, 0, u64::MAX / 2)
             .value(U256::from(4_000))
             .send()
             .await

@@ -17,7 +17,7 @@ async fn a_job_the_chain_does_not_back_is_rejected_and_nothing_is_released() -> 
 
     // Five jobs of four frames are opened; each but the last is registered with one thing changed.
     let changes: [(Change, &str); 5] = [
-        (|_, job| job.frame_numbers.truncate(3), "frame count, locked amount"),
+        (|_, job| job.frame_numbers.truncate(3), "frame count, verification budget, locked amount"),
         (|_, job| job.price_per_frame = Wei::from(2 * PRICE), "price per frame, locked amount"),
         (|_, job| job.spec_hash = B256::repeat_byte(0x77), "spec hash"),
         (|w, job| job.artist = w.a.owner.address(), "artist"),

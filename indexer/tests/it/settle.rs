@@ -94,7 +94,8 @@ async fn a_fully_verified_job_is_paid_closed_and_completed() -> eyre::Result<()>
     let job = w.confirmed_job(&indexer, 3).await?;
     let id = job.job_id;
     w.verify(id, 0, &w.a).await?;
-    w.verify(id, 1, &w.b).await?;
+    // Frame 1 was sampled: `a` checked `b`'s render and agreed.
+    w.verify_twice(id, 1, &w.b, &w.a).await?;
     w.verify(id, 2, &w.b).await?;
 
     let artist_before = w.balance(w.artist.address()).await;
@@ -108,13 +109,26 @@ async fn a_fully_verified_job_is_paid_closed_and_completed() -> eyre::Result<()>
         summary(&w.payouts(id).await),
         [payout_of(id, 0, &w.a), payout_of(id, 1, &w.b), payout_of(id, 2, &w.b)]
     );
-    assert_eq!(w.credits(w.a.owner.address()).await, net(1));
+    assert_eq!(
+        summary(&w.verification_payouts(id).await),
+        [payout_of(id, 1, &w.a)],
+        "the verification render is paid from the budget, to the other node"
+    );
+    // `a`: frame 0 in one set and frame 1's verification render in another.
+    assert_eq!(w.credits(w.a.owner.address()).await, net(1) + net(1));
     assert_eq!(w.credits(w.b.owner.address()).await, net(2));
-    assert_eq!(w.fees().await, fee(price(3)));
-    // Everything was spent: the refund is zero and the artist's balance unchanged.
-    assert_eq!(job.amount, price(3));
-    assert_eq!(w.refunded(id).await, Some(U256::ZERO));
-    assert_eq!(w.balance(w.artist.address()).await, artist_before);
+    assert_eq!(w.fees().await, fee(price(1)) + fee(price(2)) + fee(price(1)));
+    // The escrow locked the frames and a budget of one verification render
+    // per frame; one was used, the other two come back.
+    assert_eq!(job.amount, price(6));
+    assert_eq!(w.refunded(id).await, Some(price(2)));
+    assert_eq!(w.balance(w.artist.address()).await, artist_before + price(2));
     assert_eq!(w.onchain(id).await, (REFUNDED, U256::ZERO));
+    // Frames and the verification render went out in one release.
+    assert_eq!(w.events(id, ChainEventKind::FramesReleased).await.len(), 2);
+    let checks = w.events(id, ChainEventKind::VerificationsReleased).await;
+    let frames = w.events(id, ChainEventKind::FramesReleased).await;
+    assert_eq!(checks.len(), 1);
+    assert!(frames.iter().all(|f| f.tx_hash == checks[0].tx_hash), "one transaction");
     Ok(())
 }

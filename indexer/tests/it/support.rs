@@ -138,13 +138,25 @@ impl World {
 
     /// Renders frame `index` on `node` and has the verifier judge it.
     async fn render(&self, job: JobId, index: u32, node: &Node, verdict: &Verdict) -> eyre::Result<()> {
+        self.render_as(job, index, node, TaskRole::Primary, verdict).await
+    }
+
+    /// Renders frame `index` on `node` in `role` and has the verifier judge it.
+    async fn render_as(
+        &self,
+        job: JobId,
+        index: u32,
+        node: &Node,
+        role: TaskRole,
+        verdict: &Verdict,
+    ) -> eyre::Result<()> {
         let task = self
             .store
             .claim_render(
                 job,
                 FrameIndex(index),
                 &lumen_testkit::renderer(node.address()),
-                TaskRole::Primary,
+                role,
                 now_ms() + 60_000,
             )
             .await?
@@ -163,6 +175,20 @@ impl World {
     /// Frame `index` rendered by `node` and accepted: verified.
     pub(crate) async fn verify(&self, job: JobId, index: u32, node: &Node) -> eyre::Result<()> {
         self.render(job, index, node, &Verdict::Accepted).await
+    }
+
+    /// Frame `index` sampled: rendered by `first`, then by `second` as its
+    /// verification render, both accepted (they agreed): verified.
+    pub(crate) async fn verify_twice(
+        &self,
+        job: JobId,
+        index: u32,
+        first: &Node,
+        second: &Node,
+    ) -> eyre::Result<()> {
+        self.store.set_renders_wanted(job, FrameIndex(index), 2).await?;
+        self.render_as(job, index, first, TaskRole::Primary, &Verdict::Accepted).await?;
+        self.render_as(job, index, second, TaskRole::Verification, &Verdict::Accepted).await
     }
 
     /// Frame `index` rendered by `node` and rejected: pending again.
@@ -188,6 +214,10 @@ impl World {
 
     pub(crate) async fn payouts(&self, job: JobId) -> Vec<PayoutRow> {
         self.store.payouts(job).await.unwrap()
+    }
+
+    pub(crate) async fn verification_payouts(&self, job: JobId) -> Vec<PayoutRow> {
+        self.store.verification_payouts(job).await.unwrap()
     }
 
     /// The mirrored events of `kind` of a job.

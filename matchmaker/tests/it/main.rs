@@ -77,6 +77,10 @@ impl NodeLink for Recorder {
     }
 }
 
+/// A verification budget above any test job's frame count: every sample
+/// the policy draws is paid.
+const FULL_BUDGET: u32 = 1_000;
+
 /// Sampling off and every node in good standing: the rules tested are others.
 fn plain() -> MatchmakerConfig {
     let trust = TrustPolicy {
@@ -113,7 +117,7 @@ async fn only_confirmed_jobs_are_dispatched_and_load_is_balanced() {
     matchmaker.round().await.unwrap();
     assert!(link.dispatched(a).is_empty() && link.dispatched(b).is_empty(), "not confirmed on-chain yet");
 
-    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
     matchmaker.round().await.unwrap();
     assert_eq!((link.dispatched(a).len(), link.dispatched(b).len()), (1, 1), "one slot each");
     let frames = store.frames(JobId(1)).await.unwrap();
@@ -129,7 +133,7 @@ async fn only_confirmed_jobs_are_dispatched_and_load_is_balanced() {
 #[tokio::test]
 async fn a_frame_failing_on_three_nodes_fails_and_is_not_retried_on_them() {
     let (_dir, store, link, matchmaker) = setup(1).await;
-    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
     let nodes: Vec<Address> = (1..=4).map(|n| link.add(n, 1)).collect();
     let fail = TaskEnd {
         state: TaskState::Failed,
@@ -156,7 +160,7 @@ async fn a_frame_failing_on_three_nodes_fails_and_is_not_retried_on_them() {
 #[tokio::test]
 async fn expired_leases_requeue_the_frame_and_cancel_the_task() {
     let (_dir, store, link, _) = setup(1).await;
-    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
     let a = link.add(1, 1);
     // No time to render: every lease expires at once.
     let config =
@@ -180,7 +184,7 @@ async fn expired_leases_requeue_the_frame_and_cancel_the_task() {
 #[tokio::test]
 async fn a_new_nodes_frames_are_rendered_again_by_an_independent_owner_with_the_same_blender() {
     let (_dir, store, link, matchmaker) = setup_with(1, MatchmakerConfig::default()).await;
-    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
     // a and b share an owner; d is independent.
     let a = link.add_owned(1, 50, "3.4.1", 4);
     let b = link.add_owned(2, 50, "3.4.1", 4);
@@ -205,7 +209,7 @@ async fn a_new_nodes_frames_are_rendered_again_by_an_independent_owner_with_the_
 #[tokio::test]
 async fn with_no_independent_owner_online_a_sampled_frame_waits() {
     let (_dir, store, link, matchmaker) = setup_with(1, MatchmakerConfig::default()).await;
-    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
     link.add_owned(1, 50, "3.4.1", 4);
     link.add_owned(2, 50, "3.4.1", 4);
     matchmaker.round().await.unwrap();
@@ -233,7 +237,7 @@ async fn slots_are_earned_and_fake_failures_of_fresh_keys_cannot_fail_a_job() {
         },
     )
     .await;
-    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
     // Two fresh keys of different owners announce 64 slots each: one frame each.
     let (a, b) = (link.add(1, 64), link.add(2, 64));
     matchmaker.round().await.unwrap();
@@ -258,7 +262,7 @@ async fn slots_are_earned_and_fake_failures_of_fresh_keys_cannot_fail_a_job() {
 async fn a_task_without_progress_moves_to_another_node_and_costs_its_node() {
     let config = MatchmakerConfig { stall_secs: 5, ..plain() };
     let (dir, store, link, matchmaker) = setup_with(2, config).await;
-    store.transition_job(JobId(1), JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
     let (quiet, busy) = (link.add(1, 1), link.add(2, 1));
     matchmaker.round().await.unwrap();
     let running = store.tasks_in_state(TaskState::Running).await.unwrap();
@@ -289,4 +293,37 @@ async fn a_task_without_progress_moves_to_another_node_and_costs_its_node() {
         1,
         "the silent node pays in reputation and slots"
     );
+}
+
+#[tokio::test]
+async fn the_verification_budget_bounds_sampling_and_keeps_unsampled_frames_from_untrusted_nodes() {
+    // Fresh nodes are sampled on every frame; the artist paid for one
+    // verification render.
+    let (_dir, store, link, matchmaker) = setup_with(4, MatchmakerConfig::default()).await;
+    store.confirm_job(JobId(1), 1).await.unwrap();
+    let nodes: Vec<Address> = (1..=3).map(|n| link.add(n, 1)).collect();
+    matchmaker.round().await.unwrap();
+    let sent: Vec<_> = nodes.iter().flat_map(|n| link.dispatched(*n)).collect();
+    assert_eq!(
+        sent.len(),
+        2,
+        "one frame and its verification render, nothing a fresh node renders unverified"
+    );
+    assert_eq!(sent[0].frame_index, sent[1].frame_index);
+    assert_eq!(store.sampled_frames(JobId(1)).await.unwrap(), 1);
+    matchmaker.round().await.unwrap();
+    assert_eq!(nodes.iter().map(|n| link.dispatched(*n).len()).sum::<usize>(), 2, "the rest waits");
+
+    // Nodes trusted enough to be sampled at a rate below 1 take frames the
+    // budget cannot verify, and none is sampled.
+    let config = MatchmakerConfig {
+        trust: TrustPolicy { warmup_samples: 0, sampling_floor: 0.5, ..TrustPolicy::default() },
+        ..MatchmakerConfig::default()
+    };
+    let (_dir, store, link, matchmaker) = setup_with(4, config).await;
+    store.confirm_job(JobId(1), 0).await.unwrap();
+    let nodes: Vec<Address> = (1..=4).map(|n| link.add(n, 1)).collect();
+    matchmaker.round().await.unwrap();
+    assert_eq!(nodes.iter().map(|n| link.dispatched(*n).len()).sum::<usize>(), 4);
+    assert_eq!(store.sampled_frames(JobId(1)).await.unwrap(), 0, "no budget, no sample");
 }

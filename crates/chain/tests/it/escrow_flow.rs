@@ -72,7 +72,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     let price128 = u128::try_from(price)?;
     let artist_p = provider_for(&artist, &url);
     let escrow = RenderEscrow::new(deployment.escrow, &artist_p);
-    let amount = escrow.quote(4, price128).call().await?;
+    let amount = escrow.quote(4, 0, price128).call().await?;
     assert_eq!(amount, price * U256::from(4));
 
     let artist_before = artist_p.get_balance(artist.address()).await?;
@@ -80,7 +80,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     let now = artist_p.get_block_by_number(latest.into()).await?.unwrap().header.timestamp;
     let receipt = confirmed(
         escrow
-            .openJob([7u8; 32].into(), Address::ZERO, price128, 4, now + 86_400)
+            .openJob([7u8; 32].into(), Address::ZERO, price128, 4, 0, now + 86_400)
             .value(amount)
             .send()
             .await?
@@ -98,7 +98,8 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     let settler_p = provider_for(&settler, &url);
     let escrow_s = RenderEscrow::new(deployment.escrow, &settler_p);
     let sets = frames::pack([(node.address(), 0), (node.address(), 2)], 4)?;
-    let receipt = confirmed(escrow_s.release(job_id, sets.clone()).send().await?.get_receipt().await?)?;
+    let receipt =
+        confirmed(escrow_s.release(job_id, sets.clone(), vec![]).send().await?.get_receipt().await?)?;
     let released: Vec<_> = receipt
         .logs()
         .iter()
@@ -117,7 +118,8 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     assert!(!escrow_s.isFramePaid(job_id, U256::from(1)).call().await?);
 
     // Paying frame 0 again reverts with the typed custom error.
-    let err = escrow_s.release(job_id, sets).call().await.map_err(ChainError::from_contract).unwrap_err();
+    let err =
+        escrow_s.release(job_id, sets, vec![]).call().await.map_err(ChainError::from_contract).unwrap_err();
     assert!(
         matches!(err, ChainError::EscrowReverted(RenderEscrowErrors::Escrow_FrameAlreadyPaid(_))),
         "{err:?}"
@@ -125,7 +127,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
 
     // Only the settler releases.
     let err = escrow
-        .release(job_id, frames::pack([(node.address(), 1)], 4)?)
+        .release(job_id, frames::pack([(node.address(), 1)], 4)?, vec![])
         .call()
         .await
         .map_err(ChainError::from_contract)
@@ -158,7 +160,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
 
     // Nothing can be released after the refund.
     let err = escrow_s
-        .release(job_id, frames::pack([(node.address(), 1)], 4)?)
+        .release(job_id, frames::pack([(node.address(), 1)], 4)?, vec![])
         .call()
         .await
         .map_err(ChainError::from_contract)

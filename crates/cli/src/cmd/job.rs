@@ -65,6 +65,15 @@ pub struct SubmitArgs {
     /// Hours until the deadline after which the artist can always refund.
     #[arg(long, default_value_t = 24)]
     pub deadline_hours: u64,
+    /// Verification budget: how many verification renders (independent
+    /// re-renders of sampled frames, at most one per frame, at the frame
+    /// price) the job may pay. Locked with the job; the unused part is
+    /// refunded. Default: one per frame, so that every frame the network
+    /// samples is verified. Below what the network samples, frames the
+    /// budget cannot verify go only to nodes trusted enough to skip a sample
+    /// (docs/trust.md).
+    #[arg(long, value_name = "N")]
+    pub verifications: Option<u32>,
     /// Network.
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -197,18 +206,33 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
 
     let provider = lumen_chain::signer_provider(&key, &conn.rpc_url)?;
     let escrow = RenderEscrow::new(escrow_address, &provider);
-    let cost =
-        escrow.quote(frame_count, args.price_per_frame).call().await.map_err(ChainError::from_contract)?;
+    let verifications = args.verifications.unwrap_or(frame_count);
+    if verifications > frame_count {
+        return Err(eyre!("--verifications {verifications} is above the job's {frame_count} frames"));
+    }
+    let cost = escrow
+        .quote(frame_count, verifications, args.price_per_frame)
+        .call()
+        .await
+        .map_err(ChainError::from_contract)?;
     output::line(format!(
         "scene: {} frames {start}-{end} (step {}), {}x{}, {}, {:.0} fps",
         uploaded.hash, spec.frameStep, scene.width, scene.height, scene.engine, scene.fps
     ));
+    let price = Wei::from(args.price_per_frame);
+    let frames_cost = price.checked_mul(u64::from(frame_count)).ok_or_else(|| eyre!("cost overflows"))?;
+    let budget =
+        Wei(cost).checked_sub(frames_cost).ok_or_else(|| eyre!("the escrow quoted less than the frames"))?;
     output::line(format!(
-        "cost: {frame_count} frames x {} wei = {cost} wei ({} ETH), locked in escrow {}",
-        args.price_per_frame,
-        format_ether(cost),
-        escrow_address
+        "cost: {frame_count} frames x {price} wei = {frames_cost} wei ({} ETH), paid only for verified frames",
+        format_ether(frames_cost.0)
     ));
+    output::line(format!(
+        "verification budget: up to {verifications} verification renders x {price} wei = {budget} wei ({} ETH), \
+         unused part refunded",
+        format_ether(budget.0)
+    ));
+    output::line(format!("locked in escrow {escrow_address}: {cost} wei ({} ETH)", format_ether(cost)));
 
     let now = provider
         .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
@@ -216,9 +240,12 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         .map(|b| b.header.timestamp)
         .ok_or_else(|| eyre!("the chain returned no latest block"))?;
     let deadline = now + args.deadline_hours.max(1) * 3_600;
-    let receipt =
-        send(escrow.openJob(hash, Address::ZERO, args.price_per_frame, frame_count, deadline).value(cost))
-            .await?;
+    let receipt = send(
+        escrow
+            .openJob(hash, Address::ZERO, args.price_per_frame, frame_count, verifications, deadline)
+            .value(cost),
+    )
+    .await?;
     let opened = receipt
         .decoded_log::<RenderEscrow::JobOpened>()
         .ok_or_else(|| eyre!("openJob succeeded but emitted no JobOpened event"))?;

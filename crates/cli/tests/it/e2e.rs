@@ -16,21 +16,45 @@ use crate::harness::{Devnet, make_scene, wait_until};
 
 const PRICE: u128 = 1_000_000_000_000_000; // 0.001 ETH
 
-/// Every `FramesReleased` of a job: frame index → (node, owner), asserting
-/// that no frame appears twice.
+/// Every `FramesReleased` of a job: frame index → (node, owner, amount,
+/// fee of the set), asserting that no frame appears twice.
 async fn released_frames(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address, U256, U256)> {
+    released(devnet, job, RenderEscrow::FramesReleased::SIGNATURE_HASH, |log| {
+        let e = RenderEscrow::FramesReleased::decode_log(log).unwrap();
+        (e.wordIndex, e.bits, e.node, e.owner, e.amount, e.fee)
+    })
+    .await
+}
+
+/// Every `VerificationsReleased` of a job, as [`released_frames`].
+async fn released_verifications(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address, U256, U256)> {
+    released(devnet, job, RenderEscrow::VerificationsReleased::SIGNATURE_HASH, |log| {
+        let e = RenderEscrow::VerificationsReleased::decode_log(log).unwrap();
+        (e.wordIndex, e.bits, e.node, e.owner, e.amount, e.fee)
+    })
+    .await
+}
+
+type ReleasedSet = (u32, U256, Address, Address, U256, U256);
+
+async fn released(
+    devnet: &Devnet,
+    job: u64,
+    signature: alloy::primitives::B256,
+    decode: impl Fn(&alloy::primitives::Log) -> ReleasedSet,
+) -> BTreeMap<u32, (Address, Address, U256, U256)> {
     let provider = devnet.provider();
     let filter = Filter::new()
         .address(devnet.file.deployment.escrow)
-        .event_signature(RenderEscrow::FramesReleased::SIGNATURE_HASH)
+        .event_signature(signature)
         .topic1(U256::from(job))
         .from_block(0);
     let mut frames = BTreeMap::new();
     for log in provider.get_logs(&filter).await.unwrap() {
-        let e = RenderEscrow::FramesReleased::decode_log(&log.inner).unwrap();
-        let count = U256::from(e.bits.count_ones());
-        for index in lumen_chain::frames::unpack(e.wordIndex, e.bits) {
-            let previous = frames.insert(index, (e.node, e.owner, e.amount / count, e.fee));
+        let (word, bits, node, owner, amount, fee) = decode(&log.inner);
+        let count = U256::from(bits.count_ones());
+        for index in lumen_chain::frames::unpack(word, bits) {
+            let previous = frames.insert(index, (node, owner, amount / count, fee));
             assert!(previous.is_none(), "frame {index} of job {job} was paid twice");
         }
     }
@@ -96,19 +120,41 @@ async fn renders_verifies_and_pays_every_frame_once() {
         assert!(escrow.isFramePaid(U256::from(job), U256::from(index)).call().await.unwrap());
     }
 
-    // Owners' credits sum to frames × price minus the fee; the artist got the rest back.
-    let locked = U256::from(PRICE) * U256::from(6);
-    let fee = locked * U256::from(devnet.file.fee_bps) / U256::from(10_000);
+    // Fresh nodes are sampled on every frame: each frame's verification
+    // render, by another node of another owner that agreed, is paid from the
+    // artist's budget (one per frame by default).
+    let checks = released_verifications(&devnet, job).await;
+    for f in frames_of(&status) {
+        let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
+        let accepted: Vec<Address> = f["renders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "accepted")
+            .map(|r| r["node"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(accepted.len(), 2, "frame {index} verified by a second render:\n{f:#}");
+        let (checker, owner, amount, _) = checks[&index];
+        assert!(accepted.contains(&checker), "frame {index}: {checker} did not render it:\n{f:#}");
+        assert_ne!(checker, released[&index].0, "frame {index}: the verification render is another node's");
+        assert_ne!(owner, released[&index].1, "frame {index}: and another owner's");
+        assert_eq!(amount, U256::from(PRICE));
+    }
+
+    // Owners' credits sum to (frames + verification renders) × price minus
+    // the fee; the artist got the rest of the lock (frames and budget) back.
+    let paid = U256::from(PRICE) * U256::from(released.len() + checks.len());
     let mut credited = U256::ZERO;
     for (owner, before) in owners.iter().zip(&credits_before) {
         credited += escrow.credits(*owner, Address::ZERO).call().await.unwrap() - before;
     }
-    assert_eq!(credited, locked - fee);
-    assert_eq!(escrow.fees(Address::ZERO).call().await.unwrap(), fee);
-    let released_total: U256 = released.values().map(|(_, _, amount, _)| *amount).sum();
-    assert_eq!(refunded(&devnet, job).await, locked - released_total);
+    let fees = escrow.fees(Address::ZERO).call().await.unwrap();
+    assert_eq!(credited + fees, paid, "every wei released went to an owner or the protocol");
+    assert!(fees <= paid * U256::from(devnet.file.fee_bps) / U256::from(10_000), "fees at most the fee rate");
+    let locked = U256::from(PRICE) * U256::from(12);
+    assert_eq!(refunded(&devnet, job).await, locked - paid);
     let onchain = escrow.getJob(U256::from(job)).call().await.unwrap();
-    assert_eq!(onchain.remaining, 0);
+    assert_eq!((onchain.remaining, onchain.verificationsLeft), (0, 0));
 
     // Every node reports itself healthy and connected, as the operator guide describes.
     for node in &devnet.file.nodes {
@@ -144,7 +190,9 @@ async fn a_killed_node_loses_its_frames_and_the_job_still_completes() {
     assert!(retried >= 1, "the killed node's frame was rendered again elsewhere: {status:#}");
     let released = released_frames(&devnet, job).await;
     assert_eq!(released.len(), 6, "every frame paid exactly once");
-    assert_eq!(refunded(&devnet, job).await, U256::ZERO);
+    // Frames and verification renders paid, the rest of the lock refunded.
+    let paid = released.len() + released_verifications(&devnet, job).await.len();
+    assert_eq!(refunded(&devnet, job).await, U256::from(PRICE) * U256::from(12 - paid));
 }
 
 /// A node currently running a task, from the gateway's node list.
@@ -377,7 +425,11 @@ async fn a_deterministic_failure_fails_the_job_fast_and_refunds_everything() {
     let attempts: i64 = frames_of(&status).iter().map(|f| f["attempts"].as_i64().unwrap()).sum();
     assert!(attempts <= 6, "failed fast instead of cycling through nodes: {attempts} attempts");
     assert!(released_frames(&devnet, job).await.is_empty());
-    assert_eq!(refunded(&devnet, job).await, U256::from(PRICE) * U256::from(6), "everything refunded");
+    assert_eq!(
+        refunded(&devnet, job).await,
+        U256::from(PRICE) * U256::from(12),
+        "everything refunded: the frames and the verification budget"
+    );
 }
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.

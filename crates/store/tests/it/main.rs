@@ -70,7 +70,14 @@ async fn jobs_round_trip_typed_and_refuse_illegal_transitions() {
     let id = job(&store, 4, 3).await;
     let row = store.job(id).await.unwrap().unwrap();
     assert_eq!((row.artist, row.frame_count, row.price_per_frame), (node(0xa), 3, Wei::from(1_000u128)));
-    assert_eq!(row.expected_lock(), Some(Wei::from(3_000u128)));
+    assert_eq!(row.expected_lock(0), Some(Wei::from(3_000u128)));
+    assert_eq!(row.expected_lock(3), Some(Wei::from(6_000u128)), "frames and verification renders");
+    assert_eq!(row.verifications, 0, "no budget until the chain is read");
+    store.insert_job(&new_job(5, 3, row.blend_hash)).await.unwrap();
+    assert!(store.confirm_job(JobId(5), 3).await.unwrap());
+    assert!(!store.confirm_job(JobId(5), 3).await.unwrap(), "confirmed once");
+    let confirmed = store.job(JobId(5)).await.unwrap().unwrap();
+    assert_eq!((confirmed.state, confirmed.verifications), (JobState::Rendering, 3));
     assert_eq!(row.signature, Bytes::from_static(&[1, 2, 3]));
     assert!(matches!(
         store.insert_job(&new_job(4, 1, row.blend_hash)).await,
@@ -81,7 +88,7 @@ async fn jobs_round_trip_typed_and_refuse_illegal_transitions() {
         Err(StoreError::Transition { .. })
     ));
     assert!(!store.transition_job(id, JobState::AwaitingChain, JobState::Rendering, None).await.unwrap());
-    assert_eq!(store.jobs_in_state(JobState::Rendering).await.unwrap().len(), 1);
+    assert_eq!(store.jobs_in_state(JobState::Rendering).await.unwrap().len(), 2, "jobs 4 and 5");
 }
 
 #[tokio::test]
@@ -238,25 +245,45 @@ async fn mirror_batches_are_typed_idempotent_and_rewindable() {
             token: Address::ZERO,
             price_per_frame: Wei::from(1_000u128),
             frame_count: 2,
+            verifications: 1,
             deadline: 1_700_000_000,
-            amount: Wei::from(2_000u128),
+            amount: Wei::from(3_000u128),
             fee_bps: 250,
         },
         ..event.clone()
     };
+    let verified = MirroredEvent {
+        log_index: 1,
+        event: ChainEvent::VerificationsReleased {
+            job_id: id,
+            node: node(3),
+            owner: node(4),
+            frames: FrameWord::pack([F1])[0],
+            amount: Wei::from(1_000u128),
+            fee: Wei::from(25u128),
+        },
+        ..event.clone()
+    };
     let cursor = Cursor { name: "m".into(), block_number: 10, block_hash: B256::repeat_byte(0xb) };
-    let batch = [opened.clone(), event.clone()];
+    let batch = [opened.clone(), event.clone(), verified];
     store.apply_chain_batch(&batch, &cursor).await.unwrap();
     store.apply_chain_batch(&batch, &cursor).await.unwrap();
     assert_eq!(store.chain_events(Some(id)).await.unwrap(), batch.to_vec(), "events come back exactly");
     let payouts = store.payouts(id).await.unwrap();
     assert_eq!(payouts.len(), 2);
     assert_eq!(payouts.iter().map(|p| p.fee).sum::<Wei>(), Wei::from(51u128), "fee split exactly");
+    let checks = store.verification_payouts(id).await.unwrap();
+    assert_eq!(
+        checks.iter().map(|p| (p.frame_index, p.node, p.owner, p.amount)).collect::<Vec<_>>(),
+        [(F1, node(3), node(4), Wei::from(1_000u128))],
+        "a verification render's payout is kept apart from the frame's"
+    );
     assert!(store.unpaid_verified_frames(id).await.unwrap().is_empty());
     assert_eq!(store.cursor("m").await.unwrap().unwrap(), cursor);
 
     store.rewind_mirror(9).await.unwrap();
     assert_eq!(store.chain_events(None).await.unwrap(), vec![opened]);
+    assert!(store.verification_payouts(id).await.unwrap().is_empty());
     assert_eq!(
         store.unpaid_verified_frames(id).await.unwrap().len(),
         1,
