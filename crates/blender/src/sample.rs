@@ -51,7 +51,7 @@ pub enum Variant {
 }
 
 /// Settings of a generated scene. The default is the script's: 6 frames
-/// (1..=6) at 320×180, Cycles with 16 samples, uncompressed.
+/// (1..=6) at 320×180, Cycles with 16 samples, uncompressed, layout 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SampleScene {
     /// Frames `1..=frames`.
@@ -68,6 +68,10 @@ pub struct SampleScene {
     pub variant: Variant,
     /// Save zstd-compressed.
     pub compress: bool,
+    /// Object layout: 0 is the original scene, any other seed perturbs the
+    /// objects' positions, sizes, colours and motion reproducibly (another
+    /// scene of the same kind).
+    pub seed: u32,
 }
 
 impl Default for SampleScene {
@@ -80,6 +84,7 @@ impl Default for SampleScene {
             samples: 16,
             variant: Variant::Ok,
             compress: false,
+            seed: 0,
         }
     }
 }
@@ -111,6 +116,7 @@ impl SampleScene {
             Variant::Denoise => flag("--variant", "denoise".into()),
             Variant::NoCamera => flag("--variant", "no-camera".into()),
         }
+        flag("--seed", self.seed.to_string());
         if self.compress {
             args.push("--compress".into());
         }
@@ -160,6 +166,7 @@ mod tests {
         let scene = SampleScene {
             variant: Variant::ExternalTexture("//t.png".into()),
             compress: true,
+            seed: 3,
             ..SampleScene::tiny()
         };
         let args: Vec<String> =
@@ -167,7 +174,7 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "--out /o.blend --frames 6 --width 64 --height 36 --engine CYCLES --samples 4 \
-             --variant external-texture --texture //t.png --compress"
+             --variant external-texture --texture //t.png --seed 3 --compress"
         );
         assert!(SCRIPT.contains("def build(args)"));
     }
