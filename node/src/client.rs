@@ -126,7 +126,7 @@ impl Client {
                 blender_version: self.blender_version.clone(),
                 gpu: false,
                 memory_mb: self.config.memory_bytes >> 20,
-                slots: self.config.slots.max(1),
+                slots: self.config.announced_slots(),
             },
             client_version: env!("CARGO_PKG_VERSION").into(),
         };

@@ -93,11 +93,20 @@ pub enum Fault {
     HonestThenNoise,
     /// Render with one sample instead of the scene's.
     FewerSamples,
+    /// Render, with real Blender at the dispatched size, the same frame
+    /// number of another scene than the job's (a generated sample scene of
+    /// another layout).
+    OtherScene,
+    /// Announce [`HOARDER_SLOTS`] slots, and render honestly whatever it is given.
+    SlotHoarder,
 }
+
+/// Slots a [`Fault::SlotHoarder`] node announces.
+pub const HOARDER_SLOTS: u32 = 64;
 
 impl Fault {
     /// Every fault, in the order of [`Fault::as_str`]'s names.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::BlackFrames,
         Self::WrongKey,
         Self::Noise,
@@ -108,6 +117,8 @@ impl Fault {
         Self::Silent,
         Self::HonestThenNoise,
         Self::FewerSamples,
+        Self::OtherScene,
+        Self::SlotHoarder,
     ];
 
     /// The name used on the command line and in `LUMEN_NODE_FAULT`.
@@ -123,6 +134,8 @@ impl Fault {
             Self::Silent => "silent",
             Self::HonestThenNoise => "honest-then-noise",
             Self::FewerSamples => "fewer-samples",
+            Self::OtherScene => "other-scene",
+            Self::SlotHoarder => "slot-hoarder",
         }
     }
 }
@@ -172,6 +185,12 @@ impl NodeConfig {
             threads: None,
             fault: None,
         }
+    }
+
+    /// The slots the node announces to the gateway: its own, or
+    /// [`HOARDER_SLOTS`] for a [`Fault::SlotHoarder`].
+    pub fn announced_slots(&self) -> u32 {
+        if self.fault == Some(Fault::SlotHoarder) { HOARDER_SLOTS } else { self.slots.max(1) }
     }
 }
 
@@ -250,5 +269,31 @@ mod tests {
         assert_eq!(secs, vec![1, 2, 4, 8, 16, 30, 30, 30]);
         assert_eq!(backoff_delay(0, 0.0), Duration::from_millis(800));
         assert_eq!(backoff_delay(9, 5.0), Duration::from_secs(36));
+    }
+
+    #[test]
+    fn every_fault_has_one_name_on_the_command_line_and_in_config() {
+        let mut names = std::collections::HashSet::new();
+        for fault in Fault::ALL {
+            let name = fault.as_str();
+            assert!(names.insert(name), "{name} is used twice");
+            assert_eq!(name.parse::<Fault>(), Ok(fault));
+            assert_eq!(serde_json::to_value(fault).unwrap(), name, "serde and as_str agree");
+        }
+        assert_eq!("other-scene".parse::<Fault>(), Ok(Fault::OtherScene));
+        assert_eq!("slot-hoarder".parse::<Fault>(), Ok(Fault::SlotHoarder));
+    }
+
+    #[test]
+    fn a_slot_hoarder_announces_many_slots_and_others_their_own() {
+        let mut config = NodeConfig::new("ws://g/ws/node", PathBuf::from("/tmp"));
+        config.slots = 0;
+        assert_eq!(config.announced_slots(), 1);
+        config.slots = 3;
+        assert_eq!(config.announced_slots(), 3);
+        config.fault = Some(Fault::FewerSamples);
+        assert_eq!(config.announced_slots(), 3);
+        config.fault = Some(Fault::SlotHoarder);
+        assert_eq!(config.announced_slots(), HOARDER_SLOTS);
     }
 }

@@ -33,10 +33,16 @@ pub(crate) struct CheatMemory {
     first_output: std::sync::Mutex<Option<Vec<u8>>>,
     /// Frames rendered so far ([`Fault::HonestThenNoise`]).
     rendered: std::sync::atomic::AtomicU32,
+    /// Held while the other scene is generated ([`Fault::OtherScene`]).
+    other_scene: tokio::sync::Mutex<()>,
 }
 
 /// Frames a [`Fault::HonestThenNoise`] node renders honestly first.
 const HONEST_FRAMES: u32 = 2;
+
+/// Layout of the scene a [`Fault::OtherScene`] node renders instead of the
+/// job's (`make-sample-scene.py --seed`; the tests' jobs use layout 0).
+const OTHER_SCENE_SEED: u32 = 7;
 
 /// A task failure as reported to the gateway.
 struct Failure {
@@ -116,6 +122,10 @@ impl TaskContext {
                 self.render(d, d.frame).await?;
                 black_png(d.width, d.height)
             }
+            Some(Fault::OtherScene) => {
+                let other = self.other_scene(d.width, d.height).await?;
+                self.run_blender(d, other, d.frame).await?
+            }
             _ => self.render(d, d.frame).await?,
         };
         self.deliver(d, bytes).await
@@ -124,6 +134,38 @@ impl TaskContext {
     /// Renders Blender frame `frame` of the dispatch's scene.
     async fn render(&self, d: &Dispatch, frame: i32) -> Result<Vec<u8>, Failure> {
         let blend = self.fetch_blend(&d.blend_hash, d.blend_size).await?;
+        self.run_blender(d, blend, frame).await
+    }
+
+    /// A scene other than any job's, `width`×`height`, generated with
+    /// Blender into the data folder the first time it is needed
+    /// ([`Fault::OtherScene`]).
+    async fn other_scene(&self, width: u32, height: u32) -> Result<PathBuf, Failure> {
+        let dir = self.config.data_dir.join("cheat");
+        let path = dir.join(format!("other-scene-{OTHER_SCENE_SEED}-{width}x{height}.blend"));
+        let _generating = self.cheat.other_scene.lock().await;
+        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Ok(path);
+        }
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| Failure::transient("io", e.to_string()))?;
+        let scene = lumen_blender::sample::SampleScene {
+            width,
+            height,
+            seed: OTHER_SCENE_SEED,
+            ..lumen_blender::sample::SampleScene::default()
+        };
+        // Written beside and renamed, so a cut-short run leaves no half file.
+        let tmp = dir.join(format!(".other-scene-{width}x{height}.{}.blend", std::process::id()));
+        lumen_blender::sample::make_scene(&self.blender, &scene, &tmp)
+            .await
+            .map_err(|e| Failure::transient("other_scene", e.to_string()))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| Failure::transient("io", e.to_string()))?;
+        info!(target: "node::render", path = %path.display(), "generated another scene to render instead of a job's");
+        Ok(path)
+    }
+
+    /// Renders Blender frame `frame` of `blend` under the dispatch's limits.
+    async fn run_blender(&self, d: &Dispatch, blend: PathBuf, frame: i32) -> Result<Vec<u8>, Failure> {
         let work = self.config.data_dir.join("work");
         tokio::fs::create_dir_all(&work).await.map_err(|e| Failure::transient("io", e.to_string()))?;
         let request = lumen_blender::RenderRequest {

@@ -48,7 +48,10 @@ pub struct DevnetArgs {
     /// ignored: the devnet deploys its own contracts.
     #[arg(long, env = "LUMEN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Misbehaving node for failure tests: `INDEX=FAULT` (black-frames, wrong-key).
+    /// Misbehaving node for failure tests: `INDEX=FAULT`, where FAULT is one
+    /// of black-frames, wrong-key, noise, smooth, copy-frame, neighbour,
+    /// fake-failure, silent, honest-then-noise, fewer-samples, other-scene,
+    /// slot-hoarder.
     #[arg(long, hide = true, value_name = "INDEX=FAULT")]
     pub node_fault: Vec<String>,
 }
@@ -240,4 +243,25 @@ async fn stop_child(child: &mut Child) {
         }
     }
     let _ = child.kill().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Args as _;
+
+    use super::*;
+
+    #[test]
+    fn the_node_fault_help_names_every_fault() {
+        let command = DevnetArgs::augment_args(clap::Command::new("devnet"));
+        let arg = command.get_arguments().find(|a| a.get_id() == "node_fault").unwrap();
+        let help = arg.get_long_help().or_else(|| arg.get_help()).unwrap().to_string();
+        for fault in lumen_node::Fault::ALL {
+            assert!(help.contains(fault.as_str()), "--node-fault help misses {}: {help}", fault.as_str());
+        }
+        let faults = parse_faults(&["3=other-scene".into(), "0=slot-hoarder".into()]).unwrap();
+        assert_eq!(faults[&3], lumen_node::Fault::OtherScene);
+        assert_eq!(faults[&0], lumen_node::Fault::SlotHoarder);
+        assert!(parse_faults(&["1=hoard".into()]).is_err());
+    }
 }
