@@ -185,6 +185,8 @@ fn render_view(task: &TaskRow) -> RenderView {
         node: task.node,
         output_hash: task.output_hash,
         failure: task.failure_code.clone(),
+        dispatched_at_ms: task.created_at,
+        finished_at_ms: task.finished_at,
     }
 }
 

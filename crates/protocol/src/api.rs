@@ -113,6 +113,14 @@ pub struct RenderView {
     pub output_hash: Option<ContentHash>,
     /// Failure or rejection code, if it failed.
     pub failure: Option<String>,
+    /// When it was dispatched to the node, ms since the Unix epoch.
+    #[serde(default)]
+    pub dispatched_at_ms: i64,
+    /// When the node's part ended (result uploaded, failure reported, task
+    /// lost or cancelled), ms since the Unix epoch; `None` while it runs.
+    /// From dispatch to here it takes one of the node's slots.
+    #[serde(default)]
+    pub finished_at_ms: Option<i64>,
 }
 
 /// One frame in a job's status.

@@ -100,7 +100,8 @@ pub struct TaskRow {
     pub progress_at: Option<i64>,
     /// Dispatch time (ms).
     pub created_at: i64,
-    /// End time (ms).
+    /// When it stopped running (ms): its result uploaded, or it failed,
+    /// was lost or cancelled. Set once; a verdict does not move it.
     pub finished_at: Option<i64>,
     /// Order of the verifier's verdict on it (1, 2, 3, ...).
     pub verdict_seq: Option<i64>,
@@ -447,7 +448,7 @@ impl Store {
              failure_code = COALESCE($2, failure_code), failure_message = COALESCE($3, failure_message), \
              deterministic = $4, output_hash = COALESCE($5, output_hash), signature = COALESCE($6, signature), \
              render_secs = COALESCE($7, render_secs), \
-             finished_at = CASE WHEN $8 THEN $9 ELSE finished_at END, \
+             finished_at = CASE WHEN $8 THEN COALESCE(finished_at, $9) ELSE finished_at END, \
              verdict_seq = CASE WHEN $10 THEN (SELECT COALESCE(MAX(verdict_seq), 0) + 1 FROM tasks) \
                            ELSE verdict_seq END \
              WHERE task_id = $11 AND state = $12 RETURNING *",
@@ -648,7 +649,7 @@ impl Store {
             return Ok(None);
         }
         let cancelled = sqlx::query_as(
-            "UPDATE tasks SET state = $1, finished_at = $2 \
+            "UPDATE tasks SET state = $1, finished_at = COALESCE(finished_at, $2) \
              WHERE job_id = $3 AND frame_index = $4 AND state IN ($5, $6) RETURNING *",
         )
         .bind(TaskState::Cancelled)

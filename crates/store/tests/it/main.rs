@@ -203,6 +203,25 @@ async fn a_frame_can_want_several_independent_renders() {
     assert!(!store.record_result(running.task_id, hash(1), &Bytes::new(), 1.0).await.unwrap());
 }
 
+#[tokio::test]
+async fn a_task_stops_running_once_and_keeps_that_time() {
+    let (_dir, store) = store().await;
+    let id = job(&store, 7, 1).await;
+    let task = claim(&store, id, F0, 1).await.unwrap();
+    assert_eq!(task.finished_at, None, "running");
+    deliver(&store, &task, hash(1)).await;
+    let uploaded = store.task(task.task_id).await.unwrap().unwrap();
+    assert_eq!(uploaded.state, TaskState::Uploaded);
+    let stopped = uploaded.finished_at.expect("it stopped running when its result came");
+    assert!(stopped >= task.created_at);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let cancelled = store.fail_frame(id, F0, "gave up").await.unwrap().unwrap();
+    assert_eq!(cancelled.iter().map(|t| t.task_id).collect::<Vec<_>>(), vec![task.task_id]);
+    let task = store.task(task.task_id).await.unwrap().unwrap();
+    assert_eq!(task.state, TaskState::Cancelled);
+    assert_eq!(task.finished_at, Some(stopped), "cancelling a result does not move when it stopped running");
+}
+
 /// Marks every frame of a job as wanting `n` renders (what sampling will do).
 async fn sqlx_set_wanted(store: &Store, job: JobId, n: u32) {
     store.set_renders_wanted(job, F0, n).await.unwrap();
