@@ -251,10 +251,86 @@ async fn cheaters_are_outvoted_banned_slashed_and_never_paid() {
 }
 
 #[tokio::test]
-async fn a_neighbouring_frame_and_a_one_sample_render_are_caught() {
-    // Cheats that run Blender on the right scene: a frame off by one, and
-    // the right frame at one sample instead of the scene's sixteen.
-    cheaters_among_honest_nodes(&["neighbour", "fewer-samples"]).await;
+async fn cheats_rendered_with_real_blender_are_caught() {
+    // Cheats that run Blender at the job's size: a frame off by one and the
+    // right frame at one sample instead of the scene's sixteen (both of the
+    // right scene), and the right frame number of another scene.
+    cheaters_among_honest_nodes(&["neighbour", "fewer-samples", "other-scene"]).await;
+}
+
+#[tokio::test]
+async fn a_node_announcing_many_slots_gets_one_frame_at_a_time() {
+    // Two honest owners beside a node that announces 64 slots and renders
+    // honestly. Slots are earned: a fresh key renders one frame at a time
+    // and gains one slot per `renders_per_slot` accepted renders. A node
+    // holds at most one render of a frame, so with fewer frames than that
+    // the hoarder never earns a second slot.
+    const FRAMES: u32 = 4;
+    let policy = lumen_matchmaker::policy::TrustPolicy::default();
+    assert!(FRAMES < policy.renders_per_slot, "the job is too small to earn a second slot");
+    let devnet = Devnet::start(3, &["--node-fault", "2=slot-hoarder"]);
+    let hoarder = devnet.file.nodes[2].address;
+    let announced = &nodes_by_address(&devnet)[&hoarder]["capabilities"]["slots"];
+    assert_eq!(announced.as_u64(), Some(u64::from(lumen_node::HOARDER_SLOTS)), "it announced {announced}");
+    let scene = devnet.dir.path().join("scene.blend");
+    make_scene(&scene, FRAMES, 64, 36, &[]);
+    let job = devnet.submit(&scene, &[]);
+    devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
+
+    let status = devnet.status(job);
+    assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
+    assert_eq!(
+        released_frames(&devnet, job).await.len(),
+        usize::try_from(FRAMES).unwrap(),
+        "every frame paid once"
+    );
+    // When each of the hoarder's renders held one of its slots: from
+    // dispatch until its result came (or it failed, was lost or cancelled).
+    let held: Vec<(i64, i64)> = frames_of(&status)
+        .iter()
+        .flat_map(|f| f["renders"].as_array().unwrap().iter())
+        .filter(|r| r["node"].as_str().unwrap().parse::<Address>().unwrap() == hoarder)
+        .map(|r| {
+            let end = r["finished_at_ms"].as_i64().unwrap_or_else(|| panic!("a render still runs: {r}"));
+            (r["dispatched_at_ms"].as_i64().unwrap(), end)
+        })
+        .collect();
+    let accepted = frames_of(&status)
+        .iter()
+        .flat_map(|f| f["renders"].as_array().unwrap().iter())
+        .filter(|r| r["node"].as_str().unwrap().parse::<Address>().unwrap() == hoarder)
+        .filter(|r| r["state"] == "accepted")
+        .count();
+    assert!(accepted >= 1, "the hoarder rendered honestly and was accepted: {status:#}");
+    // The most slots it could have earned by the end of the job: one, plus
+    // one per `renders_per_slot` accepted renders (failures only take away).
+    let earned = 1 + u32::try_from(accepted).unwrap() / policy.renders_per_slot;
+    assert_eq!(earned, 1);
+    assert_eq!(
+        most_at_once(&held),
+        usize::try_from(earned).unwrap(),
+        "the hoarder held {held:?} (dispatch, end in ms) with {earned} earned slot(s)"
+    );
+    let trust = &nodes_by_address(&devnet)[&hoarder]["trust"];
+    assert_eq!(trust["banned"].as_bool(), Some(false), "{trust}");
+}
+
+/// The most of the half-open intervals `[start, end)` that overlap at any
+/// instant (the peak is reached at some interval's start).
+fn most_at_once(intervals: &[(i64, i64)]) -> usize {
+    intervals
+        .iter()
+        .map(|&(at, _)| intervals.iter().filter(|&&(start, end)| start <= at && at < end).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn overlapping_intervals_are_counted_at_their_peak() {
+    assert_eq!(most_at_once(&[]), 0);
+    assert_eq!(most_at_once(&[(0, 10), (10, 20), (20, 25)]), 1, "back to back is one at a time");
+    assert_eq!(most_at_once(&[(0, 10), (9, 20), (30, 40)]), 2);
+    assert_eq!(most_at_once(&[(0, 100), (10, 20), (15, 30), (19, 21)]), 4);
 }
 
 /// Three honest nodes beside one node per fault in `cheats`: the job
