@@ -243,7 +243,7 @@ async fn cheaters_are_outvoted_banned_slashed_and_never_paid() {
     // Three honest owners beside four that cheat, each its own way. (Cheats
     // whose outputs can agree with each other, such as a copied frame and a
     // neighbouring frame, are collusion: see
-    // `a_neighbouring_frame_and_a_one_sample_render_are_caught`. Five
+    // `cheats_rendered_with_real_blender_are_caught`. Five
     // cheaters among eight nodes can also leave a frame without any two
     // agreeing renders at the cap: docs/trust.md.)
     cheaters_among_honest_nodes(&["noise", "smooth", "copy-frame", "honest-then-noise", "fewer-samples"])
