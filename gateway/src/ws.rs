@@ -73,6 +73,9 @@ async fn authenticate(
     let NodeMessage::Auth { node, signature, capabilities, client_version } = msg else {
         return Err("the first message must be auth".into());
     };
+    if let Some(problem) = capabilities.problem() {
+        return Err(format!("capabilities refused: {problem}"));
+    }
     let text = challenge_message(&state.public_url, state.chain.chain_id, &nonce);
     let signature = Signature::try_from(signature.as_ref()).map_err(|_| "malformed signature".to_owned())?;
     let recovered = signature
@@ -96,7 +99,7 @@ async fn authenticate(
             return Err("ban lookup failed".to_owned());
         }
     }
-    info!(target: "gateway::ws", %node, owner = %info.owner, %client_version, blender = %capabilities.blender_version, "node authenticated");
+    info!(target: "gateway::ws", %node, owner = %info.owner, %client_version, blender = %capabilities.blender_version, opengl = capabilities.opengl.as_deref().unwrap_or("none"), "node authenticated");
     Ok((node, info.owner, Wei(info.stake), capabilities))
 }
 

@@ -25,7 +25,7 @@ use std::{
 use lumen_protocol::{
     Address, FrameState, JobId, TaskRole, TaskState,
     api::NodeView,
-    ws::{Dispatch, ServerMessage},
+    ws::{Dispatch, ServerMessage, pairs_on_opengl},
 };
 use lumen_runtime::{Pace, Retryable, ServiceHandle};
 use lumen_store::{
@@ -387,13 +387,19 @@ impl Matchmaker {
                 }
             }
         } else {
-            // Independent: another owner than every render held, the same Blender build.
+            // Independent: another owner than every render held, the same
+            // Blender build, and for engines that draw with OpenGL the same
+            // OpenGL implementation (two rasterise differently).
             let owners: HashSet<Address> = holding.iter().map(|t| t.owner.unwrap_or(t.node)).collect();
             let version = holding.iter().find_map(|t| t.blender_version.clone());
+            let opengl = pairs_on_opengl(&job.engine).then(|| holding.first().map(|t| t.opengl.clone()));
             for load in loads.iter() {
                 let Some(view) = nodes.get(&load.node) else { continue };
                 let same_build = version.as_deref().is_none_or(|v| v == view.capabilities.blender_version);
-                if owners.contains(&view.owner) || !same_build {
+                let same_opengl = opengl
+                    .as_ref()
+                    .is_none_or(|gl| gl.as_ref().is_none_or(|gl| *gl == view.capabilities.opengl));
+                if owners.contains(&view.owner) || !same_build || !same_opengl {
                     excluded.insert(load.node);
                 }
             }
@@ -406,8 +412,12 @@ impl Matchmaker {
         };
         let node = loads[i].node;
         let view = &nodes[&node];
-        let renderer =
-            Renderer { node, owner: view.owner, blender_version: view.capabilities.blender_version.clone() };
+        let renderer = Renderer {
+            node,
+            owner: view.owner,
+            blender_version: view.capabilities.blender_version.clone(),
+            opengl: view.capabilities.opengl.clone(),
+        };
         let lease_secs = self.config.task_timeout_secs + self.config.lease_grace_secs;
         let lease_until = now_ms() + i64::try_from(lease_secs * 1_000).unwrap_or(i64::MAX / 2);
         let Some(task) =

@@ -347,6 +347,7 @@ mod tests {
             node: addr(node),
             owner: None,
             blender_version: None,
+            opengl: None,
             role: lumen_protocol::TaskRole::Primary,
             state,
             upload_hash: None,

@@ -34,6 +34,8 @@ pub(crate) struct Client {
     key: PrivateKeySigner,
     blender: Arc<lumen_blender::Blender>,
     blender_version: String,
+    /// What Blender draws Eevee and Workbench with here (asked at start).
+    opengl: Option<String>,
     status: Arc<Status>,
     http: reqwest::Client,
     cheat: Arc<crate::render::CheatMemory>,
@@ -47,11 +49,13 @@ impl Client {
         status: Arc<Status>,
     ) -> Self {
         let blender_version = blender.version().await.unwrap_or_else(|_| "unknown".into());
+        let opengl = blender.opengl().await;
         Self {
             config,
             key,
             blender: Arc::new(blender),
             blender_version,
+            opengl,
             status,
             http: reqwest::Client::new(),
             cheat: Arc::default(),
@@ -68,7 +72,7 @@ impl Client {
 
     pub(crate) async fn run(self, shutdown: CancellationToken) {
         let mut attempt = 0u32;
-        info!(target: "node", node = %self.key.address(), gateway = %self.config.gateway_url, blender = %self.blender_version, "node starting");
+        info!(target: "node", node = %self.key.address(), gateway = %self.config.gateway_url, blender = %self.blender_version, opengl = self.opengl.as_deref().unwrap_or("none"), "node starting");
         loop {
             match self.session(&shutdown).await {
                 SessionEnd::Shutdown => break,
@@ -127,6 +131,7 @@ impl Client {
                 gpu: false,
                 memory_mb: self.config.memory_bytes >> 20,
                 slots: self.config.announced_slots(),
+                opengl: self.opengl.clone(),
             },
             client_version: env!("CARGO_PKG_VERSION").into(),
         };

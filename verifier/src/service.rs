@@ -395,6 +395,7 @@ struct EvidenceRender<'a> {
     owner: Option<Address>,
     role: TaskRole,
     blender_version: Option<&'a str>,
+    opengl: Option<&'a str>,
     output_hash: Option<ContentHash>,
     signature: Option<&'a Bytes>,
 }
@@ -431,6 +432,7 @@ impl<'a> Evidence<'a> {
                     owner: t.owner,
                     role: t.role,
                     blender_version: t.blender_version.as_deref(),
+                    opengl: t.opengl.as_deref(),
                     output_hash: t.output_hash,
                     signature: t.signature.as_ref(),
                 })

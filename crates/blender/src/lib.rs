@@ -39,6 +39,8 @@ pub struct Blender {
     exe: PathBuf,
     /// `--version`, asked once per handle.
     version: Arc<tokio::sync::OnceCell<String>>,
+    /// The OpenGL implementation, asked once per handle.
+    opengl: Arc<tokio::sync::OnceCell<Option<String>>>,
 }
 
 impl Blender {
@@ -59,7 +61,7 @@ impl Blender {
 
     /// A specific executable.
     pub fn at(exe: impl Into<PathBuf>) -> Self {
-        Self { exe: exe.into(), version: Arc::default() }
+        Self { exe: exe.into(), version: Arc::default(), opengl: Arc::default() }
     }
 
     /// The executable.
@@ -84,6 +86,58 @@ impl Blender {
     }
 }
 
+/// Draws an 8×8 Workbench frame, which makes Blender create its OpenGL
+/// context, then prints what `gpu.platform` says of it (it crashes Blender
+/// when asked before any context exists).
+const OPENGL_PROBE: &str = "import bpy, gpu\n\
+s = bpy.context.scene\n\
+s.render.engine = 'BLENDER_WORKBENCH'\n\
+s.render.resolution_x = s.render.resolution_y = 8\n\
+bpy.ops.render.render(write_still=False)\n\
+print('LUMEN-OPENGL\\t' + gpu.platform.renderer_get() + '\\t' + gpu.platform.version_get())\n";
+
+impl Blender {
+    /// The OpenGL implementation Blender draws Eevee and Workbench frames
+    /// with, as `renderer; version` (e.g. `llvmpipe (LLVM 15.0.6, 256 bits);
+    /// 4.5 (Core Profile) Mesa 22.3.6`), asked once (a one-second render),
+    /// then remembered. `None` when Blender cannot draw at all here.
+    ///
+    /// Two implementations rasterise differently enough that honest Eevee
+    /// and Workbench frames disagree (docs/verification.md), so verification
+    /// renders of those engines pair nodes that report the same value.
+    pub async fn opengl(&self) -> Option<String> {
+        self.opengl
+            .get_or_init(|| async {
+                let args: [&std::ffi::OsStr; 6] = [
+                    "-b".as_ref(),
+                    "--factory-startup".as_ref(),
+                    "--disable-autoexec".as_ref(),
+                    "--python-exit-code".as_ref(),
+                    "3".as_ref(),
+                    "--python-expr".as_ref(),
+                ];
+                let args: Vec<&std::ffi::OsStr> =
+                    args.into_iter().chain([OPENGL_PROBE.as_ref()]).collect();
+                match process::run(&self.exe, &args, None, std::time::Duration::from_secs(60)).await {
+                    Ok(out) => parse_opengl(&out.stdout),
+                    Err(err) => {
+                        tracing::warn!(target: "blender::opengl", ?err, "cannot ask Blender for its OpenGL implementation");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+}
+
+fn parse_opengl(stdout: &str) -> Option<String> {
+    let line = stdout.lines().find_map(|l| l.strip_prefix("LUMEN-OPENGL\t"))?;
+    let (renderer, version) = line.split_once('\t')?;
+    let (renderer, version) = (renderer.trim(), version.trim());
+    (!renderer.is_empty()).then(|| format!("{renderer}; {version}"))
+}
+
 fn parse_version(stdout: &str) -> Option<String> {
     stdout
         .lines()
@@ -94,6 +148,18 @@ fn parse_version(stdout: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn opengl_line() {
+        let out =
+            "Blender 3.4.1\nLUMEN-OPENGL\tllvmpipe (LLVM 15.0.6, 256 bits)\t4.5 (Core Profile) Mesa 22.3.6\n";
+        assert_eq!(
+            super::parse_opengl(out).as_deref(),
+            Some("llvmpipe (LLVM 15.0.6, 256 bits); 4.5 (Core Profile) Mesa 22.3.6")
+        );
+        assert_eq!(super::parse_opengl("Blender quit\n"), None);
+        assert_eq!(super::parse_opengl("LUMEN-OPENGL\t\t4.5\n"), None, "no renderer");
+    }
+
     #[test]
     fn version_line() {
         assert_eq!(super::parse_version("Blender 3.4.1\n\tbuild date: x\n").as_deref(), Some("3.4.1"));

@@ -49,6 +49,48 @@ pub struct Capabilities {
     pub memory_mb: u64,
     /// Frames the node renders at once.
     pub slots: u32,
+    /// The OpenGL implementation Blender draws Eevee and Workbench frames
+    /// with, `renderer; version` as `gpu.platform` names them (e.g.
+    /// `llvmpipe (LLVM 15.0.6, 256 bits); 4.5 (Core Profile) Mesa 22.3.6`);
+    /// absent when Blender cannot draw on the node. Verification renders of
+    /// those engines pair nodes that report the same value
+    /// ([`pairs_on_opengl`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opengl: Option<String>,
+}
+
+/// Longest `blender_version` a node may announce.
+pub const MAX_VERSION_CHARS: usize = 64;
+/// Longest `opengl` a node may announce.
+pub const MAX_OPENGL_CHARS: usize = 256;
+/// Most job types a node may announce, and the longest of them.
+pub const MAX_JOB_TYPES: usize = 16;
+
+impl Capabilities {
+    /// Why these capabilities are not acceptable (sizes the gateway stores
+    /// with every task), if they are not.
+    pub fn problem(&self) -> Option<String> {
+        let opengl = self.opengl.as_deref().unwrap_or_default();
+        if self.blender_version.chars().count() > MAX_VERSION_CHARS {
+            Some(format!("blender_version is longer than {MAX_VERSION_CHARS} characters"))
+        } else if opengl.chars().count() > MAX_OPENGL_CHARS {
+            Some(format!("opengl is longer than {MAX_OPENGL_CHARS} characters"))
+        } else if self.job_types.len() > MAX_JOB_TYPES
+            || self.job_types.iter().any(|t| t.chars().count() > 32)
+        {
+            Some(format!("more than {MAX_JOB_TYPES} job types, or one longer than 32 characters"))
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether two renders of `engine` must come from the same OpenGL
+/// implementation to be comparable: every engine but Cycles, which does not
+/// draw with OpenGL (Eevee and Workbench do; an engine we do not know is
+/// treated as if it did).
+pub fn pairs_on_opengl(engine: &str) -> bool {
+    engine != "CYCLES"
 }
 
 /// One frame to render.

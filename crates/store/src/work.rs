@@ -72,6 +72,8 @@ pub struct TaskRow {
     pub owner: Option<Address>,
     /// The node's Blender build at dispatch.
     pub blender_version: Option<String>,
+    /// The node's OpenGL implementation at dispatch, as it announced it.
+    pub opengl: Option<String>,
     /// Why the render exists.
     pub role: TaskRole,
     /// Current state.
@@ -132,6 +134,8 @@ pub struct Renderer {
     pub owner: Address,
     /// Its Blender version, e.g. `3.4.1`.
     pub blender_version: String,
+    /// Its OpenGL implementation, as it announced it (`Capabilities::opengl`).
+    pub opengl: Option<String>,
 }
 
 /// How a running task ended without a result.
@@ -411,14 +415,15 @@ impl Store {
                 continue;
             }
             let task: TaskRow = sqlx::query_as(
-                "INSERT INTO tasks (job_id, frame_index, node, owner, blender_version, role, state, \
-                 lease_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+                "INSERT INTO tasks (job_id, frame_index, node, owner, blender_version, opengl, role, state, \
+                 lease_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
             )
             .bind(job_id)
             .bind(frame_index)
             .bind(Hex(node))
             .bind(Hex(renderer.owner))
             .bind(&renderer.blender_version)
+            .bind(&renderer.opengl)
             .bind(role)
             .bind(TaskState::Running)
             .bind(lease_until)

@@ -208,5 +208,5 @@ pub fn new_job(
 /// A node that owns itself and runs Blender 3.4.1: who renders in tests
 /// where owners only need to differ per node.
 pub fn renderer(node: alloy::primitives::Address) -> lumen_store::Renderer {
-    lumen_store::Renderer { node, owner: node, blender_version: "3.4.1".into() }
+    lumen_store::Renderer { node, owner: node, blender_version: "3.4.1".into(), opengl: None }
 }

@@ -88,6 +88,26 @@ pub(crate) async fn connect(
     signer: &PrivateKeySigner,
     claimed: alloy::primitives::Address,
 ) -> Socket {
+    connect_with(setup, signer, claimed, capabilities()).await
+}
+
+fn capabilities() -> Capabilities {
+    Capabilities {
+        job_types: vec!["render".into()],
+        blender_version: "3.4.1".into(),
+        gpu: false,
+        memory_mb: 2048,
+        slots: 1,
+        opengl: Some("llvmpipe (LLVM 15.0.6, 256 bits); 4.5 (Core Profile) Mesa 22.3.6".into()),
+    }
+}
+
+async fn connect_with(
+    setup: &Setup,
+    signer: &PrivateKeySigner,
+    claimed: alloy::primitives::Address,
+    capabilities: Capabilities,
+) -> Socket {
     let (mut socket, _) = tokio_tungstenite::connect_async(setup.gateway.ws_url()).await.unwrap();
     let ServerMessage::Challenge { nonce, chain_id, gateway } = server_message(&mut socket).await else {
         panic!("expected a challenge");
@@ -98,13 +118,7 @@ pub(crate) async fn connect(
     let auth = NodeMessage::Auth {
         node: claimed,
         signature: signature.as_bytes().to_vec().into(),
-        capabilities: Capabilities {
-            job_types: vec!["render".into()],
-            blender_version: "3.4.1".into(),
-            gpu: false,
-            memory_mb: 2048,
-            slots: 1,
-        },
+        capabilities,
         client_version: "test".into(),
     };
     send(&mut socket, &auth).await;
@@ -119,6 +133,27 @@ async fn an_unbound_key_is_refused_with_4001() {
     let (code, reason) = close_code(&mut socket).await;
     assert_eq!(code, ws::CLOSE_AUTH_FAILED);
     assert!(reason.contains("not registered"), "{reason}");
+}
+
+#[tokio::test]
+async fn oversized_capabilities_are_refused_with_4001() {
+    let setup = setup(HealthPolicy::default()).await;
+    let node = PrivateKeySigner::random();
+    bind_node(&setup, &node).await;
+    let hostile = [
+        Capabilities { opengl: Some("x".repeat(ws::MAX_OPENGL_CHARS + 1)), ..capabilities() },
+        Capabilities { blender_version: "3".repeat(ws::MAX_VERSION_CHARS + 1), ..capabilities() },
+        Capabilities { job_types: vec!["render".into(); ws::MAX_JOB_TYPES + 1], ..capabilities() },
+    ];
+    for caps in hostile {
+        let mut socket = connect_with(&setup, &node, node.address(), caps).await;
+        let (code, reason) = close_code(&mut socket).await;
+        assert_eq!(code, ws::CLOSE_AUTH_FAILED);
+        assert!(reason.contains("capabilities refused"), "{reason}");
+    }
+    // The same node with sane capabilities is welcome.
+    let mut socket = connect(&setup, &node, node.address()).await;
+    assert!(matches!(server_message(&mut socket).await, ServerMessage::Welcome { .. }));
 }
 
 #[tokio::test]

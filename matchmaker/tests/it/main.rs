@@ -18,6 +18,9 @@ use lumen_protocol::{
 };
 use lumen_store::{Bus, Store, TaskEnd};
 
+/// Mesa's software OpenGL, what most test nodes announce.
+const LLVMPIPE: &str = "llvmpipe (LLVM 15.0.6, 256 bits); 4.5 (Core Profile) Mesa 22.3.6";
+
 /// Test double of the gateway's node connections.
 #[derive(Default)]
 struct Recorder {
@@ -31,6 +34,10 @@ impl Recorder {
     }
 
     fn add_owned(&self, n: u8, owner: u8, blender: &str, slots: u32) -> Address {
+        self.add_drawing(n, owner, blender, LLVMPIPE, slots)
+    }
+
+    fn add_drawing(&self, n: u8, owner: u8, blender: &str, opengl: &str, slots: u32) -> Address {
         let address = Address::repeat_byte(n);
         self.nodes.lock().unwrap().push(NodeView {
             address,
@@ -43,6 +50,7 @@ impl Recorder {
                 gpu: false,
                 memory_mb: 2048,
                 slots,
+                opengl: Some(opengl.into()),
             },
             consecutive_failures: 0,
             last_heartbeat_secs: Some(0.0),
@@ -326,4 +334,37 @@ async fn the_verification_budget_bounds_sampling_and_keeps_unsampled_frames_from
     matchmaker.round().await.unwrap();
     assert_eq!(nodes.iter().map(|n| link.dispatched(*n).len()).sum::<usize>(), 4);
     assert_eq!(store.sampled_frames(JobId(1)).await.unwrap(), 0, "no budget, no sample");
+}
+
+#[tokio::test]
+async fn eevee_and_workbench_verification_renders_pair_equal_opengl_implementations() {
+    for (engine, softpipe_may_verify) in
+        [("BLENDER_EEVEE", false), ("BLENDER_WORKBENCH", false), ("CYCLES", true)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let blend = store.put_blob(b"BLENDER-v304 stand-in").await.unwrap();
+        let mut job = lumen_testkit::new_job(JobId(1), blend, 1);
+        job.engine = engine.into();
+        store.insert_job(&job).await.unwrap();
+        store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
+        let link = Arc::new(Recorder::default());
+        let matchmaker =
+            Matchmaker::new(store.clone(), Bus::new(), link.clone(), MatchmakerConfig::default());
+        let first = link.add_drawing(1, 50, "3.4.1", LLVMPIPE, 1);
+        matchmaker.round().await.unwrap();
+        assert_eq!(link.dispatched(first).len(), 1, "{engine}");
+        // Another owner, same Blender, drawing with Mesa's reference rasteriser.
+        let softpipe = link.add_drawing(2, 51, "3.4.1", "softpipe; 3.3 (Core Profile) Mesa 22.3.6", 1);
+        matchmaker.round().await.unwrap();
+        assert_eq!(!link.dispatched(softpipe).is_empty(), softpipe_may_verify, "{engine}");
+        if !softpipe_may_verify {
+            // One that draws like the first render's node verifies it.
+            let llvmpipe = link.add_drawing(3, 52, "3.4.1", LLVMPIPE, 1);
+            matchmaker.round().await.unwrap();
+            assert_eq!(link.dispatched(llvmpipe).len(), 1, "{engine}");
+            let tasks = store.frame_tasks(JobId(1), FrameIndex(0)).await.unwrap();
+            assert!(tasks.iter().all(|t| t.opengl.as_deref() == Some(LLVMPIPE)), "{tasks:?}");
+        }
+    }
 }

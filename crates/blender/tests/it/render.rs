@@ -164,3 +164,12 @@ async fn a_samples_override_changes_the_pixels() {
     assert_eq!(scene_samples, again, "the same settings render the same pixels");
     assert_ne!(scene_samples, one, "one sample is not the scene's four");
 }
+
+#[tokio::test]
+async fn blender_names_the_opengl_implementation_it_draws_with() {
+    // Mesa's software rasteriser here; a GPU driver on a node with one.
+    let opengl = blender().opengl().await.expect("Blender draws Workbench frames on this machine");
+    let (renderer, version) = opengl.split_once("; ").unwrap();
+    assert!(!renderer.is_empty() && !version.is_empty(), "{opengl}");
+    assert_eq!(blender().opengl().await.as_deref(), Some(opengl.as_str()), "the same answer every time");
+}

@@ -20,7 +20,12 @@ fn node(n: u8) -> Address {
 }
 
 fn renderer(n: u8) -> Renderer {
-    Renderer { node: node(n), owner: node(n.wrapping_add(100)), blender_version: "3.4.1".into() }
+    Renderer {
+        node: node(n),
+        owner: node(n.wrapping_add(100)),
+        blender_version: "3.4.1".into(),
+        opengl: None,
+    }
 }
 
 fn hash(n: u8) -> ContentHash {

@@ -1,3 +1,6 @@
+-- Two things verification needed: a budget that pays its renders, and the
+-- OpenGL implementation of each render.
+--
 -- Verification renders are paid from the artist's verification budget,
 -- locked with the job (`openJob(..., verifications, ...)`): at most one per
 -- paid frame, at the frame price, the unused rest refunded.
@@ -21,3 +24,8 @@ CREATE TABLE verification_payouts (
     PRIMARY KEY (job_id, frame_index)
 );
 CREATE INDEX verification_payouts_owner ON verification_payouts (owner);
+
+-- The OpenGL implementation a render's node announced: Eevee and Workbench
+-- renders of two implementations differ, so verification renders of those
+-- engines pair equal values (docs/verification.md).
+ALTER TABLE tasks ADD COLUMN opengl TEXT;
