@@ -3,7 +3,9 @@
 #
 # Renders the same frames twice: with plain `blender -b … -f N` (the same
 # flags a node uses), and through a devnet with ONE node (so frames run one
-# at a time, like the plain loop). For each frame it prints the plain time,
+# at a time, like the plain loop). Redundant sampling is switched off here
+# (one node has no independent owner to verify it): this measures the
+# pipeline; scripts/bench-verification.sh measures what verification adds. For each frame it prints the plain time,
 # the system time from dispatch to verified (fetch, render, upload, signed
 # result, verification) and the difference, then the averages and the job's
 # end-to-end time from submit to paid-and-refunded.
@@ -39,7 +41,9 @@ for f in $(seq 1 "$frames"); do
   printf '%s\t%s\n' "$f" "$(python3 -c "print($t1 - $t0)")" >>"$work/plain.tsv"
 done
 
-"$lumen" devnet --nodes 1 --data-dir "$work/devnet" --gateway-port 0 >"$work/devnet.out" 2>"$work/devnet.log" &
+printf '[matchmaker.trust]\nwarmup_samples = 0\nsampling_floor = 0.0\n' >"$work/no-sampling.toml"
+"$lumen" devnet --nodes 1 --data-dir "$work/devnet" --gateway-port 0 --config "$work/no-sampling.toml" \
+  >"$work/devnet.out" 2>"$work/devnet.log" &
 devnet_pid=$!
 for _ in $(seq 1 600); do [[ -f "$work/devnet/devnet.json" ]] && break; sleep 0.2; done
 sleep 2
