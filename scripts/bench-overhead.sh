@@ -17,20 +17,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 frames="${FRAMES:-8}" width="${WIDTH:-320}" height="${HEIGHT:-180}" samples="${SAMPLES:-16}"
 
-scripts/setup.sh >/dev/null 2>&1
-cargo build --locked --quiet --bin lumen
-lumen="$root/target/debug/lumen"
-work="$(mktemp -d)"
-devnet_pid=""
-cleanup() {
-  [[ -n "$devnet_pid" ]] && { kill -TERM "$devnet_pid" 2>/dev/null || true; wait "$devnet_pid" 2>/dev/null || true; }
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
+bench_init
+bench_scene "$frames" "$width" "$height" "$samples"
 scene="$work/scene.blend"
-blender -b --factory-startup --python scripts/make-sample-scene.py --python-exit-code 3 -- \
-  --out "$scene" --frames "$frames" --width "$width" --height "$height" --samples "$samples" >/dev/null
 
 mkdir -p "$work/plain"
 : >"$work/plain.tsv"
@@ -42,11 +33,7 @@ for f in $(seq 1 "$frames"); do
 done
 
 printf '[matchmaker.trust]\nwarmup_samples = 0\nsampling_floor = 0.0\n' >"$work/no-sampling.toml"
-"$lumen" devnet --nodes 1 --data-dir "$work/devnet" --gateway-port 0 --config "$work/no-sampling.toml" \
-  >"$work/devnet.out" 2>"$work/devnet.log" &
-devnet_pid=$!
-for _ in $(seq 1 600); do [[ -f "$work/devnet/devnet.json" ]] && break; sleep 0.2; done
-sleep 2
+bench_devnet 1 "$work/no-sampling.toml"
 t0=$(date +%s.%N)
 job="$("$lumen" job submit "$scene" --devnet-dir "$work/devnet" | tail -n 1)"
 "$lumen" job wait "$job" --devnet-dir "$work/devnet" --timeout 1800 >/dev/null

@@ -25,25 +25,12 @@ cd "$root"
 jobs="${JOBS:-6}" frames="${FRAMES:-30}" nodes="${NODES:-3}"
 width="${WIDTH:-64}" height="${HEIGHT:-36}" samples="${SAMPLES:-16}"
 
-scripts/setup.sh >/dev/null 2>&1
-cargo build --locked --quiet --bin lumen
-lumen="$root/target/debug/lumen"
-work="$(mktemp -d)"
-devnet_pid=""
-cleanup() {
-  [[ -n "$devnet_pid" ]] && { kill -TERM "$devnet_pid" 2>/dev/null || true; wait "$devnet_pid" 2>/dev/null || true; }
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
+bench_init
+bench_scene "$frames" "$width" "$height" "$samples"
 scene="$work/scene.blend"
-blender -b --factory-startup --python scripts/make-sample-scene.py --python-exit-code 3 -- \
-  --out "$scene" --frames "$frames" --width "$width" --height "$height" --samples "$samples" >/dev/null
-
-"$lumen" devnet --nodes "$nodes" --data-dir "$work/devnet" --gateway-port 0 >"$work/devnet.out" 2>"$work/devnet.log" &
-devnet_pid=$!
-for _ in $(seq 1 600); do [[ -f "$work/devnet/devnet.json" ]] && break; sleep 0.2; done
-[[ -f "$work/devnet/devnet.json" ]] || { echo "the devnet did not start:" >&2; tail -20 "$work/devnet.log" >&2; exit 1; }
+bench_devnet "$nodes"
 
 : >"$work/walls.tsv"
 for _ in $(seq 1 "$jobs"); do

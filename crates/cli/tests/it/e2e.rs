@@ -73,6 +73,17 @@ async fn refunded(devnet: &Devnet, job: u64) -> U256 {
     RenderEscrow::JobRefunded::decode_log(&logs[0].inner).unwrap().amount
 }
 
+/// The nodes of a frame's accepted renders (from `lumen job status --json`).
+fn accepted_nodes(frame: &serde_json::Value) -> Vec<Address> {
+    frame["renders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "accepted")
+        .map(|r| r["node"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
 fn frames_of(status: &serde_json::Value) -> &Vec<serde_json::Value> {
     status["frames"].as_array().unwrap()
 }
@@ -126,13 +137,7 @@ async fn renders_verifies_and_pays_every_frame_once() {
     let checks = released_verifications(&devnet, job).await;
     for f in frames_of(&status) {
         let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
-        let accepted: Vec<Address> = f["renders"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["state"] == "accepted")
-            .map(|r| r["node"].as_str().unwrap().parse().unwrap())
-            .collect();
+        let accepted = accepted_nodes(f);
         assert_eq!(accepted.len(), 2, "frame {index} verified by a second render:\n{f:#}");
         let (checker, owner, amount, _) = checks[&index];
         assert!(accepted.contains(&checker), "frame {index}: {checker} did not render it:\n{f:#}");
@@ -295,12 +300,7 @@ async fn a_node_announcing_many_slots_gets_one_frame_at_a_time() {
             (r["dispatched_at_ms"].as_i64().unwrap(), end)
         })
         .collect();
-    let accepted = frames_of(&status)
-        .iter()
-        .flat_map(|f| f["renders"].as_array().unwrap().iter())
-        .filter(|r| r["node"].as_str().unwrap().parse::<Address>().unwrap() == hoarder)
-        .filter(|r| r["state"] == "accepted")
-        .count();
+    let accepted = frames_of(&status).iter().flat_map(accepted_nodes).filter(|node| *node == hoarder).count();
     assert!(accepted >= 1, "the hoarder rendered honestly and was accepted: {status:#}");
     // The most slots it could have earned by the end of the job: one, plus
     // one per `renders_per_slot` accepted renders (failures only take away).
@@ -360,13 +360,7 @@ async fn cheaters_among_honest_nodes(cheats: &[&str]) {
     for f in frames_of(&status) {
         let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
         let (paid, _, _, _) = released[&index];
-        let accepted: Vec<Address> = f["renders"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["state"] == "accepted")
-            .map(|r| r["node"].as_str().unwrap().parse().unwrap())
-            .collect();
+        let accepted = accepted_nodes(f);
         assert!(accepted.contains(&paid), "frame {index} paid for a render that was not accepted:\n{f:#}");
         // Accepted renders of a frame agree with one another: one of them is honest.
         assert!(
