@@ -2,6 +2,8 @@
 pragma solidity 0.8.30;
 
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {ISettlerTimelock} from "./interfaces/ISettlerTimelock.sol";
+import {SettlerTimelock} from "./utils/SettlerTimelock.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
@@ -11,7 +13,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 /// @title NodeRegistry
 /// @notice Binds Lumen render nodes (EVM hot keys) to owner wallets and holds their native-coin stake.
 /// @dev See {INodeRegistry}. Admin is an Ownable2Step owner; slashing is reserved for `settler`.
-contract NodeRegistry is INodeRegistry, Ownable2Step, ReentrancyGuardTransient, EIP712 {
+contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// @dev keccak256("Bind(address node,address owner,uint256 nonce,uint256 deadline)")
     bytes32 private constant BIND_TYPEHASH =
         keccak256("Bind(address node,address owner,uint256 nonce,uint256 deadline)");
@@ -19,8 +21,6 @@ contract NodeRegistry is INodeRegistry, Ownable2Step, ReentrancyGuardTransient, 
     /// @inheritdoc INodeRegistry
     uint64 public constant MAX_UNSTAKE_DELAY = 365 days;
 
-    /// @inheritdoc INodeRegistry
-    address public settler;
     /// @inheritdoc INodeRegistry
     uint64 public unstakeDelay;
 
@@ -34,14 +34,12 @@ contract NodeRegistry is INodeRegistry, Ownable2Step, ReentrancyGuardTransient, 
     /// @param settler_ Settlement role (may slash).
     /// @param unstakeDelay_ Unbonding delay in seconds.
     constructor(address admin, address settler_, uint64 unstakeDelay_)
+        SettlerTimelock(settler_)
         Ownable(admin)
         EIP712("Lumen NodeRegistry", "1")
     {
-        require(settler_ != address(0), Registry_ZeroAddress());
         require(unstakeDelay_ <= MAX_UNSTAKE_DELAY, Registry_UnstakeDelayTooLong(unstakeDelay_));
-        settler = settler_;
         unstakeDelay = unstakeDelay_;
-        emit SettlerChanged(address(0), settler_);
         emit UnstakeDelayChanged(0, unstakeDelay_);
     }
 
@@ -169,11 +167,14 @@ contract NodeRegistry is INodeRegistry, Ownable2Step, ReentrancyGuardTransient, 
 
     // ------------------------------------------------------------------ admin
 
-    /// @inheritdoc INodeRegistry
-    function setSettler(address newSettler) external onlyOwner {
-        require(newSettler != address(0), Registry_ZeroAddress());
-        emit SettlerChanged(settler, newSettler);
-        settler = newSettler;
+    /// @inheritdoc ISettlerTimelock
+    function proposeSettler(address proposed) external onlyOwner {
+        _proposeSettler(proposed);
+    }
+
+    /// @inheritdoc ISettlerTimelock
+    function cancelSettlerProposal() external onlyOwner {
+        _cancelSettler();
     }
 
     /// @inheritdoc INodeRegistry

@@ -3,6 +3,8 @@ pragma solidity 0.8.30;
 
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {IRenderEscrow} from "./interfaces/IRenderEscrow.sol";
+import {ISettlerTimelock} from "./interfaces/ISettlerTimelock.sol";
+import {SettlerTimelock} from "./utils/SettlerTimelock.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
@@ -14,7 +16,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 /// @dev Admin is an Ownable2Step owner. Payouts are credited (pull payment); only the artist refund is
 ///      pushed, and it always goes to the job's artist. Native coin sent without calling `openJob` is
 ///      rejected (no receive/fallback function).
-contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
+contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @inheritdoc IRenderEscrow
@@ -41,16 +43,13 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
     /// @inheritdoc IRenderEscrow
     uint64 public immutable cancelGrace;
 
-    // settler, feeBps and paused share one slot.
+    // treasury, feeBps and paused share one slot.
     /// @inheritdoc IRenderEscrow
-    address public settler;
+    address public treasury;
     /// @inheritdoc IRenderEscrow
     uint16 public feeBps;
     /// @inheritdoc IRenderEscrow
     bool public paused;
-
-    /// @inheritdoc IRenderEscrow
-    address public treasury;
     /// @inheritdoc IRenderEscrow
     uint256 public nextJobId = 1;
 
@@ -77,17 +76,14 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
         address treasury_,
         uint16 feeBps_,
         uint64 cancelGrace_
-    ) Ownable(admin) {
+    ) SettlerTimelock(settler_) Ownable(admin) {
         require(address(registry_) != address(0), Escrow_ZeroAddress());
-        require(settler_ != address(0), Escrow_ZeroAddress());
         require(treasury_ != address(0), Escrow_ZeroAddress());
         require(feeBps_ <= MAX_FEE_BPS, Escrow_FeeTooHigh(feeBps_));
         registry = registry_;
         cancelGrace = cancelGrace_;
-        settler = settler_;
         treasury = treasury_;
         feeBps = feeBps_;
-        emit SettlerChanged(address(0), settler_);
         emit TreasuryChanged(address(0), treasury_);
         emit FeeBpsChanged(0, feeBps_);
     }
@@ -270,11 +266,14 @@ contract RenderEscrow is IRenderEscrow, Ownable2Step, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ admin
 
-    /// @inheritdoc IRenderEscrow
-    function setSettler(address newSettler) external onlyOwner {
-        require(newSettler != address(0), Escrow_ZeroAddress());
-        emit SettlerChanged(settler, newSettler);
-        settler = newSettler;
+    /// @inheritdoc ISettlerTimelock
+    function proposeSettler(address proposed) external onlyOwner {
+        _proposeSettler(proposed);
+    }
+
+    /// @inheritdoc ISettlerTimelock
+    function cancelSettlerProposal() external onlyOwner {
+        _cancelSettler();
     }
 
     /// @inheritdoc IRenderEscrow

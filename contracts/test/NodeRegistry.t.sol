@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {NodeRegistry} from "../src/NodeRegistry.sol";
 import {INodeRegistry} from "../src/interfaces/INodeRegistry.sol";
+import {ISettlerTimelock} from "../src/interfaces/ISettlerTimelock.sol";
 import {ReentrantReceiver} from "./mocks/ReentrantReceiver.sol";
 import {BaseTest} from "./utils/BaseTest.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
@@ -24,7 +25,7 @@ contract NodeRegistryTest is BaseTest {
     }
 
     function test_RevertWhen_ConstructorZeroSettler() public {
-        vm.expectRevert(INodeRegistry.Registry_ZeroAddress.selector);
+        vm.expectRevert(ISettlerTimelock.Settler_ZeroAddress.selector);
         new NodeRegistry(admin, address(0), UNSTAKE_DELAY);
     }
 
@@ -487,18 +488,14 @@ contract NodeRegistryTest is BaseTest {
 
     // ------------------------------------------------------------------ admin
 
-    function test_SetSettler() public {
-        vm.expectEmit(address(registry));
-        emit INodeRegistry.SettlerChanged(settler, bob);
-        vm.prank(admin);
-        registry.setSettler(bob);
-        assertEq(registry.settler(), bob);
-    }
-
-    function test_RevertWhen_SetSettlerZero() public {
-        vm.prank(admin);
-        vm.expectRevert(INodeRegistry.Registry_ZeroAddress.selector);
-        registry.setSettler(address(0));
+    function test_RotatedSettler_TakesOverSlashing() public {
+        address node = _register(owner1, node1Pk, 1 ether);
+        _rotateSettler(registry, bob);
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(INodeRegistry.Registry_NotSettler.selector, settler));
+        registry.slash(node, 1, alice, keccak256("evidence"));
+        vm.prank(bob);
+        registry.slash(node, 1, alice, keccak256("evidence"));
     }
 
     function test_SetUnstakeDelay() public {
@@ -521,7 +518,9 @@ contract NodeRegistryTest is BaseTest {
         bytes memory err = abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, settler);
         vm.startPrank(settler);
         vm.expectRevert(err);
-        registry.setSettler(bob);
+        registry.proposeSettler(bob);
+        vm.expectRevert(err);
+        registry.cancelSettlerProposal();
         vm.expectRevert(err);
         registry.setUnstakeDelay(1);
         vm.stopPrank();

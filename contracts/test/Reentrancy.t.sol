@@ -69,8 +69,7 @@ contract ReentrancyTest is BaseTest {
 
     function test_EvilToken_WithdrawReentersRelease() public {
         ReentrantReceiver settlerContract = new ReentrantReceiver();
-        vm.prank(admin);
-        escrow.setSettler(address(settlerContract));
+        _rotateSettler(escrow, address(settlerContract));
         uint256 jobId = _openEvil(alice, 4);
         settlerContract.execute(
             address(escrow), 0, abi.encodeCall(IRenderEscrow.release, (jobId, _sets(node2, 0, 0x1), _none()))

@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {RenderEscrow} from "../src/RenderEscrow.sol";
 import {INodeRegistry} from "../src/interfaces/INodeRegistry.sol";
 import {IRenderEscrow} from "../src/interfaces/IRenderEscrow.sol";
+import {ISettlerTimelock} from "../src/interfaces/ISettlerTimelock.sol";
 import {FeeOnTransferERC20} from "./mocks/FeeOnTransferERC20.sol";
 import {NoReturnERC20} from "./mocks/NoReturnERC20.sol";
 import {ReentrantReceiver} from "./mocks/ReentrantReceiver.sol";
@@ -37,7 +38,7 @@ contract RenderEscrowTest is BaseTest {
 
     function test_Constructor_EmitsConfig() public {
         vm.expectEmit(true, true, false, false);
-        emit IRenderEscrow.SettlerChanged(address(0), settler);
+        emit ISettlerTimelock.SettlerChanged(address(0), settler);
         vm.expectEmit(true, true, false, false);
         emit IRenderEscrow.TreasuryChanged(address(0), treasury);
         vm.expectEmit(false, false, false, true);
@@ -51,7 +52,7 @@ contract RenderEscrowTest is BaseTest {
     }
 
     function test_RevertWhen_ConstructorZeroSettler() public {
-        vm.expectRevert(IRenderEscrow.Escrow_ZeroAddress.selector);
+        vm.expectRevert(ISettlerTimelock.Settler_ZeroAddress.selector);
         new RenderEscrow(admin, INodeRegistry(address(registry)), address(0), treasury, FEE_BPS, CANCEL_GRACE);
     }
 
@@ -983,12 +984,8 @@ contract RenderEscrowTest is BaseTest {
 
     // ------------------------------------------------------------------ admin
 
-    function test_SetSettler() public {
-        vm.expectEmit(address(escrow));
-        emit IRenderEscrow.SettlerChanged(settler, bob);
-        vm.prank(admin);
-        escrow.setSettler(bob);
-        assertEq(escrow.settler(), bob);
+    function test_RotatedSettler_TakesOverSettlement() public {
+        _rotateSettler(escrow, bob);
         uint256 jobId = _openNative(alice, 1, PRICE);
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
         vm.prank(settler);
@@ -996,12 +993,6 @@ contract RenderEscrowTest is BaseTest {
         escrow.release(jobId, sets, _none());
         vm.prank(bob);
         escrow.release(jobId, sets, _none());
-    }
-
-    function test_RevertWhen_SetSettlerZero() public {
-        vm.prank(admin);
-        vm.expectRevert(IRenderEscrow.Escrow_ZeroAddress.selector);
-        escrow.setSettler(address(0));
     }
 
     function test_SetTreasury() public {
@@ -1066,7 +1057,9 @@ contract RenderEscrowTest is BaseTest {
         bytes memory err = abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger);
         vm.startPrank(stranger);
         vm.expectRevert(err);
-        escrow.setSettler(bob);
+        escrow.proposeSettler(bob);
+        vm.expectRevert(err);
+        escrow.cancelSettlerProposal();
         vm.expectRevert(err);
         escrow.setTreasury(bob);
         vm.expectRevert(err);

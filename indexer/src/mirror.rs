@@ -190,6 +190,10 @@ fn registry_event(event: NodeRegistryEvents) -> ChainEvent {
             ChainEvent::ClaimableWithdrawn { account: e.account, amount: Wei(e.amount) }
         }
         NodeRegistryEvents::SettlerChanged(_) => ChainEvent::Admin { name: "SettlerChanged".into() },
+        NodeRegistryEvents::SettlerProposed(_) => ChainEvent::Admin { name: "SettlerProposed".into() },
+        NodeRegistryEvents::SettlerProposalCancelled(_) => {
+            ChainEvent::Admin { name: "SettlerProposalCancelled".into() }
+        }
         NodeRegistryEvents::UnstakeDelayChanged(_) => {
             ChainEvent::Admin { name: "UnstakeDelayChanged".into() }
         }
@@ -200,6 +204,8 @@ fn registry_event(event: NodeRegistryEvents) -> ChainEvent {
 fn admin_name(event: &RenderEscrowEvents) -> &'static str {
     match event {
         RenderEscrowEvents::SettlerChanged(_) => "SettlerChanged",
+        RenderEscrowEvents::SettlerProposed(_) => "SettlerProposed",
+        RenderEscrowEvents::SettlerProposalCancelled(_) => "SettlerProposalCancelled",
         RenderEscrowEvents::TreasuryChanged(_) => "TreasuryChanged",
         RenderEscrowEvents::FeeBpsChanged(_) => "FeeBpsChanged",
         RenderEscrowEvents::Paused(_) => "Paused",

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {ISettlerTimelock} from "./ISettlerTimelock.sol";
+
 /// @title INodeRegistry
 /// @notice Binds render-node hot keys to owner wallets and holds the owners' native-coin stake.
 /// @dev A node is an EVM hot key (`node`). The owner wallet binds it by sending `register` with an
@@ -8,7 +10,7 @@ pragma solidity 0.8.30;
 ///      credited to `ownerOf(node)`. Stake is native coin only. Unstaking goes through an unbonding period
 ///      of `unstakeDelay` seconds; slashing takes active stake first, then unbonding stake, so leaving does
 ///      not escape a pending slash. Slashed coin is credited to `claimable[recipient]` (pull payment).
-interface INodeRegistry {
+interface INodeRegistry is ISettlerTimelock {
     /// @notice Registry record of one node.
     /// @param owner Wallet the node is bound to; stays set after deregistration (zero if never registered).
     /// @param active Whether the node is currently registered.
@@ -78,8 +80,6 @@ interface INodeRegistry {
     );
     /// @notice `account` withdrew `amount` of slashed coin credited to it.
     event ClaimableWithdrawn(address indexed account, uint256 amount);
-    /// @notice The settlement role changed from `oldSettler` to `newSettler`.
-    event SettlerChanged(address indexed oldSettler, address indexed newSettler);
     /// @notice The unstake delay changed (applies to later unstake requests).
     event UnstakeDelayChanged(uint64 oldDelay, uint64 newDelay);
 
@@ -130,10 +130,6 @@ interface INodeRegistry {
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Sets the settlement role. Only the admin.
-    /// @param newSettler The new settler; nonzero.
-    function setSettler(address newSettler) external;
-
     /// @notice Sets the unbonding delay for later unstake requests. Only the admin.
     /// @param newDelay Seconds, at most `MAX_UNSTAKE_DELAY`.
     function setUnstakeDelay(uint64 newDelay) external;
@@ -157,9 +153,6 @@ interface INodeRegistry {
 
     /// @notice Slashed coin credited to `account` and not yet withdrawn.
     function claimable(address account) external view returns (uint256);
-
-    /// @notice The settlement role (may slash).
-    function settler() external view returns (address);
 
     /// @notice Unbonding delay in seconds for new unstake requests.
     function unstakeDelay() external view returns (uint64);

@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {INodeRegistry} from "./INodeRegistry.sol";
+import {ISettlerTimelock} from "./ISettlerTimelock.sol";
 
 /// @title IRenderEscrow
 /// @notice Escrow of Lumen render jobs: artists lock `(frameCount + verifications) × pricePerFrame` up
@@ -11,7 +12,7 @@ import {INodeRegistry} from "./INodeRegistry.sol";
 /// @dev Payments are pull-based: `release` credits `credits[owner][token]` and owners call `withdraw`.
 ///      Frames are addressed by their 0-based index within the job (not the Blender frame number);
 ///      bit `i` of bitmap word `w` is frame `w * 256 + i`. `token == address(0)` means the native coin.
-interface IRenderEscrow {
+interface IRenderEscrow is ISettlerTimelock {
     /// @notice Lifecycle of a job.
     /// @dev None: no such job. Open: accepting releases. Cancelled: the artist asked to stop; releases are
     ///      still allowed until refund. Closed: the network declared the job done; refundable at once.
@@ -167,8 +168,6 @@ interface IRenderEscrow {
     event CreditsWithdrawn(address indexed account, address indexed token, uint256 amount);
     /// @notice `amount` of protocol fees in `token` was paid to `treasury`.
     event FeesWithdrawn(address indexed token, address indexed treasury, uint256 amount);
-    /// @notice The settlement role changed.
-    event SettlerChanged(address indexed oldSettler, address indexed newSettler);
     /// @notice The treasury changed.
     event TreasuryChanged(address indexed oldTreasury, address indexed newTreasury);
     /// @notice The fee for jobs opened from now on changed.
@@ -243,10 +242,6 @@ interface IRenderEscrow {
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Sets the settlement role. Only the admin.
-    /// @param newSettler Nonzero.
-    function setSettler(address newSettler) external;
-
     /// @notice Sets the treasury that receives fees. Only the admin.
     /// @param newTreasury Nonzero.
     function setTreasury(address newTreasury) external;
@@ -295,9 +290,6 @@ interface IRenderEscrow {
 
     /// @notice Accrued, unwithdrawn protocol fees in `token`.
     function fees(address token) external view returns (uint256);
-
-    /// @notice The settlement role.
-    function settler() external view returns (address);
 
     /// @notice Receiver of protocol fees.
     function treasury() external view returns (address);

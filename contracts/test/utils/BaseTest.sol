@@ -5,6 +5,7 @@ import {NodeRegistry} from "../../src/NodeRegistry.sol";
 import {RenderEscrow} from "../../src/RenderEscrow.sol";
 import {INodeRegistry} from "../../src/interfaces/INodeRegistry.sol";
 import {IRenderEscrow} from "../../src/interfaces/IRenderEscrow.sol";
+import {ISettlerTimelock} from "../../src/interfaces/ISettlerTimelock.sol";
 import {MockERC20} from "../mocks/MockERC20.sol";
 import {Test} from "forge-std/Test.sol";
 
@@ -71,6 +72,15 @@ abstract contract BaseTest is Test {
         vm.deal(owner, owner.balance + stake);
         vm.prank(owner);
         registry.register{value: stake}(node, deadline, sig);
+    }
+
+    /// @dev Rotates the settler of `c` to `to` through its time lock: propose, wait, accept.
+    function _rotateSettler(ISettlerTimelock c, address to) internal {
+        vm.prank(admin);
+        c.proposeSettler(to);
+        vm.warp(block.timestamp + c.SETTLER_DELAY());
+        c.acceptSettler();
+        assertEq(c.settler(), to);
     }
 
     // ------------------------------------------------------------------ escrow helpers
