@@ -25,6 +25,9 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     uint32 public constant MAX_FRAMES = 1_048_576;
 
     uint256 private constant BPS = 10_000;
+    /// @dev Gas a native refund may use in the artist's receive function (a smart wallet needs a few
+    ///      thousand); beyond it the refund is credited instead.
+    uint256 private constant REFUND_GAS = 50_000;
 
     /// @dev Job fields and running totals of one `release` call, kept in memory (cheap, and off the stack).
     struct ReleaseCtx {
@@ -176,29 +179,25 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         JobStatus status = job.status;
         bool live = status == JobStatus.Open || status == JobStatus.Cancelled;
         require(
-            status == JobStatus.Closed || (live && block.timestamp >= job.deadline)
+            (live && block.timestamp >= job.deadline)
                 || (status == JobStatus.Cancelled
                     && block.timestamp >= uint256(job.cancelledAt) + cancelGrace),
             Escrow_NotRefundable(jobId)
         );
-        uint256 amount = job.remaining;
-        address artist = job.artist;
-        address token = job.token;
-        job.remaining = 0;
-        job.status = JobStatus.Refunded;
-        emit JobRefunded(jobId, artist, amount);
-        if (amount != 0) _pay(token, artist, amount);
+        _refund(jobId, job);
     }
 
     // ------------------------------------------------------------------ settlement role
 
     /// @inheritdoc IRenderEscrow
-    function release(uint256 jobId, FrameSet[] calldata frames, FrameSet[] calldata verifications)
-        external
-        nonReentrant
-        onlySettler
-    {
-        require(frames.length + verifications.length != 0, Escrow_NoFrameSets());
+    function settle(
+        uint256 jobId,
+        bytes32 specHash,
+        FrameSet[] calldata frames,
+        FrameSet[] calldata verifications,
+        bool close
+    ) external nonReentrant onlySettler {
+        require(close || frames.length + verifications.length != 0, Escrow_NothingToSettle());
         Job storage job = _jobs[jobId];
         ReleaseCtx memory ctx;
         {
@@ -207,6 +206,7 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
                 status == JobStatus.Open || status == JobStatus.Cancelled,
                 Escrow_JobNotReleasable(jobId, status)
             );
+            require(job.specHash == specHash, Escrow_SpecMismatch(jobId, specHash));
             ctx.token = job.token;
             ctx.feeBps = job.feeBps;
             ctx.frameCount = job.frameCount;
@@ -229,18 +229,12 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         // Checked: a frame and its verification render are each paid at most once, and verification renders
         // at most `verifications` times, so the total never exceeds the locked rest; the result is therefore
         // <= remaining and fits in 128 bits.
-        job.remaining = uint128(uint256(job.remaining) - ctx.total);
-    }
-
-    /// @inheritdoc IRenderEscrow
-    function close(uint256 jobId) external onlySettler {
-        Job storage job = _jobs[jobId];
-        JobStatus status = job.status;
-        require(
-            status == JobStatus.Open || status == JobStatus.Cancelled, Escrow_JobNotClosable(jobId, status)
-        );
-        job.status = JobStatus.Closed;
-        emit JobClosed(jobId, job.remaining);
+        uint128 remaining = uint128(uint256(job.remaining) - ctx.total);
+        job.remaining = remaining;
+        if (close) {
+            emit JobClosed(jobId, remaining);
+            _refund(jobId, job);
+        }
     }
 
     // ------------------------------------------------------------------ withdrawals
@@ -389,6 +383,26 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         }
         if (ctx.verification) emit VerificationsReleased(jobId, node, owner_, w, bits, amount, fee);
         else emit FramesReleased(jobId, node, owner_, w, bits, amount, fee);
+    }
+
+    /// @dev Ends `job`: its rest goes to the artist (sent, or credited if the artist refuses the transfer).
+    function _refund(uint256 jobId, Job storage job) private {
+        uint256 amount = job.remaining;
+        address artist = job.artist;
+        job.remaining = 0;
+        job.status = JobStatus.Refunded;
+        emit JobRefunded(jobId, artist, amount);
+        if (amount == 0) return;
+        address token = job.token;
+        bool sent;
+        if (token == address(0)) {
+            // Gas-capped, so that an artist contract cannot burn the settlement's gas to block it.
+            (sent,) = artist.call{value: amount, gas: REFUND_GAS}("");
+        } else {
+            sent = IERC20(token).trySafeTransfer(artist, amount);
+        }
+        // Credited instead, so that a refusing artist cannot block settlement; it withdraws like an owner.
+        if (!sent) credits[artist][token] += amount;
     }
 
     /// @dev Pays `amount` of `token` (address(0): native coin) to `to`.

@@ -72,7 +72,9 @@ contract ReentrancyTest is BaseTest {
         _rotateSettler(escrow, address(settlerContract));
         uint256 jobId = _openEvil(alice, 4);
         settlerContract.execute(
-            address(escrow), 0, abi.encodeCall(IRenderEscrow.release, (jobId, _sets(node2, 0, 0x1), _none()))
+            address(escrow),
+            0,
+            abi.encodeCall(IRenderEscrow.settle, (jobId, SPEC, _sets(node2, 0, 0x1), _none(), false))
         );
         evil.arm(
             address(settlerContract),
@@ -81,7 +83,7 @@ contract ReentrancyTest is BaseTest {
                 (
                     address(escrow),
                     0,
-                    abi.encodeCall(IRenderEscrow.release, (jobId, _sets(node2, 0, 0x2), _none()))
+                    abi.encodeCall(IRenderEscrow.settle, (jobId, SPEC, _sets(node2, 0, 0x2), _none(), false))
                 )
             )
         );

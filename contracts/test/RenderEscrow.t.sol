@@ -282,10 +282,7 @@ contract RenderEscrowTest is BaseTest {
         escrow.withdrawFees(address(usdt));
         assertEq(usdt.balanceOf(treasury), fee);
 
-        vm.prank(settler);
-        escrow.close(jobId);
-        vm.prank(stranger);
-        escrow.refund(jobId);
+        _close(jobId);
         assertEq(usdt.balanceOf(alice), 4 * uint256(price));
         assertEq(usdt.balanceOf(address(escrow)), 0);
     }
@@ -410,13 +407,7 @@ contract RenderEscrowTest is BaseTest {
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, stranger));
-        escrow.release(jobId, sets, _none());
-    }
-
-    function test_RevertWhen_ReleaseNoSets() public {
-        uint256 jobId = _openNative(alice, 4, PRICE);
-        vm.expectRevert(IRenderEscrow.Escrow_NoFrameSets.selector);
-        _release(jobId, new IRenderEscrow.FrameSet[](0));
+        escrow.settle(jobId, SPEC, sets, _none(), false);
     }
 
     function test_RevertWhen_ReleaseUnknownJob() public {
@@ -431,15 +422,35 @@ contract RenderEscrowTest is BaseTest {
 
     function test_RevertWhen_ReleaseClosedJob() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
-        vm.prank(settler);
-        escrow.close(jobId);
+        _close(jobId);
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Closed
+                IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Refunded
             )
         );
         _release(jobId, sets);
+    }
+
+    function test_RevertWhen_SettleWithAnotherSpec() public {
+        // Job ids are sequential: after a reorg the same id can name another artist's job. The settler names
+        // the spec it rendered, and the escrow refuses to pay it from a job opened for another.
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        bytes32 other = keccak256("the spec the nodes rendered");
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_SpecMismatch.selector, jobId, other));
+        escrow.settle(jobId, other, _sets(node1, 0, 1), _none(), false);
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_SpecMismatch.selector, jobId, other));
+        escrow.settle(jobId, other, _none(), _none(), true);
+        assertEq(escrow.getJob(jobId).remaining, 4 * uint256(PRICE));
+    }
+
+    function test_RevertWhen_SettleNothing() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        vm.prank(settler);
+        vm.expectRevert(IRenderEscrow.Escrow_NothingToSettle.selector);
+        escrow.settle(jobId, SPEC, _none(), _none(), false);
     }
 
     function test_RevertWhen_ReleaseAfterRefund() public {
@@ -576,60 +587,106 @@ contract RenderEscrowTest is BaseTest {
 
     // ------------------------------------------------------------------ close
 
-    function test_Close() public {
+    function test_Close_RefundsTheRestInTheSameCall() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         _release(jobId, _sets(node1, 0, 1));
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobClosed(jobId, 3 * uint256(PRICE));
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobRefunded(jobId, alice, 3 * uint256(PRICE));
+        _close(jobId);
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.Refunded));
+        assertEq(job.remaining, 0);
+        assertEq(alice.balance, 3 * uint256(PRICE));
+    }
+
+    function test_Close_WithTheLastFramesInOneCall() public {
+        uint256 jobId = _openVerified(alice, 4, 4, PRICE);
         vm.prank(settler);
-        escrow.close(jobId);
-        assertEq(uint8(escrow.getJob(jobId).status), uint8(IRenderEscrow.JobStatus.Closed));
+        escrow.settle(jobId, SPEC, _sets(node1, 0, 0xf), _sets(node2, 0, 0x1), true);
+        // 4 frames and 1 verification render paid; the 3 unused verifications come back.
+        assertEq(alice.balance, 3 * uint256(PRICE));
+        assertEq(uint8(escrow.getJob(jobId).status), uint8(IRenderEscrow.JobStatus.Refunded));
     }
 
     function test_Close_Cancelled() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(alice);
         escrow.cancel(jobId);
+        _close(jobId);
+        assertEq(uint8(escrow.getJob(jobId).status), uint8(IRenderEscrow.JobStatus.Refunded));
+        assertEq(alice.balance, 4 * uint256(PRICE));
+    }
+
+    function test_Close_NothingLeftMovesNoCoin() public {
+        ReentrantReceiver artist = new ReentrantReceiver();
+        vm.deal(address(artist), 2 * PRICE);
+        artist.execute(
+            address(escrow),
+            2 * PRICE,
+            abi.encodeCall(
+                IRenderEscrow.openJob, (SPEC, address(0), PRICE, 2, 0, uint64(block.timestamp + 1))
+            )
+        );
+        // An artist that rejects payments would make any transfer fail: none is attempted.
+        artist.setRejectPayments(true);
+        _release(1, _sets(node1, 0, 0x3));
+        vm.expectEmit(address(escrow));
+        emit IRenderEscrow.JobRefunded(1, address(artist), 0);
+        _close(1);
+        assertEq(escrow.credits(address(artist), address(0)), 0);
+    }
+
+    function test_Close_ToARejectingArtistCreditsIt() public {
+        ReentrantReceiver artist = new ReentrantReceiver();
+        vm.deal(address(artist), 2 * PRICE);
+        artist.execute(
+            address(escrow),
+            2 * PRICE,
+            abi.encodeCall(
+                IRenderEscrow.openJob, (SPEC, address(0), PRICE, 2, 0, uint64(block.timestamp + 1))
+            )
+        );
+        artist.setRejectPayments(true);
+        // The frames are paid and the job ends all the same: the refusing artist cannot block settlement.
         vm.prank(settler);
-        escrow.close(jobId);
-        assertEq(uint8(escrow.getJob(jobId).status), uint8(IRenderEscrow.JobStatus.Closed));
+        escrow.settle(1, SPEC, _sets(node1, 0, 0x1), _none(), true);
+        assertEq(escrow.credits(owner1, address(0)), PRICE - _fee(PRICE, FEE_BPS));
+        assertEq(escrow.credits(address(artist), address(0)), PRICE);
+        artist.setRejectPayments(false);
+        artist.execute(address(escrow), 0, abi.encodeCall(IRenderEscrow.withdraw, (address(0))));
+        assertEq(address(artist).balance, PRICE);
     }
 
     function test_RevertWhen_CloseNotSettler() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, alice));
-        escrow.close(jobId);
+        escrow.settle(jobId, SPEC, _none(), _none(), true);
     }
 
     function test_RevertWhen_CloseTwice() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
-        vm.startPrank(settler);
-        escrow.close(jobId);
+        _close(jobId);
+        vm.prank(settler);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IRenderEscrow.Escrow_JobNotClosable.selector, jobId, IRenderEscrow.JobStatus.Closed
+                IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Refunded
             )
         );
-        escrow.close(jobId);
-        vm.stopPrank();
+        escrow.settle(jobId, SPEC, _none(), _none(), true);
     }
 
     // ------------------------------------------------------------------ refund
 
-    function test_Refund_AfterClose() public {
+    function test_RevertWhen_RefundAfterClose() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         _release(jobId, _sets(node1, 0, 0x5));
-        vm.prank(settler);
-        escrow.close(jobId);
-        vm.expectEmit(address(escrow));
-        emit IRenderEscrow.JobRefunded(jobId, alice, 2 * uint256(PRICE));
-        vm.prank(stranger);
-        escrow.refund(jobId);
+        _close(jobId);
         assertEq(alice.balance, 2 * uint256(PRICE));
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
-        assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.Refunded));
-        assertEq(job.remaining, 0);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, jobId));
+        escrow.refund(jobId);
     }
 
     function test_Refund_AfterCancelGrace() public {
@@ -655,8 +712,7 @@ contract RenderEscrowTest is BaseTest {
     function test_Refund_NothingLeft() public {
         uint256 jobId = _openNative(alice, 2, PRICE);
         _release(jobId, _sets(node1, 0, 0x3));
-        vm.prank(settler);
-        escrow.close(jobId);
+        vm.warp(block.timestamp + 1 days);
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobRefunded(jobId, alice, 0);
         escrow.refund(jobId);
@@ -693,7 +749,7 @@ contract RenderEscrowTest is BaseTest {
         escrow.refund(99);
     }
 
-    function test_RevertWhen_RefundToRejectingArtist() public {
+    function test_Refund_ToARejectingArtistCreditsIt() public {
         ReentrantReceiver artist = new ReentrantReceiver();
         vm.deal(address(artist), PRICE);
         artist.execute(
@@ -705,10 +761,8 @@ contract RenderEscrowTest is BaseTest {
         );
         artist.setRejectPayments(true);
         vm.warp(block.timestamp + 1);
-        vm.expectRevert(
-            abi.encodeWithSelector(IRenderEscrow.Escrow_NativeTransferFailed.selector, address(artist), PRICE)
-        );
         escrow.refund(1);
+        assertEq(escrow.credits(address(artist), address(0)), PRICE, "credited, not lost");
     }
 
     function testFuzz_OpenReleaseRefundAccounting(uint32 frames, uint128 price, uint256 bits, bool useToken)
@@ -780,10 +834,8 @@ contract RenderEscrowTest is BaseTest {
         assertEq(job.verificationsLeft, 1);
         assertEq(job.remaining, PRICE, "one verification render of budget left");
         // The unused budget goes back to the artist.
-        vm.prank(settler);
-        escrow.close(jobId);
         uint256 before = alice.balance;
-        escrow.refund(jobId);
+        _close(jobId);
         assertEq(alice.balance - before, PRICE);
     }
 
@@ -791,7 +843,7 @@ contract RenderEscrowTest is BaseTest {
         uint256 jobId = _openVerified(alice, 8, 8, PRICE);
         vm.recordLogs();
         vm.prank(settler);
-        escrow.release(jobId, _sets(node1, 0, 0xff), _sets(node2, 0, 0x81));
+        escrow.settle(jobId, SPEC, _sets(node1, 0, 0xff), _sets(node2, 0, 0x81), false);
         assertEq(vm.getRecordedLogs().length, 2, "one FramesReleased, one VerificationsReleased");
         assertEq(escrow.paidFrames(jobId, 0), 0xff);
         assertEq(escrow.verifiedFrames(jobId, 0), 0x81);
@@ -802,8 +854,8 @@ contract RenderEscrowTest is BaseTest {
     function test_RevertWhen_ReleaseBothListsEmpty() public {
         uint256 jobId = _openVerified(alice, 8, 8, PRICE);
         vm.prank(settler);
-        vm.expectRevert(IRenderEscrow.Escrow_NoFrameSets.selector);
-        escrow.release(jobId, _none(), _none());
+        vm.expectRevert(IRenderEscrow.Escrow_NothingToSettle.selector);
+        escrow.settle(jobId, SPEC, _none(), _none(), false);
     }
 
     function test_RevertWhen_VerificationOfUnpaidFrame() public {
@@ -811,7 +863,7 @@ contract RenderEscrowTest is BaseTest {
         _release(jobId, _sets(node1, 0, 0x1));
         vm.prank(settler);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_FrameNotPaid.selector, jobId, 0, 0x2));
-        escrow.release(jobId, _none(), _sets(node2, 0, 0x3));
+        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x3), false);
     }
 
     function test_RevertWhen_VerificationPaidTwice() public {
@@ -822,7 +874,7 @@ contract RenderEscrowTest is BaseTest {
         vm.expectRevert(
             abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationAlreadyPaid.selector, jobId, 0, 0x1)
         );
-        escrow.release(jobId, _none(), _sets(node3, 0, 0x3));
+        escrow.settle(jobId, SPEC, _none(), _sets(node3, 0, 0x3), false);
     }
 
     function test_RevertWhen_VerificationBudgetExceeded() public {
@@ -833,7 +885,7 @@ contract RenderEscrowTest is BaseTest {
         vm.expectRevert(
             abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, 2, 1)
         );
-        escrow.release(jobId, _none(), _sets(node2, 0, 0x6));
+        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x6), false);
     }
 
     function test_RevertWhen_VerificationsWithoutBudget() public {
@@ -843,7 +895,7 @@ contract RenderEscrowTest is BaseTest {
         vm.expectRevert(
             abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, 1, 0)
         );
-        escrow.release(jobId, _none(), _sets(node2, 0, 0x1));
+        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x1), false);
     }
 
     function test_RevertWhen_ReleaseVerificationsNotSettler() public {
@@ -851,22 +903,20 @@ contract RenderEscrowTest is BaseTest {
         _release(jobId, _sets(node1, 0, 0xf));
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, alice));
-        escrow.release(jobId, _none(), _sets(node2, 0, 0x1));
+        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x1), false);
     }
 
     function test_RevertWhen_ReleaseVerificationsAfterRefund() public {
         uint256 jobId = _openVerified(alice, 4, 4, PRICE);
         _release(jobId, _sets(node1, 0, 0xf));
-        vm.prank(settler);
-        escrow.close(jobId);
-        escrow.refund(jobId);
+        _close(jobId);
         vm.prank(settler);
         vm.expectRevert(
             abi.encodeWithSelector(
                 IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Refunded
             )
         );
-        escrow.release(jobId, _none(), _sets(node2, 0, 0x1));
+        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x1), false);
     }
 
     /// Whatever frames and verification renders are paid, the artist gets back exactly the rest, the lock
@@ -898,10 +948,10 @@ contract RenderEscrowTest is BaseTest {
                         IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, verified, budget
                     )
                 );
-                escrow.release(jobId, _none(), _sets(node2, 0, verifyBits));
+                escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, verifyBits), false);
                 verified = 0;
             } else {
-                escrow.release(jobId, _none(), _sets(node2, 0, verifyBits));
+                escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, verifyBits), false);
             }
         }
         released += verified * price;
@@ -990,9 +1040,9 @@ contract RenderEscrowTest is BaseTest {
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
         vm.prank(settler);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, settler));
-        escrow.release(jobId, sets, _none());
+        escrow.settle(jobId, SPEC, sets, _none(), false);
         vm.prank(bob);
-        escrow.release(jobId, sets, _none());
+        escrow.settle(jobId, SPEC, sets, _none(), false);
     }
 
     function test_SetTreasury() public {
@@ -1047,9 +1097,7 @@ contract RenderEscrowTest is BaseTest {
         vm.prank(owner1);
         escrow.withdraw(address(0));
         escrow.withdrawFees(address(0));
-        vm.prank(settler);
-        escrow.close(jobId);
-        escrow.refund(jobId);
+        _close(jobId);
         assertEq(alice.balance, 3 * uint256(PRICE));
     }
 

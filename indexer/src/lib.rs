@@ -275,48 +275,50 @@ impl Indexer {
         match JobStatus::from_raw(onchain.status) {
             // Ended on-chain (or unknown): the mirror will see it and finish the job above.
             Some(JobStatus::Refunded | JobStatus::None) | None => return Ok(()),
-            Some(JobStatus::Closed) => {}
-            Some(JobStatus::Open | JobStatus::Cancelled) => {
-                if closed {
-                    // The mirror saw a close the chain no longer has (reorg): wait.
-                    return Ok(());
-                }
-                let unpaid = self.unpaid_on_chain(&escrow, job).await?;
-                let verifications =
-                    self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft).await?;
-                if !unpaid.is_empty() || !verifications.is_empty() {
-                    let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
-                    let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
-                    if state == JobState::Settling
-                        || unpaid.len() >= self.config.batch_frames
-                        || (!unpaid.is_empty() && waited >= self.config.max_batch_delay_ms)
-                    {
-                        self.release(&escrow, job, &unpaid, &verifications).await?;
-                    }
-                    return Ok(());
-                }
-                if state != JobState::Settling {
-                    return Ok(());
-                }
-                let receipt = send(escrow.close(job_id)).await?;
-                info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, "job closed");
-            }
+            Some(JobStatus::Open | JobStatus::Cancelled) => {}
         }
-        let receipt = send(escrow.refund(job_id)).await?;
-        info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, "unspent escrow refunded to the artist");
-        self.sync().await?;
+        if closed {
+            // The mirror saw a close the chain no longer has (reorg): wait.
+            return Ok(());
+        }
+        let unpaid = self.unpaid_on_chain(&escrow, job).await?;
+        let verifications =
+            self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft).await?;
+        let settling = state == JobState::Settling;
+        if !unpaid.is_empty() || !verifications.is_empty() {
+            let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
+            let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
+            if settling
+                || unpaid.len() >= self.config.batch_frames
+                || (!unpaid.is_empty() && waited >= self.config.max_batch_delay_ms)
+            {
+                // Once every frame is final, the last payment also closes the
+                // job and refunds its rest: one transaction.
+                self.release(&escrow, job, &unpaid, &verifications, settling).await?;
+            }
+            return Ok(());
+        }
+        if settling {
+            let receipt = send(escrow.settle(job_id, job.spec_hash, vec![], vec![], true)).await?;
+            info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, gas = receipt.gas_used, "job closed, unspent escrow refunded to the artist");
+            self.sync().await?;
+        }
         Ok(())
     }
 
     /// Releases `frames` (verified, unpaid) and `verifications`, in as few
-    /// transactions as `max_frames_per_tx` allows. A verification render
-    /// goes out once its frame is paid: before, or in the same call.
+    /// transactions as `max_frames_per_tx` allows; with `close`, the last
+    /// one also closes the job and refunds its rest. A verification render
+    /// goes out once its frame is paid: before, or in the same call. Every
+    /// call names the job's spec, so a job id that a reorg gave to another
+    /// spec is never paid from.
     async fn release(
         &self,
         escrow: &RenderEscrow::RenderEscrowInstance<&DynProvider>,
         job: &JobRow,
         frames: &[FrameRow],
         verifications: &[Verification],
+        close: bool,
     ) -> IndexerResult<()> {
         let per_tx = self.config.max_frames_per_tx.max(1);
         // A verified frame always has the node whose render was accepted.
@@ -332,13 +334,18 @@ impl Indexer {
             let (ready, wait): (Vec<Verification>, Vec<Verification>) =
                 pending.into_iter().partition(|v| v.frame_paid);
             let (checks, over) = ready.split_at(ready.len().min(per_tx - now.len()));
-            if now.is_empty() && checks.is_empty() {
+            let last = later.is_empty() && over.is_empty();
+            if now.is_empty() && checks.is_empty() && !(close && last) {
                 break;
             }
             let sets = frames::pack(now.iter().copied(), job.frame_count)?;
             let checked = frames::pack(checks.iter().map(|v| (v.node, v.frame.get())), job.frame_count)?;
-            let receipt = send(escrow.release(job.job_id.to_u256(), sets, checked)).await?;
-            info!(target: "indexer::settle", job_id = %job.job_id, frames = now.len(), verifications = checks.len(), tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
+            let settle = escrow.settle(job.job_id.to_u256(), job.spec_hash, sets, checked, close && last);
+            let receipt = send(settle).await?;
+            info!(target: "indexer::settle", job_id = %job.job_id, frames = now.len(), verifications = checks.len(), closed = close && last, tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
+            if last {
+                break;
+            }
             pending = over.iter().copied().chain(wait).collect();
             frames = later;
         }

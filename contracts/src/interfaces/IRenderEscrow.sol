@@ -14,14 +14,13 @@ import {ISettlerTimelock} from "./ISettlerTimelock.sol";
 ///      bit `i` of bitmap word `w` is frame `w * 256 + i`. `token == address(0)` means the native coin.
 interface IRenderEscrow is ISettlerTimelock {
     /// @notice Lifecycle of a job.
-    /// @dev None: no such job. Open: accepting releases. Cancelled: the artist asked to stop; releases are
-    ///      still allowed until refund. Closed: the network declared the job done; refundable at once.
-    ///      Refunded: the unreleased rest went back to the artist; terminal.
+    /// @dev None: no such job. Open: accepting settlement. Cancelled: the artist asked to stop; settlement is
+    ///      still allowed until the refund. Refunded: the unreleased rest went back to the artist, because the
+    ///      settler closed the job or the artist refunded it after cancel + grace or the deadline; terminal.
     enum JobStatus {
         None,
         Open,
         Cancelled,
-        Closed,
         Refunded
     }
 
@@ -94,10 +93,11 @@ interface IRenderEscrow is ISettlerTimelock {
     error Escrow_JobNotReleasable(uint256 jobId, JobStatus status);
     /// @notice Job `jobId` is in `status`, not Open.
     error Escrow_JobNotOpen(uint256 jobId, JobStatus status);
-    /// @notice Job `jobId` is in `status`, in which it cannot be closed.
-    error Escrow_JobNotClosable(uint256 jobId, JobStatus status);
-    /// @notice `release` got no frame sets at all.
-    error Escrow_NoFrameSets();
+    /// @notice `settle` got no frame sets and was not asked to close the job: nothing to do.
+    error Escrow_NothingToSettle();
+    /// @notice Job `jobId` was opened for another spec than `specHash` (a job id reused after a reorg, or a
+    ///         settler confused about which job it renders).
+    error Escrow_SpecMismatch(uint256 jobId, bytes32 specHash);
     /// @notice Frame set number `setIndex` of a release of `jobId` has no bits set.
     error Escrow_EmptyFrameSet(uint256 jobId, uint256 setIndex);
     /// @notice `frameIndex` is not a frame of job `jobId` (>= frameCount).
@@ -160,9 +160,10 @@ interface IRenderEscrow is ISettlerTimelock {
     );
     /// @notice The artist cancelled job `jobId`; its rest is refundable from `refundableAt`.
     event JobCancelled(uint256 indexed jobId, address indexed artist, uint64 refundableAt);
-    /// @notice The settlement role closed job `jobId` with `remaining` still locked (refundable at once).
+    /// @notice The settlement role closed job `jobId` with `remaining` still locked, refunded at once.
     event JobClosed(uint256 indexed jobId, uint256 remaining);
-    /// @notice `amount` of job `jobId` went back to `artist`.
+    /// @notice `amount` of job `jobId` went back to `artist` (sent, or credited to `credits[artist][token]` when
+    ///         the artist did not accept the transfer).
     event JobRefunded(uint256 indexed jobId, address indexed artist, uint256 amount);
     /// @notice `account` withdrew `amount` of its credits in `token`.
     event CreditsWithdrawn(address indexed account, address indexed token, uint256 amount);
@@ -207,28 +208,34 @@ interface IRenderEscrow is ISettlerTimelock {
     function cancel(uint256 jobId) external;
 
     /// @notice Pays the unreleased rest of a job to its artist and ends the job. Callable by anyone.
-    /// @dev Allowed when the job is Closed, Cancelled for at least `cancelGrace`, or Open/Cancelled past
-    ///      its deadline (also while paused).
+    /// @dev Allowed when the job is Cancelled for at least `cancelGrace`, or Open/Cancelled past its deadline
+    ///      (also while paused). An artist that does not accept the transfer is credited instead.
     /// @param jobId The job.
     function refund(uint256 jobId) external;
 
     // ------------------------------------------------------------------ settlement role
 
-    /// @notice Pays frames of a job and verification renders of its paid frames: for each set,
+    /// @notice Settles job `jobId`: pays frames and verification renders of its paid frames, and if `close`,
+    ///         ends the job and refunds its unreleased rest to the artist, all in one call. For each frame set,
     ///         `popcount(bits) × pricePerFrame` leaves the lock, the fee goes to the protocol and the rest is
     ///         credited to the node's registry owner. Only the settler.
-    /// @dev The job must be Open or Cancelled (also after its deadline, until refunded). Every frame index must
+    /// @dev The job must be Open or Cancelled (also after its deadline, until refunded), and opened for
+    ///      `specHash`: a job id that a reorg gave to another spec is never paid from. Every frame index must
     ///      be < frameCount and every node bound in the registry. A frame is paid once; a verification render
     ///      only for a frame paid (before, or in `frames` of this call), once per frame, and never more of
-    ///      them than the budget given at open. One of the two lists may be empty, not both.
+    ///      them than the budget given at open. A refund nobody needs (zero left) moves no coin.
     /// @param jobId The job.
+    /// @param specHash The spec the settled renders belong to; must be the job's.
     /// @param frames The frames, grouped per node and bitmap word.
     /// @param verifications The verification renders, grouped per verifying node and bitmap word.
-    function release(uint256 jobId, FrameSet[] calldata frames, FrameSet[] calldata verifications) external;
-
-    /// @notice Declares an Open or Cancelled job done; its rest becomes refundable at once. Only the settler.
-    /// @param jobId The job.
-    function close(uint256 jobId) external;
+    /// @param close Whether to end the job and refund its rest now.
+    function settle(
+        uint256 jobId,
+        bytes32 specHash,
+        FrameSet[] calldata frames,
+        FrameSet[] calldata verifications,
+        bool close
+    ) external;
 
     // ------------------------------------------------------------------ withdrawals
 

@@ -43,7 +43,7 @@ contract ReleaseGasTest is BaseTest {
             sets[i] =
                 IRenderEscrow.FrameSet({node: nodes[i], wordIndex: 0, bits: uint256(0xffff) << (16 * i)});
         }
-        bytes memory data = abi.encodeCall(IRenderEscrow.release, (jobId, sets, _none()));
+        bytes memory data = abi.encodeCall(IRenderEscrow.settle, (jobId, SPEC, sets, _none(), false));
         vm.prank(settler);
         uint256 exec = _measure(address(escrow), data);
         uint256 total = _txGas(data, exec);

@@ -58,12 +58,13 @@ contract EscrowInvariantTest is BaseTest {
         selectors[16] = EscrowHandler.withdrawClaimable.selector;
         selectors[17] = EscrowHandler.unauthorizedSettlement.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
-        bytes4[] memory more = new bytes4[](5);
+        bytes4[] memory more = new bytes4[](6);
         more[0] = EscrowHandler.deregister.selector;
         more[1] = EscrowHandler.reRegister.selector;
         more[2] = EscrowHandler.releaseVerifications.selector;
         more[3] = EscrowHandler.releaseVerifications.selector;
         more[4] = EscrowHandler.verifyUnpaid.selector;
+        more[5] = EscrowHandler.settleWrongSpec.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: more}));
     }
 
@@ -157,6 +158,10 @@ contract EscrowInvariantTest is BaseTest {
         uint256 owed = escrow.fees(t);
         for (uint256 i; i < owners.length; ++i) {
             owed += escrow.credits(owners[i], t);
+        }
+        // Artists are credited when they refuse a refund transfer.
+        for (uint256 i; i < artists.length; ++i) {
+            owed += escrow.credits(artists[i], t);
         }
         uint256 held = t == address(0) ? address(escrow).balance : token.balanceOf(address(escrow));
         assertEq(held, locked + owed, t == address(0) ? "native solvency" : "token solvency");

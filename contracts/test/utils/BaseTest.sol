@@ -118,12 +118,18 @@ abstract contract BaseTest is Test {
 
     function _releaseVerifications(uint256 jobId, IRenderEscrow.FrameSet[] memory sets) internal {
         vm.prank(settler);
-        escrow.release(jobId, _none(), sets);
+        escrow.settle(jobId, SPEC, _none(), sets, false);
     }
 
     /// @dev No frame sets (the unused list of a `release`).
     function _none() internal pure returns (IRenderEscrow.FrameSet[] memory) {
         return new IRenderEscrow.FrameSet[](0);
+    }
+
+    /// @dev The settler closes job `jobId` (spec `SPEC`), refunding its rest.
+    function _close(uint256 jobId) internal {
+        vm.prank(settler);
+        escrow.settle(jobId, SPEC, _none(), _none(), true);
     }
 
     function _sets(address node, uint32 wordIndex, uint256 bits)
@@ -137,7 +143,7 @@ abstract contract BaseTest is Test {
 
     function _release(uint256 jobId, IRenderEscrow.FrameSet[] memory sets) internal {
         vm.prank(settler);
-        escrow.release(jobId, sets, _none());
+        escrow.settle(jobId, SPEC, sets, _none(), false);
     }
 
     function _popcount(uint256 x) internal pure returns (uint256 c) {

@@ -39,9 +39,8 @@ pub enum JobStatus {
     Open,
     /// Cancelled by the artist; releases possible until the refund.
     Cancelled,
-    /// Closed by the settler; the rest is refundable.
-    Closed,
-    /// The rest went back to the artist; nothing moves any more.
+    /// The rest went back to the artist (the settler closed the job, or the
+    /// artist refunded it); nothing moves any more.
     Refunded,
 }
 
@@ -49,6 +48,6 @@ impl JobStatus {
     /// The status a raw `uint8` names; `None` for a value the contract never
     /// returns.
     pub fn from_raw(raw: u8) -> Option<Self> {
-        [Self::None, Self::Open, Self::Cancelled, Self::Closed, Self::Refunded].get(usize::from(raw)).copied()
+        [Self::None, Self::Open, Self::Cancelled, Self::Refunded].get(usize::from(raw)).copied()
     }
 }

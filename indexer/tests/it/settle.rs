@@ -6,9 +6,7 @@ use alloy::primitives::{Address, U256};
 use lumen_chain::{contracts::RenderEscrow, deploy::send};
 use lumen_protocol::{ChainEvent, ChainEventKind, FrameIndex, JobState, TaskRole};
 
-use crate::support::{
-    REFUNDED, World, fee, gas_cost, net, payout_of, price, round, rounds_until_final, summary,
-};
+use crate::support::{REFUNDED, World, fee, gas_cost, net, payout_of, price, round, summary};
 
 #[tokio::test]
 async fn a_job_with_failed_frames_is_closed_refunded_and_failed() -> eyre::Result<()> {
@@ -30,9 +28,7 @@ async fn a_job_with_failed_frames_is_closed_refunded_and_failed() -> eyre::Resul
 
     let artist_before = w.balance(w.artist.address()).await;
     round(&indexer).await;
-    assert_eq!(w.state(id).await, JobState::Settling, "every frame final: the job settles");
-    rounds_until_final(&w, &indexer, id, 3).await;
-
+    // Every frame final: one round pays, closes and refunds.
     assert_eq!(w.state(id).await, JobState::Failed);
     assert_eq!(w.failure(id).await.as_deref(), Some("2 frames failed, 0 unpaid at refund"));
     assert_eq!(summary(&w.payouts(id).await), [payout_of(id, 0, &w.a), payout_of(id, 2, &w.b)]);
@@ -99,11 +95,14 @@ async fn a_fully_verified_job_is_paid_closed_and_completed() -> eyre::Result<()>
     w.verify(id, 2, &w.b).await?;
 
     let artist_before = w.balance(w.artist.address()).await;
+    let nonce = w.settler_nonce().await;
     round(&indexer).await;
-    assert_eq!(w.state(id).await, JobState::Settling);
-    rounds_until_final(&w, &indexer, id, 3).await;
-
     assert_eq!(w.state(id).await, JobState::Completed);
+    assert_eq!(
+        w.settler_nonce().await,
+        nonce + 1,
+        "one transaction pays the frames and the verification render, closes and refunds"
+    );
     assert_eq!(w.failure(id).await, None);
     assert_eq!(
         summary(&w.payouts(id).await),

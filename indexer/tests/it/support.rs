@@ -327,15 +327,3 @@ pub(crate) async fn round(indexer: &Indexer) {
         Err(_) => panic!("an indexer round is stuck: a settler transaction is never mined"),
     }
 }
-
-/// Runs rounds until the job's state is final (at most `max`); returns how
-/// many it took.
-pub(crate) async fn rounds_until_final(world: &World, indexer: &Indexer, job: JobId, max: usize) -> usize {
-    for n in 1..=max {
-        round(indexer).await;
-        if world.state(job).await.is_final() {
-            return n;
-        }
-    }
-    panic!("job {job} still {} after {max} rounds", world.state(job).await);
-}

@@ -36,6 +36,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     mapping(uint256 jobId => uint256) public ghostFramesPaid;
     mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostBitmap;
     mapping(uint256 jobId => uint256) public ghostBudget;
+    /// The spec each job was opened for (read without a call, so that `vm.prank` reaches the settle call).
+    mapping(uint256 jobId => bytes32) internal specOf;
     mapping(uint256 jobId => uint256) public ghostVerificationsPaid;
     mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostVerified;
     /// Set when a verification render is paid for an unpaid frame, twice, or beyond the job's budget.
@@ -139,6 +141,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         jobIds.push(jobId);
         ghostLocked[jobId] = amount;
         ghostBudget[jobId] = budget;
+        specOf[jobId] = spec;
     }
 
     function release(uint256 jobSeed, uint256 nodeSeed, uint256 bitsSeed, uint256 setCount)
@@ -155,14 +158,14 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         if (sets.length == 0) return;
         if (!releasable) {
             vm.prank(settler);
-            try escrow.release(jobId, sets, _none()) {
+            try escrow.settle(jobId, specOf[jobId], sets, _none(), false) {
                 ghostDoublePay = true; // a closed or refunded job paid out
             } catch {}
             return;
         }
         vm.recordLogs();
         vm.prank(settler);
-        escrow.release(jobId, sets, _none());
+        escrow.settle(jobId, specOf[jobId], sets, _none(), false);
         ++ghostReleaseCalls;
         _recordReleases(vm.getRecordedLogs());
     }
@@ -182,7 +185,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         sets[0] =
             IRenderEscrow.FrameSet({node: nodes[nodeSeed % nodes.length], wordIndex: uint32(w), bits: bit});
         vm.prank(settler);
-        try escrow.release(jobId, sets, _none()) {
+        try escrow.settle(jobId, specOf[jobId], sets, _none(), false) {
             ghostDoublePay = true;
         } catch {}
     }
@@ -211,11 +214,11 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         vm.recordLogs();
         vm.prank(settler);
         if (valid) {
-            escrow.release(jobId, _none(), sets);
+            escrow.settle(jobId, specOf[jobId], _none(), sets, false);
             ++ghostVerificationCalls;
             _recordReleases(vm.getRecordedLogs());
         } else {
-            try escrow.release(jobId, _none(), sets) {
+            try escrow.settle(jobId, specOf[jobId], _none(), sets, false) {
                 ghostBadVerification = true;
             } catch {}
         }
@@ -236,7 +239,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             node: _node(nodeSeed, 0), wordIndex: uint32(w), bits: unpaid & (~unpaid + 1)
         });
         vm.prank(settler);
-        try escrow.release(jobId, _none(), sets) {
+        try escrow.settle(jobId, specOf[jobId], _none(), sets, false) {
             ghostBadVerification = true;
         } catch {}
     }
@@ -253,11 +256,37 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         } catch {}
     }
 
+    /// @dev The settler closes a job, refunding its rest to the artist in the same call.
     function close(uint256 jobSeed) external countCall("close") {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
+        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        bool live =
+            job.status == IRenderEscrow.JobStatus.Open || job.status == IRenderEscrow.JobStatus.Cancelled;
+        uint256 before = _balance(job.token, job.artist);
+        IRenderEscrow.FrameSet[] memory none = new IRenderEscrow.FrameSet[](0);
         vm.prank(settler);
-        try escrow.close(jobId) {} catch {}
+        try escrow.settle(jobId, job.specHash, none, none, true) {
+            if (!live) ghostDoublePay = true; // a closed or refunded job was closed again
+            uint256 got = _balance(job.token, job.artist) - before;
+            if (got != job.remaining) ghostBadRefund = true;
+            ghostRefunded[jobId] += got;
+        } catch {
+            if (live) ghostBadRefund = true; // closing a live job must succeed
+        }
+    }
+
+    /// @dev The settler names another spec than the job's: nothing may move.
+    function settleWrongSpec(uint256 jobSeed, uint256 nodeSeed) external countCall("settleWrongSpec") {
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
+        sets[0] = IRenderEscrow.FrameSet({node: _node(nodeSeed, 0), wordIndex: 0, bits: 1});
+        bytes32 wrong = keccak256(abi.encode(escrow.getJob(jobId).specHash));
+        vm.prank(settler);
+        try escrow.settle(jobId, wrong, sets, new IRenderEscrow.FrameSet[](0), true) {
+            ghostDoublePay = true;
+        } catch {}
     }
 
     function refund(uint256 jobSeed, uint256 callerSeed) external countCall("refund") {
@@ -388,8 +417,10 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
         if (action % 3 == 1) {
+            bytes32 spec = escrow.getJob(jobId).specHash;
+            IRenderEscrow.FrameSet[] memory none = new IRenderEscrow.FrameSet[](0);
             vm.prank(caller);
-            try escrow.close(jobId) {
+            try escrow.settle(jobId, spec, none, none, true) {
                 ghostUnauthorizedSuccess = true;
             } catch {}
             return;
@@ -402,7 +433,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             node: nodes[jobSeed % nodes.length], wordIndex: 0, bits: bits & (~bits + 1)
         });
         vm.prank(caller);
-        try escrow.release(jobId, sets, _none()) {
+        try escrow.settle(jobId, specOf[jobId], sets, _none(), false) {
             ghostUnauthorizedSuccess = true;
         } catch {}
     }

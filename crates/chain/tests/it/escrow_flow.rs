@@ -16,6 +16,9 @@ use lumen_chain::{
     frames,
 };
 
+/// The spec hash every job of these tests is opened for.
+const SPEC: alloy::primitives::B256 = alloy::primitives::B256::repeat_byte(7);
+
 fn provider_for(key: &PrivateKeySigner, url: &str) -> DynProvider {
     ProviderBuilder::new()
         .wallet(EthereumWallet::from(key.clone()))
@@ -80,7 +83,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     let now = artist_p.get_block_by_number(latest.into()).await?.unwrap().header.timestamp;
     let receipt = confirmed(
         escrow
-            .openJob([7u8; 32].into(), Address::ZERO, price128, 4, 0, now + 86_400)
+            .openJob(SPEC, Address::ZERO, price128, 4, 0, now + 86_400)
             .value(amount)
             .send()
             .await?
@@ -98,8 +101,9 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     let settler_p = provider_for(&settler, &url);
     let escrow_s = RenderEscrow::new(deployment.escrow, &settler_p);
     let sets = frames::pack([(node.address(), 0), (node.address(), 2)], 4)?;
-    let receipt =
-        confirmed(escrow_s.release(job_id, sets.clone(), vec![]).send().await?.get_receipt().await?)?;
+    let receipt = confirmed(
+        escrow_s.settle(job_id, SPEC, sets.clone(), vec![], false).send().await?.get_receipt().await?,
+    )?;
     let released: Vec<_> = receipt
         .logs()
         .iter()
@@ -118,8 +122,12 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     assert!(!escrow_s.isFramePaid(job_id, U256::from(1)).call().await?);
 
     // Paying frame 0 again reverts with the typed custom error.
-    let err =
-        escrow_s.release(job_id, sets, vec![]).call().await.map_err(ChainError::from_contract).unwrap_err();
+    let err = escrow_s
+        .settle(job_id, SPEC, sets, vec![], false)
+        .call()
+        .await
+        .map_err(ChainError::from_contract)
+        .unwrap_err();
     assert!(
         matches!(err, ChainError::EscrowReverted(RenderEscrowErrors::Escrow_FrameAlreadyPaid(_))),
         "{err:?}"
@@ -127,7 +135,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
 
     // Only the settler releases.
     let err = escrow
-        .release(job_id, frames::pack([(node.address(), 1)], 4)?, vec![])
+        .settle(job_id, SPEC, frames::pack([(node.address(), 1)], 4)?, vec![], false)
         .call()
         .await
         .map_err(ChainError::from_contract)
@@ -141,13 +149,22 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     assert_eq!(owner_p.get_balance(owner.address()).await?, owner_before + gross - fee - gas_cost(&receipt));
     assert_eq!(escrow_o.credits(owner.address(), Address::ZERO).call().await?, U256::ZERO);
 
-    // The settler closes the job; a stranger triggers the refund, which pays the artist.
-    confirmed(escrow_s.close(job_id).send().await?.get_receipt().await?)?;
+    // A settle naming another spec than the job's moves nothing.
+    let err = escrow_s
+        .settle(job_id, [8u8; 32].into(), vec![], vec![], true)
+        .call()
+        .await
+        .map_err(ChainError::from_contract)
+        .unwrap_err();
+    assert!(matches!(err, ChainError::EscrowReverted(RenderEscrowErrors::Escrow_SpecMismatch(_))), "{err:?}");
+
+    // The settler closes the job, which refunds the artist in the same transaction.
     let artist_before = artist_p.get_balance(artist.address()).await?;
+    let receipt =
+        confirmed(escrow_s.settle(job_id, SPEC, vec![], vec![], true).send().await?.get_receipt().await?)?;
+    let refunded = receipt.decoded_log::<RenderEscrow::JobRefunded>().expect("JobRefunded");
     let stranger_p = provider_for(&stranger, &url);
     let escrow_x = RenderEscrow::new(deployment.escrow, &stranger_p);
-    let receipt = confirmed(escrow_x.refund(job_id).send().await?.get_receipt().await?)?;
-    let refunded = receipt.decoded_log::<RenderEscrow::JobRefunded>().expect("JobRefunded");
     assert_eq!(refunded.amount, amount - gross);
     assert_eq!(artist_p.get_balance(artist.address()).await?, artist_before + amount - gross);
 
@@ -160,7 +177,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
 
     // Nothing can be released after the refund.
     let err = escrow_s
-        .release(job_id, frames::pack([(node.address(), 1)], 4)?, vec![])
+        .settle(job_id, SPEC, frames::pack([(node.address(), 1)], 4)?, vec![], false)
         .call()
         .await
         .map_err(ChainError::from_contract)
