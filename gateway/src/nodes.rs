@@ -124,9 +124,12 @@ impl NodeDirectory {
         }
     }
 
-    /// A heartbeat from a node; returns its new state.
-    pub fn heartbeat(&self, node: &Address) -> Option<NodeState> {
-        self.lock().get_mut(node).map(|e| e.health.heartbeat(Instant::now()))
+    /// A heartbeat from a node; returns its state before and after.
+    pub fn heartbeat(&self, node: &Address) -> Option<(NodeState, NodeState)> {
+        self.lock().get_mut(node).map(|e| {
+            let before = e.health.state();
+            (before, e.health.heartbeat(Instant::now()))
+        })
     }
 
     /// A task of the node failed (render error, rejected or invalid result, timeout).

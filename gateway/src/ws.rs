@@ -208,9 +208,14 @@ async fn handle(state: &AppState, node: Address, msg: NodeMessage) -> Option<Ser
     match msg {
         NodeMessage::Auth { .. } => None,
         NodeMessage::Heartbeat { running } => {
-            let state_now = state.nodes.heartbeat(&node)?;
+            let (before, state_now) = state.nodes.heartbeat(&node)?;
             debug!(target: "gateway::ws", %node, running, state = %state_now, "heartbeat");
-            state.bus.publish(Event::NodeCapacity);
+            // Only a change of state can change what the pipeline may do:
+            // a steady heartbeat wakes nobody (10,000 idle nodes must not
+            // keep the matchmaker, the verifier and the indexer busy).
+            if before != state_now {
+                state.bus.publish(Event::NodeCapacity);
+            }
             Some(ServerMessage::HeartbeatAck { state: state_now })
         }
         NodeMessage::TaskProgress { task_id } => {

@@ -366,12 +366,12 @@ impl Matchmaker {
         excluded.extend(holding.iter().map(|t| t.node));
         if role == TaskRole::Primary {
             // Without stake, only a trial's worth of work; and once the job's
-            // verification budget is spent, only nodes that need not be
-            // sampled on every frame.
+            // verification budget is spent, a frame not sampled yet goes only
+            // to nodes that need not be sampled on every frame.
             for load in loads.iter() {
                 let record = records.get(&load.node).cloned().unwrap_or_default();
                 let Some(view) = nodes.get(&load.node) else { continue };
-                let unverifiable = *budget == 0 && {
+                let unverifiable = *budget == 0 && frame.renders_wanted < 2 && {
                     let in_flight = unverified.get(&load.node).copied().unwrap_or(0);
                     let rate = policy::sampling_rate_staked(
                         &record,
@@ -441,7 +441,11 @@ impl Matchmaker {
             // The artist's verification budget pays the sample; a spent
             // budget leaves the frame unsampled (only nodes trusted enough
             // got it, above).
-            if *budget > 0 && rand::rng().random::<f64>() < rate {
+            if frame.renders_wanted >= 2 {
+                // Sampled already (its first render was lost or failed): the
+                // budget holds its verification render.
+                more = true;
+            } else if *budget > 0 && rand::rng().random::<f64>() < rate {
                 more = self.store.set_renders_wanted(frame.job_id, frame.frame_index, 2).await?;
                 *budget -= u32::from(more);
             } else {

@@ -25,6 +25,7 @@ pub(crate) struct Setup {
     pub(crate) chain: TestChain,
     pub(crate) gateway: GatewayHandle,
     pub(crate) store: Store,
+    pub(crate) bus: Bus,
     _dir: tempfile::TempDir,
 }
 
@@ -33,14 +34,15 @@ pub(crate) async fn setup(health: HealthPolicy) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let config = GatewayConfig { health, ..GatewayConfig::test() };
+    let bus = Bus::new();
     let deps = GatewayDeps {
         chain: chain.deployment.clone().with_rpc_url(chain.rpc_url()),
         store: store.clone(),
-        bus: Bus::new(),
+        bus: bus.clone(),
         nodes: Arc::new(NodeDirectory::new(health)),
     };
     let gateway = lumen_gateway::spawn(config, deps).await.unwrap();
-    Setup { chain, gateway, store, _dir: dir }
+    Setup { chain, gateway, store, bus, _dir: dir }
 }
 
 pub(crate) async fn bind_node(setup: &Setup, node: &PrivateKeySigner) {
@@ -188,6 +190,31 @@ async fn a_bound_node_is_welcomed_becomes_healthy_and_bad_messages_close_with_40
     socket.send(Message::Text(r#"{"v":1,"type":"give_me_money"}"#.into())).await.unwrap();
     let (code, _) = close_code(&mut socket).await;
     assert_eq!(code, ws::CLOSE_PROTOCOL_ERROR);
+}
+
+#[tokio::test]
+async fn steady_heartbeats_wake_nobody() {
+    let setup = setup(HealthPolicy::default()).await;
+    let node = PrivateKeySigner::random();
+    bind_node(&setup, &node).await;
+    let mut socket = connect(&setup, &node, node.address()).await;
+    assert!(matches!(server_message(&mut socket).await, ServerMessage::Welcome { .. }));
+    send(&mut socket, &NodeMessage::Heartbeat { running: 0 }).await;
+    assert_eq!(server_message(&mut socket).await, ServerMessage::HeartbeatAck { state: NodeState::Healthy });
+    // From here the node stays healthy: its heartbeats publish no event
+    // that would wake the matchmaker, the verifier and the indexer.
+    let mut events = setup.bus.subscribe();
+    for _ in 0..20 {
+        send(&mut socket, &NodeMessage::Heartbeat { running: 0 }).await;
+        assert_eq!(
+            server_message(&mut socket).await,
+            ServerMessage::HeartbeatAck { state: NodeState::Healthy }
+        );
+    }
+    assert!(
+        matches!(events.try_recv(), Err(tokio::sync::broadcast::error::TryRecvError::Empty)),
+        "a steady heartbeat published an event"
+    );
 }
 
 #[tokio::test]

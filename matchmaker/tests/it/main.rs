@@ -321,6 +321,21 @@ async fn the_verification_budget_bounds_sampling_and_keeps_unsampled_frames_from
     assert_eq!(store.sampled_frames(JobId(1)).await.unwrap(), 1);
     matchmaker.round().await.unwrap();
     assert_eq!(nodes.iter().map(|n| link.dispatched(*n).len()).sum::<usize>(), 2, "the rest waits");
+    // The sampled frame's first render fails: the budget already holds that
+    // frame's verification, so it goes to another fresh node.
+    let first = store.frame_tasks(JobId(1), sent[0].frame_index).await.unwrap();
+    let primary = first.iter().find(|t| t.role == TaskRole::Primary).unwrap();
+    let crash = TaskEnd {
+        state: TaskState::Failed,
+        code: "crashed".into(),
+        message: "segfault".into(),
+        deterministic: false,
+    };
+    store.end_task(primary.task_id, &crash).await.unwrap();
+    matchmaker.round().await.unwrap();
+    let again = store.frame_tasks(JobId(1), sent[0].frame_index).await.unwrap();
+    assert_eq!(again.iter().filter(|t| t.state == TaskState::Running).count(), 2, "{again:?}");
+    assert_eq!(store.sampled_frames(JobId(1)).await.unwrap(), 1, "still one sample, nothing else dispatched");
 
     // Nodes trusted enough to be sampled at a rate below 1 take frames the
     // budget cannot verify, and none is sampled.
