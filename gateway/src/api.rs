@@ -34,6 +34,12 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<Deployment> {
     Json((*state.chain).clone())
 }
 
+/// `GET /api/v1/market`: the jobs this gateway accepts (tokens, lowest
+/// prices, most frames), so an artist can check before locking money.
+pub(crate) async fn market(State(state): State<AppState>) -> Json<lumen_protocol::api::Market> {
+    Json(state.config.market.clone())
+}
+
 pub(crate) async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../assets/index.html"))
 }
@@ -83,6 +89,11 @@ pub(crate) async fn register_job(
     }
     if spec.pricePerFrame == 0 {
         return Err(ApiError::bad_request("bad_price", "the price per frame must be positive"));
+    }
+    if let Some((code, message)) =
+        state.config.market.problem(spec.token, spec.pricePerFrame.into(), frame_count)
+    {
+        return Err(ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, code, message));
     }
     let job_id = req.job_id;
     let blend_hash = ContentHash::from(spec.blendHash);

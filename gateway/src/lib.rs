@@ -54,6 +54,9 @@ pub struct GatewayConfig {
     pub auth_timeout_secs: u64,
     /// Seconds Blender may spend inspecting an upload (default 60).
     pub inspect_timeout_secs: u64,
+    /// What jobs the gateway accepts: payment tokens and their lowest price
+    /// per frame, and the most frames a job may have (`[gateway.market]`).
+    pub market: lumen_protocol::api::Market,
 }
 
 impl Default for GatewayConfig {
@@ -66,6 +69,7 @@ impl Default for GatewayConfig {
             max_frame_bytes: 256 << 20,
             auth_timeout_secs: 10,
             inspect_timeout_secs: 60,
+            market: lumen_protocol::api::Market::default(),
         }
     }
 }
@@ -220,6 +224,7 @@ fn routes(state: AppState) -> Router {
         .route("/", get(api::dashboard))
         .route("/healthz", get(api::healthz))
         .route("/api/v1/info", get(api::info))
+        .route("/api/v1/market", get(api::market))
         .route(
             "/api/v1/blends",
             axum::routing::post(api::upload_blend).layer(DefaultBodyLimit::max(blend_limit)),

@@ -261,6 +261,67 @@ pub struct TrustView {
     pub banned: bool,
 }
 
+/// What a gateway accepts as a job: its operator's market limits
+/// (`[gateway.market]` in its configuration; `GET /api/v1/market`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Market {
+    /// Most frames one job may have.
+    pub max_frames_per_job: u32,
+    /// The payment tokens accepted (the zero address is the native coin),
+    /// each with its lowest price per frame.
+    pub tokens: Vec<TokenPrice>,
+}
+
+/// A payment token a gateway accepts, and its lowest price per frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPrice {
+    /// The token (zero: the native coin).
+    pub token: Address,
+    /// Lowest price of one frame, in the token's smallest unit.
+    pub min_price_per_frame: Wei,
+}
+
+impl Default for Market {
+    /// 10,000 frames a job; the native coin only, from 10^12 wei (0.000001
+    /// ETH) a frame.
+    fn default() -> Self {
+        Self {
+            max_frames_per_job: 10_000,
+            tokens: vec![TokenPrice {
+                token: Address::ZERO,
+                min_price_per_frame: Wei::from(1_000_000_000_000u128),
+            }],
+        }
+    }
+}
+
+impl Market {
+    /// Why a job paying `price` per frame in `token` for `frames` frames is
+    /// refused, as an error code and a message; `None` when it is accepted.
+    pub fn problem(&self, token: Address, price: Wei, frames: u32) -> Option<(&'static str, String)> {
+        if frames > self.max_frames_per_job {
+            return Some((
+                "too_many_frames",
+                format!("{frames} frames; this gateway takes at most {} per job", self.max_frames_per_job),
+            ));
+        }
+        let Some(accepted) = self.tokens.iter().find(|t| t.token == token) else {
+            return Some(("token_not_accepted", format!("this gateway does not take payment in {token}")));
+        };
+        (price < accepted.min_price_per_frame).then(|| {
+            (
+                "price_too_low",
+                format!(
+                    "{price} per frame; this gateway takes at least {} per frame in {token}",
+                    accepted.min_price_per_frame
+                ),
+            )
+        })
+    }
+}
+
 /// An API error body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
@@ -271,6 +332,22 @@ pub struct ApiErrorBody {
     /// Structured detail.
     #[serde(default)]
     pub details: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod market_tests {
+    use super::*;
+
+    #[test]
+    fn the_market_refuses_unknown_tokens_low_prices_and_huge_jobs() {
+        let market = Market::default();
+        let floor = Wei::from(1_000_000_000_000u128);
+        assert_eq!(market.problem(Address::ZERO, floor, 10_000), None);
+        assert_eq!(market.problem(Address::ZERO, Wei::from(1u128), 6).map(|p| p.0), Some("price_too_low"));
+        let minted = Address::repeat_byte(0xee);
+        assert_eq!(market.problem(minted, floor, 6).map(|p| p.0), Some("token_not_accepted"));
+        assert_eq!(market.problem(Address::ZERO, floor, 1_048_576).map(|p| p.0), Some("too_many_frames"));
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use lumen_chain::{
 };
 use lumen_protocol::{
     JobId,
-    api::{ApiErrorBody, RegisterJob, UploadedBlend},
+    api::{ApiErrorBody, Market, RegisterJob, UploadedBlend},
     node::HealthPolicy,
 };
 
@@ -19,6 +19,8 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     let setup = setup(HealthPolicy::default()).await;
     let d = setup.chain.deployment.clone();
     let http = reqwest::Client::new();
+    // 0.001 ETH a frame, above the default market floor.
+    const PRICE: u128 = 1_000_000_000_000_000;
     // A real .blend, uploaded and inspected: 64×36, frames 1..=6, Cycles.
     let dir = tempfile::tempdir().unwrap();
     let blend_path = dir.path().join("scene.blend");
@@ -44,7 +46,7 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
         height: 36,
         engine: "CYCLES".into(),
         token: Address::ZERO,
-        pricePerFrame: 1_000,
+        pricePerFrame: PRICE,
         salt: U256::from(7),
     };
     let (artist, squatter) = (setup.chain.account(3), setup.chain.account(5));
@@ -70,6 +72,22 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
         let body: ApiErrorBody = response.json().await.unwrap();
         assert_eq!(body.code, "spec_mismatch", "{}", body.error);
     }
+
+    // The operator's market limits: 1 wei a frame, a token it does not take,
+    // a million frames. The artist can read them first.
+    let market: Market =
+        http.get(format!("{}/api/v1/market", setup.gateway.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(market, Market::default());
+    for (wrong, code) in [
+        (JobSpec { pricePerFrame: 1, ..spec.clone() }, "price_too_low"),
+        (JobSpec { token: Address::repeat_byte(0xee), ..spec.clone() }, "token_not_accepted"),
+        (JobSpec { frameStart: 1, frameEnd: 1_048_576, ..spec.clone() }, "too_many_frames"),
+    ] {
+        let response = post(artist.clone(), wrong).await;
+        assert_eq!(response.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+        let body: ApiErrorBody = response.json().await.unwrap();
+        assert_eq!(body.code, code, "{}", body.error);
+    }
     let register = |signer| post(signer, spec.clone());
     let hash = spec_hash(&spec, d.chain_id, d.escrow);
 
@@ -82,8 +100,8 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     let escrow = RenderEscrow::new(d.escrow, &provider);
     confirmed(
         escrow
-            .openJob(hash, Address::ZERO, 1_000, 4, 0, u64::MAX / 2)
-            .value(U256::from(4_000))
+            .openJob(hash, Address::ZERO, PRICE, 4, 0, u64::MAX / 2)
+            .value(U256::from(4 * PRICE))
             .send()
             .await
             .unwrap()

@@ -16,7 +16,7 @@ use lumen_chain::{
 };
 use lumen_protocol::{
     ChainEventKind, FrameState, JobId, JobState, Wei,
-    api::{JobView, RegisterJob, UploadedBlend},
+    api::{JobView, Market, RegisterJob, UploadedBlend},
 };
 use rand::Rng;
 
@@ -206,6 +206,20 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
 
     let provider = lumen_chain::signer_provider(&key, &conn.rpc_url)?;
     let escrow = RenderEscrow::new(escrow_address, &provider);
+    // The gateway's market limits, checked before any money is locked.
+    let market: Market = decode(
+        conn.http
+            .get(format!("{}/api/v1/market", conn.gateway))
+            .send()
+            .await
+            .wrap_err("cannot reach the gateway")?,
+        "market limits",
+    )
+    .await?;
+    if let Some((code, message)) = market.problem(Address::ZERO, Wei::from(args.price_per_frame), frame_count)
+    {
+        bail!("the gateway would refuse this job ({code}): {message}");
+    }
     let verifications = args.verifications.unwrap_or(frame_count);
     if verifications > frame_count {
         return Err(eyre!("--verifications {verifications} is above the job's {frame_count} frames"));

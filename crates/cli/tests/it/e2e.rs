@@ -466,6 +466,13 @@ async fn bad_uploads_are_refused_before_anything_is_locked() {
     assert!(!out.status.success());
     assert!(err.contains("does not contain") && err.contains("wood.png"), "names the unpacked file: {err}");
 
+    // A job the gateway's market would refuse (1 wei a frame) is refused
+    // before the artist locks anything.
+    let out = devnet.lumen(&["job", "submit", good.to_str().unwrap(), "--price-per-frame", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("price_too_low"), "{err}");
+
     assert_eq!(escrow.nextJobId().call().await.unwrap(), next_before, "no job was opened");
     assert_eq!(
         provider.get_balance(devnet.file.deployment.escrow).await.unwrap(),
