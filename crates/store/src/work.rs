@@ -265,11 +265,24 @@ impl Store {
         load_frame(&mut *self.pool().acquire().await?, job_id, frame_index).await
     }
 
-    /// Pending frames of rendering jobs, in job then frame order.
+    /// Pending frames of rendering jobs, at most `limit`, in a fair order:
+    /// artists take turns, and each artist's jobs take turns, frame by frame
+    /// in frame order. So a job of thousands of frames, or an artist with many
+    /// jobs, cannot hold back anybody else's next frame.
     pub async fn pending_frames(&self, limit: i64) -> StoreResult<Vec<FrameRow>> {
         Ok(sqlx::query_as(
-            "SELECT f.* FROM frames f JOIN jobs j ON j.job_id = f.job_id \
-             WHERE f.state = $1 AND j.state = $2 ORDER BY f.job_id, f.frame_index LIMIT $3",
+            "WITH pending AS ( \
+                 SELECT f.job_id, f.frame_index, j.artist, \
+                        ROW_NUMBER() OVER (PARTITION BY f.job_id ORDER BY f.frame_index) AS in_job \
+                 FROM frames f JOIN jobs j ON j.job_id = f.job_id \
+                 WHERE f.state = $1 AND j.state = $2 \
+             ), turns AS ( \
+                 SELECT job_id, frame_index, \
+                        ROW_NUMBER() OVER (PARTITION BY artist ORDER BY in_job, job_id) AS turn \
+                 FROM pending WHERE in_job <= $3 \
+             ) \
+             SELECT f.* FROM frames f JOIN turns t ON t.job_id = f.job_id AND t.frame_index = f.frame_index \
+             ORDER BY t.turn, f.job_id, f.frame_index LIMIT $3",
         )
         .bind(FrameState::Pending)
         .bind(JobState::Rendering)

@@ -339,3 +339,43 @@ async fn verdicts_are_numbered_in_the_order_they_are_given() {
     assert_eq!((next[0].task_id, next[0].state), (first.task_id, TaskState::Rejected));
     assert_eq!(store.last_verdict_seq().await.unwrap(), cursor + 1);
 }
+
+#[tokio::test]
+async fn pending_frames_take_turns_between_artists_and_their_jobs() {
+    let (_dir, store) = store().await;
+    let blend = store.put_blob(b"BLENDER-v300 fake scene").await.unwrap();
+    // Artist A opens a huge job and then another; artist B one small job last.
+    for (id, frames, artist) in [(1, 500, 0xa), (2, 500, 0xa), (3, 2, 0xb)] {
+        store.insert_job(&NewJob { artist: node(artist), ..new_job(id, frames, blend) }).await.unwrap();
+        assert!(
+            store
+                .transition_job(JobId(id), JobState::AwaitingChain, JobState::Rendering, None)
+                .await
+                .unwrap()
+        );
+    }
+    let order: Vec<(u64, u32)> = store
+        .pending_frames(6)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| (f.job_id.get(), f.frame_index.get()))
+        .collect();
+    assert_eq!(
+        order,
+        [(1, 0), (3, 0), (2, 0), (3, 1), (1, 1), (2, 1)],
+        "B's frames are not behind A's thousand"
+    );
+    // Once B's job is out of pending frames, A's jobs alternate.
+    for f in [F0, F1] {
+        claim(&store, JobId(3), f, 7).await.unwrap();
+    }
+    let order: Vec<(u64, u32)> = store
+        .pending_frames(4)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| (f.job_id.get(), f.frame_index.get()))
+        .collect();
+    assert_eq!(order, [(1, 0), (2, 0), (1, 1), (2, 1)]);
+}
