@@ -124,6 +124,27 @@ pub(crate) async fn register_job(
             format!("job {job_id} on-chain was not opened by the spec's signer with this spec hash"),
         ));
     }
+    // Time to render and settle before the artist can refund.
+    use alloy::providers::Provider as _;
+    let now = state
+        .escrow
+        .provider()
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .map_err(|e| ApiError::internal(format!("latest block: {e}")))?
+        .map_or(0, |b| b.header.timestamp);
+    let min = state.config.market.min_deadline_secs;
+    if onchain.deadline < now.saturating_add(min) {
+        return Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "deadline_too_close",
+            format!(
+                "job {job_id}'s deadline is {}s away; this gateway needs at least {min}s to render and settle \
+                 (cancel it with `lumen job cancel {job_id}`)",
+                onchain.deadline.saturating_sub(now)
+            ),
+        ));
+    }
     let frame_numbers = (0..frame_count).map(|i| spec.frame_number(i)).collect();
     let job = NewJob {
         job_id,

@@ -220,9 +220,10 @@ impl Indexer {
                 continue;
             };
             let problems = opened_mismatches(&job, &opened.event);
-            if let (true, ChainEvent::JobOpened { verifications, .. }) = (problems.is_empty(), &opened.event)
+            if let (true, ChainEvent::JobOpened { verifications, deadline, .. }) =
+                (problems.is_empty(), &opened.event)
             {
-                if self.store.confirm_job(job.job_id, *verifications).await? {
+                if self.store.confirm_job(job.job_id, *verifications, *deadline).await? {
                     info!(target: "indexer::jobs", job_id = %job.job_id, verifications, "JobOpened matches the registered spec: dispatching");
                     self.bus.publish(Event::WorkAvailable);
                 }

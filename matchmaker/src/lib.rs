@@ -82,6 +82,11 @@ pub struct MatchmakerConfig {
     /// deterministic failure a node reported, before going on without it
     /// (default 30).
     pub probe_wait_secs: u64,
+    /// Seconds before a job's deadline from which it is stopped, so that its
+    /// verified frames are paid and it is closed before the artist can
+    /// refund (default 120). No frame is dispatched that could not finish,
+    /// task timeout and grace included, before that point.
+    pub settle_margin_secs: u64,
 }
 
 impl Default for MatchmakerConfig {
@@ -94,6 +99,7 @@ impl Default for MatchmakerConfig {
             trust: Default::default(),
             stall_secs: 30,
             probe_wait_secs: 30,
+            settle_margin_secs: 120,
         }
     }
 }
@@ -158,14 +164,51 @@ impl Matchmaker {
         lumen_runtime::rounds("matchmaker", pace, shutdown, self.bus.subscribe(), || self.round()).await
     }
 
-    /// One round: expire leases, settle failed frames, dispatch.
+    /// One round: stop jobs that must stop, expire leases, settle failed
+    /// frames, dispatch.
     pub async fn round(&self) -> MatchmakerResult<()> {
+        self.stop_jobs().await?;
         self.expire_leases().await?;
         // Read once per round: both steps judge nodes by the same record.
         let records = self.records().await?;
         let banned = self.store.banned_nodes().await?;
         self.resolve_failures(&records, &banned).await?;
         self.dispatch(records, &banned).await
+    }
+
+    /// Stops jobs the artist cancelled or refunded, or whose deadline is
+    /// within the settle margin: nothing more is dispatched, running tasks
+    /// are cancelled and their nodes told at once. Also cancels any task
+    /// still running for a job that is no longer rendering.
+    async fn stop_jobs(&self) -> MatchmakerResult<()> {
+        for (job_id, reason) in self.store.jobs_to_stop(self.config.settle_margin_secs).await? {
+            if let Some(cancelled) = self.store.stop_job(job_id, reason).await? {
+                warn!(target: "matchmaker::stop", %job_id, reason = reason.message(), cancelled = cancelled.len(), "job stopped");
+                self.cancel(&cancelled, reason.message());
+            }
+        }
+        for task in self.store.running_tasks_of_stopped_jobs().await? {
+            let end = TaskEnd {
+                state: TaskState::Cancelled,
+                code: "job_stopped".into(),
+                message: "the job is no longer rendering".into(),
+                deterministic: false,
+            };
+            if self.store.end_task(task.task_id, &end).await? {
+                self.cancel(std::slice::from_ref(&task), "job stopped");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a frame dispatched now to `job` could still finish, task
+    /// timeout and grace included, before the job must stop for its
+    /// deadline.
+    fn time_left_for_a_frame(&self, job: &JobRow) -> bool {
+        let c = &self.config;
+        let needed = c.task_timeout_secs + c.lease_grace_secs + c.settle_margin_secs;
+        let now = u64::try_from(now_ms() / 1_000).unwrap_or(0);
+        job.deadline == 0 || job.deadline >= now.saturating_add(needed)
     }
 
     async fn expire_leases(&self) -> MatchmakerResult<()> {
@@ -327,6 +370,9 @@ impl Matchmaker {
                 }
             };
             let (job, failing) = (&*job, &*failing);
+            if !self.time_left_for_a_frame(job) {
+                continue;
+            }
             // A sampled frame may take its verification render in the same round.
             for _ in 0..3 {
                 let more = self.dispatch_render(job, &frame, failing, budget, &mut round).await?;

@@ -268,6 +268,10 @@ pub struct TrustView {
 pub struct Market {
     /// Most frames one job may have.
     pub max_frames_per_job: u32,
+    /// Least time, in seconds, from registration to the job's on-chain
+    /// deadline: a job must have time to render and settle before its
+    /// artist can refund it.
+    pub min_deadline_secs: u64,
     /// The payment tokens accepted (the zero address is the native coin),
     /// each with its lowest price per frame.
     pub tokens: Vec<TokenPrice>,
@@ -284,11 +288,12 @@ pub struct TokenPrice {
 }
 
 impl Default for Market {
-    /// 10,000 frames a job; the native coin only, from 10^12 wei (0.000001
-    /// ETH) a frame.
+    /// 10,000 frames a job, an hour at least to the deadline; the native
+    /// coin only, from 10^12 wei (0.000001 ETH) a frame.
     fn default() -> Self {
         Self {
             max_frames_per_job: 10_000,
+            min_deadline_secs: 3_600,
             tokens: vec![TokenPrice {
                 token: Address::ZERO,
                 min_price_per_frame: Wei::from(1_000_000_000_000u128),

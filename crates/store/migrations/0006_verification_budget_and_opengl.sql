@@ -9,6 +9,9 @@
 -- indexer confirms it.
 ALTER TABLE chain_events ADD COLUMN verifications INTEGER;
 ALTER TABLE jobs ADD COLUMN verifications INTEGER NOT NULL DEFAULT 0;
+-- And its deadline (unix seconds): dispatch and the job stop early enough
+-- to settle before the artist can refund.
+ALTER TABLE jobs ADD COLUMN deadline INTEGER NOT NULL DEFAULT 0;
 
 -- One row per paid verification render, derived from VerificationsReleased
 -- (rebuildable from the chain, like frame_payouts).

@@ -1,7 +1,7 @@
 //! Jobs: registered by artists, confirmed against the chain, settled.
 
 use alloy_primitives::{Address, B256, Bytes};
-use lumen_protocol::{ContentHash, FrameState, JobId, JobState, Wei};
+use lumen_protocol::{ChainEventKind, ContentHash, FrameState, JobId, JobState, Wei};
 use tracing::debug;
 
 use crate::{Hex, Store, StoreError, StoreResult, now_ms};
@@ -73,6 +73,10 @@ pub struct JobRow {
     /// 0 until the indexer confirms the job).
     #[sqlx(try_from = "i64")]
     pub verifications: u32,
+    /// The on-chain deadline, unix seconds, after which the artist can
+    /// always refund (from `JobOpened`; 0 until the indexer confirms the job).
+    #[sqlx(try_from = "i64")]
+    pub deadline: u64,
     /// Current state.
     pub state: JobState,
     /// Why the job failed or was rejected.
@@ -81,6 +85,28 @@ pub struct JobRow {
     pub created_at: i64,
     /// Last change (ms).
     pub updated_at: i64,
+}
+
+/// Why a rendering job stops before all its frames are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The artist cancelled it on-chain.
+    Cancelled,
+    /// The artist refunded it on-chain (after a cancel or the deadline).
+    Refunded,
+    /// Its deadline is too close to render more and still settle in time.
+    Deadline,
+}
+
+impl StopReason {
+    /// Why, in words (the job's failure and its frames').
+    pub const fn message(self) -> &'static str {
+        match self {
+            Self::Cancelled => "cancelled by the artist",
+            Self::Refunded => "refunded to the artist",
+            Self::Deadline => "stopped before the deadline, to settle in time",
+        }
+    }
 }
 
 impl JobRow {
@@ -192,22 +218,79 @@ impl Store {
     }
 
     /// Confirms a job the chain backs: records the verification budget its
-    /// lock holds and moves it from `awaiting_chain` to `rendering`; false
-    /// when it was not awaiting the chain.
-    pub async fn confirm_job(&self, job_id: JobId, verifications: u32) -> StoreResult<bool> {
+    /// lock holds and its deadline, and moves it from `awaiting_chain` to
+    /// `rendering`; false when it was not awaiting the chain.
+    pub async fn confirm_job(&self, job_id: JobId, verifications: u32, deadline: u64) -> StoreResult<bool> {
         let (from, to) = (JobState::AwaitingChain, JobState::Rendering);
         let done = sqlx::query(
-            "UPDATE jobs SET state = $1, verifications = $2, updated_at = $3 WHERE job_id = $4 AND state = $5",
+            "UPDATE jobs SET state = $1, verifications = $2, deadline = $6, updated_at = $3 \
+             WHERE job_id = $4 AND state = $5",
         )
         .bind(to)
         .bind(i64::from(verifications))
         .bind(now_ms())
         .bind(job_id)
         .bind(from)
+        .bind(i64::try_from(deadline).unwrap_or(i64::MAX))
         .execute(self.pool())
         .await?;
-        debug!(target: "store::jobs", %job_id, %from, %to, verifications, changed = done.rows_affected(), "job confirmed");
+        debug!(target: "store::jobs", %job_id, %from, %to, verifications, deadline, changed = done.rows_affected(), "job confirmed");
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Rendering jobs that must stop now, each with why: the artist
+    /// cancelled or refunded it (the chain mirror says so), or its deadline
+    /// is less than `margin_secs` away.
+    pub async fn jobs_to_stop(&self, margin_secs: u64) -> StoreResult<Vec<(JobId, StopReason)>> {
+        let rows: Vec<(JobId, Option<ChainEventKind>, i64)> = sqlx::query_as(
+            "SELECT j.job_id, \
+                 (SELECT e.kind FROM chain_events e WHERE e.job_id = j.job_id AND e.kind IN ($2, $3) \
+                  ORDER BY e.block_number DESC, e.log_index DESC LIMIT 1), \
+                 j.deadline \
+             FROM jobs j WHERE j.state = $1 ORDER BY j.job_id",
+        )
+        .bind(JobState::Rendering)
+        .bind(ChainEventKind::JobCancelled)
+        .bind(ChainEventKind::JobRefunded)
+        .fetch_all(self.pool())
+        .await?;
+        let now = u64::try_from(now_ms() / 1_000).unwrap_or(0);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(job_id, ended, deadline)| {
+                let deadline = u64::try_from(deadline).unwrap_or(0);
+                let reason = match ended {
+                    Some(ChainEventKind::JobRefunded) => StopReason::Refunded,
+                    Some(_) => StopReason::Cancelled,
+                    None if deadline != 0 && deadline < now.saturating_add(margin_secs) => {
+                        StopReason::Deadline
+                    }
+                    None => return None,
+                };
+                Some((job_id, reason))
+            })
+            .collect())
+    }
+
+    /// Stops a rendering job: every frame not final yet fails with
+    /// `reason`, and the job goes to `settling` (its verified frames are
+    /// still paid, then it is closed). Returns the running tasks it
+    /// cancelled, so their nodes can be told to stop; `None` when the job
+    /// was not rendering.
+    pub async fn stop_job(
+        &self,
+        job_id: JobId,
+        reason: StopReason,
+    ) -> StoreResult<Option<Vec<crate::TaskRow>>> {
+        let Some(job) = self.job(job_id).await? else { return Ok(None) };
+        if job.state != JobState::Rendering {
+            return Ok(None);
+        }
+        let cancelled = self.fail_unfinished_frames(job_id, reason.message()).await?;
+        self.set_job_failure(job_id, reason.message()).await?;
+        self.transition_job(job_id, JobState::Rendering, JobState::Settling, None).await?;
+        debug!(target: "store::jobs", %job_id, reason = reason.message(), cancelled = cancelled.len(), "job stopped");
+        Ok(Some(cancelled))
     }
 
     /// Records why a job failed without changing its state (the first reason wins).

@@ -41,7 +41,7 @@ pub use blobs::BlobStore;
 pub use bus::{Bus, Event};
 pub use codec::{Hex, OptHex};
 pub use error::{StoreError, StoreResult};
-pub use jobs::{JobRow, NewJob};
+pub use jobs::{JobRow, NewJob, StopReason};
 pub use mirror::{Cursor, PayoutRow};
 pub use trust::{BanRow, NewBan, NodeRecord};
 pub use work::{FrameCounts, FrameRow, Renderer, TaskEnd, TaskRow};

@@ -361,6 +361,19 @@ impl Store {
         Ok(rows.into_iter().map(|(f, node)| (f, node.0)).collect())
     }
 
+    /// Running tasks of jobs that are no longer rendering (stopped,
+    /// settling or final): work nobody will verify or pay.
+    pub async fn running_tasks_of_stopped_jobs(&self) -> StoreResult<Vec<TaskRow>> {
+        Ok(sqlx::query_as(
+            "SELECT t.* FROM tasks t JOIN jobs j ON j.job_id = t.job_id \
+             WHERE t.state = $1 AND j.state <> $2 ORDER BY t.task_id",
+        )
+        .bind(TaskState::Running)
+        .bind(JobState::Rendering)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// How many frames of `job_id` the matchmaker chose for a verification
     /// render (the draws its verification budget must cover).
     pub async fn sampled_frames(&self, job_id: JobId) -> StoreResult<u32> {

@@ -1,6 +1,9 @@
 //! Job registration is checked against the chain.
 
-use alloy::primitives::{Address, U256};
+use alloy::{
+    primitives::{Address, U256},
+    providers::Provider as _,
+};
 use lumen_chain::{
     contracts::RenderEscrow,
     deploy::confirmed,
@@ -115,8 +118,43 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     assert_eq!(register(squatter).await.status(), reqwest::StatusCode::CONFLICT);
     // The artist can, once.
     assert_eq!(register(artist.clone()).await.status(), reqwest::StatusCode::CREATED);
-    assert_eq!(register(artist).await.status(), reqwest::StatusCode::CONFLICT);
+    assert_eq!(register(artist.clone()).await.status(), reqwest::StatusCode::CONFLICT);
     assert_eq!(setup.store.frames(JobId(1)).await.unwrap().len(), 4);
+
+    // A job whose deadline leaves no time to render and settle (a minute
+    // away) is refused: its artist could take frames and refund.
+    let soon = JobSpec { salt: U256::from(8), ..spec.clone() };
+    let soon_hash = spec_hash(&soon, d.chain_id, d.escrow);
+    let now = provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp;
+    confirmed(
+        escrow
+            .openJob(soon_hash, Address::ZERO, PRICE, 4, 0, now + 60)
+            .value(U256::from(4 * PRICE))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let signature = sign_digest(&artist, soon_hash).await.unwrap();
+    let response = http
+        .post(format!("{}/api/v1/jobs", setup.gateway.url))
+        .json(&RegisterJob { job_id: JobId(2), spec: soon, signature })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let body: ApiErrorBody = response.json().await.unwrap();
+    assert_eq!(body.code, "deadline_too_close", "{}", body.error);
+    assert!(setup.store.job(JobId(2)).await.unwrap().is_none());
 }
 
 /// The router in process, without a listener or a chain: what the HTTP API

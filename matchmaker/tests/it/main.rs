@@ -89,6 +89,9 @@ impl NodeLink for Recorder {
 /// the policy draws is paid.
 const FULL_BUDGET: u32 = 1_000;
 
+/// A deadline no test reaches (unix seconds, in 2096).
+const FAR: u64 = 4_000_000_000;
+
 /// Sampling off and every node in good standing: the rules tested are others.
 fn plain() -> MatchmakerConfig {
     let trust = TrustPolicy {
@@ -125,7 +128,7 @@ async fn only_confirmed_jobs_are_dispatched_and_load_is_balanced() {
     matchmaker.round().await.unwrap();
     assert!(link.dispatched(a).is_empty() && link.dispatched(b).is_empty(), "not confirmed on-chain yet");
 
-    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
     matchmaker.round().await.unwrap();
     assert_eq!((link.dispatched(a).len(), link.dispatched(b).len()), (1, 1), "one slot each");
     let frames = store.frames(JobId(1)).await.unwrap();
@@ -141,7 +144,7 @@ async fn only_confirmed_jobs_are_dispatched_and_load_is_balanced() {
 #[tokio::test]
 async fn a_frame_failing_on_three_nodes_fails_and_is_not_retried_on_them() {
     let (_dir, store, link, matchmaker) = setup(1).await;
-    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
     let nodes: Vec<Address> = (1..=4).map(|n| link.add(n, 1)).collect();
     let fail = TaskEnd {
         state: TaskState::Failed,
@@ -168,7 +171,7 @@ async fn a_frame_failing_on_three_nodes_fails_and_is_not_retried_on_them() {
 #[tokio::test]
 async fn expired_leases_requeue_the_frame_and_cancel_the_task() {
     let (_dir, store, link, _) = setup(1).await;
-    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
     let a = link.add(1, 1);
     // No time to render: every lease expires at once.
     let config =
@@ -192,7 +195,7 @@ async fn expired_leases_requeue_the_frame_and_cancel_the_task() {
 #[tokio::test]
 async fn a_new_nodes_frames_are_rendered_again_by_an_independent_owner_with_the_same_blender() {
     let (_dir, store, link, matchmaker) = setup_with(1, MatchmakerConfig::default()).await;
-    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
     // a and b share an owner; d is independent.
     let a = link.add_owned(1, 50, "3.4.1", 4);
     let b = link.add_owned(2, 50, "3.4.1", 4);
@@ -217,7 +220,7 @@ async fn a_new_nodes_frames_are_rendered_again_by_an_independent_owner_with_the_
 #[tokio::test]
 async fn with_no_independent_owner_online_a_sampled_frame_waits() {
     let (_dir, store, link, matchmaker) = setup_with(1, MatchmakerConfig::default()).await;
-    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
     link.add_owned(1, 50, "3.4.1", 4);
     link.add_owned(2, 50, "3.4.1", 4);
     matchmaker.round().await.unwrap();
@@ -245,7 +248,7 @@ async fn slots_are_earned_and_fake_failures_of_fresh_keys_cannot_fail_a_job() {
         },
     )
     .await;
-    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
     // Two fresh keys of different owners announce 64 slots each: one frame each.
     let (a, b) = (link.add(1, 64), link.add(2, 64));
     matchmaker.round().await.unwrap();
@@ -270,7 +273,7 @@ async fn slots_are_earned_and_fake_failures_of_fresh_keys_cannot_fail_a_job() {
 async fn a_task_without_progress_moves_to_another_node_and_costs_its_node() {
     let config = MatchmakerConfig { stall_secs: 5, ..plain() };
     let (dir, store, link, matchmaker) = setup_with(2, config).await;
-    store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
+    store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
     let (quiet, busy) = (link.add(1, 1), link.add(2, 1));
     matchmaker.round().await.unwrap();
     let running = store.tasks_in_state(TaskState::Running).await.unwrap();
@@ -308,7 +311,7 @@ async fn the_verification_budget_bounds_sampling_and_keeps_unsampled_frames_from
     // Fresh nodes are sampled on every frame; the artist paid for one
     // verification render.
     let (_dir, store, link, matchmaker) = setup_with(4, MatchmakerConfig::default()).await;
-    store.confirm_job(JobId(1), 1).await.unwrap();
+    store.confirm_job(JobId(1), 1, FAR).await.unwrap();
     let nodes: Vec<Address> = (1..=3).map(|n| link.add(n, 1)).collect();
     matchmaker.round().await.unwrap();
     let sent: Vec<_> = nodes.iter().flat_map(|n| link.dispatched(*n)).collect();
@@ -344,7 +347,7 @@ async fn the_verification_budget_bounds_sampling_and_keeps_unsampled_frames_from
         ..MatchmakerConfig::default()
     };
     let (_dir, store, link, matchmaker) = setup_with(4, config).await;
-    store.confirm_job(JobId(1), 0).await.unwrap();
+    store.confirm_job(JobId(1), 0, FAR).await.unwrap();
     let nodes: Vec<Address> = (1..=4).map(|n| link.add(n, 1)).collect();
     matchmaker.round().await.unwrap();
     assert_eq!(nodes.iter().map(|n| link.dispatched(*n).len()).sum::<usize>(), 4);
@@ -362,7 +365,7 @@ async fn eevee_and_workbench_verification_renders_pair_equal_opengl_implementati
         let mut job = lumen_testkit::new_job(JobId(1), blend, 1);
         job.engine = engine.into();
         store.insert_job(&job).await.unwrap();
-        store.confirm_job(JobId(1), FULL_BUDGET).await.unwrap();
+        store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
         let link = Arc::new(Recorder::default());
         let matchmaker =
             Matchmaker::new(store.clone(), Bus::new(), link.clone(), MatchmakerConfig::default());
@@ -382,4 +385,71 @@ async fn eevee_and_workbench_verification_renders_pair_equal_opengl_implementati
             assert!(tasks.iter().all(|t| t.opengl.as_deref() == Some(LLVMPIPE)), "{tasks:?}");
         }
     }
+}
+
+/// A mirrored `JobCancelled` event for job 1, as the indexer stores it.
+fn cancelled_event(block: u64) -> lumen_protocol::MirroredEvent {
+    lumen_protocol::MirroredEvent {
+        block_number: block,
+        log_index: 0,
+        block_hash: lumen_protocol::B256::repeat_byte(0xb),
+        tx_hash: lumen_protocol::B256::repeat_byte(0xc),
+        event: lumen_protocol::ChainEvent::JobCancelled {
+            job_id: JobId(1),
+            artist: Address::repeat_byte(0xa),
+            refundable_at: 0,
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_job_stops_at_once_and_its_nodes_are_told() {
+    let (_dir, store, link, matchmaker) = setup(4).await;
+    store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
+    let (a, b) = (link.add(1, 1), link.add(2, 1));
+    matchmaker.round().await.unwrap();
+    let running = store.tasks_in_state(TaskState::Running).await.unwrap();
+    assert_eq!(running.len(), 2);
+
+    let cursor =
+        lumen_store::Cursor { name: "escrow".into(), block_number: 9, block_hash: Default::default() };
+    store.apply_chain_batch(&[cancelled_event(9)], &cursor).await.unwrap();
+    matchmaker.round().await.unwrap();
+    let job = store.job(JobId(1)).await.unwrap().unwrap();
+    assert_eq!((job.state, job.failure.as_deref()), (JobState::Settling, Some("cancelled by the artist")));
+    for task in &running {
+        assert_eq!(store.task(task.task_id).await.unwrap().unwrap().state, TaskState::Cancelled);
+        let told = link.sent.lock().unwrap()[&task.node]
+            .iter()
+            .any(|m| matches!(m, ServerMessage::CancelTask { task_id, .. } if *task_id == task.task_id));
+        assert!(told, "{} was told to stop", task.node);
+    }
+    assert!(store.frames(JobId(1)).await.unwrap().iter().all(|f| f.state == FrameState::Failed));
+    // Nothing more goes out.
+    matchmaker.round().await.unwrap();
+    assert_eq!(link.dispatched(a).len() + link.dispatched(b).len(), 2);
+}
+
+#[tokio::test]
+async fn near_its_deadline_a_job_gets_no_new_frame_and_then_stops() {
+    let now = u64::try_from(lumen_store::now_ms() / 1_000).unwrap();
+    let config = MatchmakerConfig::default();
+    // 200 s left: more than the settle margin (120), less than a frame could
+    // take (300 + 60) before it.
+    let (_dir, store, link, matchmaker) = setup_with(2, config).await;
+    store.confirm_job(JobId(1), FULL_BUDGET, now + 200).await.unwrap();
+    let a = link.add(1, 1);
+    matchmaker.round().await.unwrap();
+    assert!(link.dispatched(a).is_empty(), "a frame that could not finish in time is not started");
+    assert_eq!(store.job(JobId(1)).await.unwrap().unwrap().state, JobState::Rendering);
+
+    // 100 s left: the job stops, to settle before the artist can refund.
+    let (_dir, store, _link, matchmaker) = setup_with(2, config).await;
+    store.confirm_job(JobId(1), FULL_BUDGET, now + 100).await.unwrap();
+    matchmaker.round().await.unwrap();
+    let job = store.job(JobId(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.failure.as_deref()),
+        (JobState::Settling, Some("stopped before the deadline, to settle in time"))
+    );
 }

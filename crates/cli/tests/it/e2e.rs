@@ -704,3 +704,46 @@ async fn a_silent_node_loses_its_frames_to_others() {
     assert!(stalled >= 1, "the silent node took frames (every node is free in the first round)");
     assert_eq!(trust["lost"].as_u64(), Some(stalled as u64), "every frame it took was lost: {trust}");
 }
+
+#[tokio::test]
+async fn a_cancelled_job_renders_nothing_more_and_refunds_the_rest() {
+    let devnet = Devnet::start(2, &[]);
+    let scene = devnet.dir.path().join("scene.blend");
+    // Frames slow enough that the job is mid-way when the artist cancels.
+    make_scene(&scene, 12, 320, 180, &["--samples", "32"]);
+    let job = devnet.submit(&scene, &["--price-per-frame", &PRICE.to_string()]);
+    wait_until(&devnet, "a first verified frame", Duration::from_secs(180), || {
+        let status = devnet.status(job);
+        frames_of(&status).iter().any(|f| f["state"] == "verified").then_some(())
+    });
+    devnet.lumen_ok(&["job", "cancel", &job.to_string()]);
+    let cancelled_at_ms = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(),
+    )
+    .unwrap();
+    // The job ends (failed: not every frame was rendered) without waiting
+    // for the remaining frames.
+    let status = wait_until(&devnet, "the job to end", Duration::from_secs(120), || {
+        let status = devnet.status(job);
+        job_state(&status).is_final().then_some(status)
+    });
+    assert_eq!(job_state(&status), JobState::Failed, "{status:#}");
+    assert_eq!(status["failure"], "cancelled by the artist", "{status:#}");
+    // Nothing was dispatched once the matchmaker saw the cancel (the mirror
+    // and a matchmaker round take a few seconds).
+    let late: Vec<&serde_json::Value> = frames_of(&status)
+        .iter()
+        .flat_map(|f| f["renders"].as_array().unwrap().iter())
+        .filter(|r| r["dispatched_at_ms"].as_i64().unwrap() > cancelled_at_ms + 5_000)
+        .collect();
+    assert!(late.is_empty(), "renders dispatched after the cancel: {late:#?}");
+    // Verified frames are paid; everything else (the unrendered frames and
+    // the unused verification budget) went back to the artist.
+    let released = released_frames(&devnet, job).await;
+    let checks = released_verifications(&devnet, job).await;
+    let failed = frames_of(&status).iter().filter(|f| f["state"] == "failed").count();
+    assert!(failed > 0, "the cancel came before the end: {status:#}");
+    assert_eq!(released.len() + failed, 12, "every frame either paid or failed: {status:#}");
+    let paid = U256::from(PRICE) * U256::from(released.len() + checks.len());
+    assert_eq!(refunded(&devnet, job).await, U256::from(PRICE) * U256::from(24) - paid);
+}

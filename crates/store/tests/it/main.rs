@@ -79,8 +79,8 @@ async fn jobs_round_trip_typed_and_refuse_illegal_transitions() {
     assert_eq!(row.expected_lock(3), Some(Wei::from(6_000u128)), "frames and verification renders");
     assert_eq!(row.verifications, 0, "no budget until the chain is read");
     store.insert_job(&new_job(5, 3, row.blend_hash)).await.unwrap();
-    assert!(store.confirm_job(JobId(5), 3).await.unwrap());
-    assert!(!store.confirm_job(JobId(5), 3).await.unwrap(), "confirmed once");
+    assert!(store.confirm_job(JobId(5), 3, 4_000_000_000).await.unwrap());
+    assert!(!store.confirm_job(JobId(5), 3, 4_000_000_000).await.unwrap(), "confirmed once");
     let confirmed = store.job(JobId(5)).await.unwrap().unwrap();
     assert_eq!((confirmed.state, confirmed.verifications), (JobState::Rendering, 3));
     assert_eq!(row.signature, Bytes::from_static(&[1, 2, 3]));
