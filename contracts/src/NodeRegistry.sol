@@ -72,6 +72,9 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
         }
         info.owner = msg.sender;
         info.active = true;
+        // casting to 'uint40' is safe until the year 36812
+        // forge-lint: disable-next-line(unsafe-typecast)
+        info.boundAt = uint40(block.timestamp);
         uint256 stake = info.stake + msg.value;
         info.stake = stake;
         emit NodeRegistered(node, msg.sender, stake);
@@ -99,7 +102,9 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
             info.stake = stake - amount;
         }
         info.unbonding += amount;
-        info.unbondingAt = availableAt;
+        // casting to 'uint40' is safe: now + at most a year, far below 2^40
+        // forge-lint: disable-next-line(unsafe-typecast)
+        info.unbondingAt = uint40(availableAt);
         emit UnstakeRequested(node, msg.sender, amount, availableAt);
     }
 
@@ -124,7 +129,9 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
         info.active = false;
         info.stake = 0;
         info.unbonding = unbonding;
-        info.unbondingAt = availableAt;
+        // casting to 'uint40' is safe: now + at most a year, far below 2^40
+        // forge-lint: disable-next-line(unsafe-typecast)
+        info.unbondingAt = uint40(availableAt);
         emit NodeDeregistered(node, msg.sender, unbonding, availableAt);
     }
 
@@ -189,6 +196,12 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
     /// @inheritdoc INodeRegistry
     function ownerOf(address node) external view returns (address) {
         return _nodes[node].owner;
+    }
+
+    /// @inheritdoc INodeRegistry
+    function bindingOf(address node) external view returns (address owner_, uint40 boundAt) {
+        NodeInfo storage info = _nodes[node];
+        return (info.owner, info.boundAt);
     }
 
     /// @inheritdoc INodeRegistry

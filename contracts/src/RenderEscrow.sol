@@ -39,6 +39,7 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         uint256 totalFee;
         uint256 count;
         bool verification;
+        uint40 openedAt;
     }
 
     /// @inheritdoc IRenderEscrow
@@ -111,6 +112,7 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         require(specHash != bytes32(0), Escrow_ZeroSpecHash());
         uint256 amount = quote(frameCount, verifications, pricePerFrame);
         require(deadline > block.timestamp, Escrow_DeadlineInPast(deadline, block.timestamp));
+        require(deadline <= type(uint40).max, Escrow_DeadlineTooFar(deadline));
         uint256 expectedValue = token == address(0) ? amount : 0;
         require(msg.value == expectedValue, Escrow_WrongValue(expectedValue, msg.value));
 
@@ -120,15 +122,22 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
             nextJobId = jobId + 1;
         }
         uint16 fee = feeBps;
+        // The casts below are safe: deadline was checked against 2^40 - 1, the timestamp is below it until
+        // the year 36812, and quote() bounds frameCount by MAX_FRAMES (2^20) and verifications by frameCount.
         _jobs[jobId] = Job({
             artist: msg.sender,
-            deadline: deadline,
-            frameCount: frameCount,
+            // forge-lint: disable-next-line(unsafe-typecast)
+            deadline: uint40(deadline),
+            // forge-lint: disable-next-line(unsafe-typecast)
+            openedAt: uint40(block.timestamp),
+            feeBps: fee,
             token: token,
             cancelledAt: 0,
-            feeBps: fee,
             status: JobStatus.Open,
-            verificationsLeft: verifications,
+            // forge-lint: disable-next-line(unsafe-typecast)
+            frameCount: uint24(frameCount),
+            // forge-lint: disable-next-line(unsafe-typecast)
+            verificationsLeft: uint24(verifications),
             pricePerFrame: pricePerFrame,
             // casting to 'uint128' is safe because quote() reverts on amounts above 2^128-1
             // forge-lint: disable-next-line(unsafe-typecast)
@@ -211,6 +220,7 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
             ctx.feeBps = job.feeBps;
             ctx.frameCount = job.frameCount;
             ctx.price = job.pricePerFrame;
+            ctx.openedAt = job.openedAt;
         }
         mapping(uint256 => uint256) storage paid = paidFrames[jobId];
         if (frames.length != 0) _paySets(jobId, frames, paid, paid, ctx);
@@ -221,9 +231,9 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
             _paySets(jobId, verifications, verifiedFrames[jobId], paid, ctx);
             uint256 left = job.verificationsLeft;
             require(ctx.count <= left, Escrow_VerificationBudgetExceeded(jobId, ctx.count, left));
-            // casting to 'uint32' is safe because count <= left < 2^32
+            // casting to 'uint24' is safe because count <= left < 2^24
             // forge-lint: disable-next-line(unsafe-typecast)
-            job.verificationsLeft = uint32(left - ctx.count);
+            job.verificationsLeft = uint24(left - ctx.count);
         }
         if (ctx.totalFee != 0) fees[ctx.token] += ctx.totalFee;
         // Checked: a frame and its verification render are each paid at most once, and verification renders
@@ -365,8 +375,10 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
 
     /// @dev Credits the owner of `node` for the frames `bits` of word `w`, adds to the release totals.
     function _creditNode(uint256 jobId, address node, uint32 w, uint256 bits, ReleaseCtx memory ctx) private {
-        address owner_ = registry.ownerOf(node);
+        (address owner_, uint40 boundAt) = registry.bindingOf(node);
         require(owner_ != address(0), Escrow_NodeNotBound(node));
+        // Strictly before: a node bound in the block that opened the job could have been bound after it.
+        require(boundAt < ctx.openedAt, Escrow_NodeBoundAfterOpen(jobId, node, boundAt, ctx.openedAt));
         uint256 amount;
         uint256 fee;
         // popcount <= 256, price < 2^128 and feeBps <= 1000, so no product overflows and fee <= amount;

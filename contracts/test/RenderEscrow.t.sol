@@ -446,6 +446,45 @@ contract RenderEscrowTest is BaseTest {
         assertEq(escrow.getJob(jobId).remaining, 4 * uint256(PRICE));
     }
 
+    function test_RevertWhen_NodeBoundAfterTheJobOpened() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        uint40 openedAt = escrow.getJob(jobId).openedAt;
+        assertEq(openedAt, block.timestamp);
+        // A settler binding a node of its own to an open job cannot pay it, in the same block or later.
+        address late = _register(settler, node3Pk, 0);
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_NodeBoundAfterOpen.selector, jobId, late, openedAt, openedAt
+            )
+        );
+        escrow.settle(jobId, SPEC, _sets(late, 0, 1), _none(), false);
+        // Nor re-bind a node that was bound before.
+        vm.prank(owner1);
+        registry.deregister(node1);
+        _register(owner1, node1Pk, 0);
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_NodeBoundAfterOpen.selector, jobId, node1, openedAt + 1, openedAt
+            )
+        );
+        escrow.settle(jobId, SPEC, _sets(node1, 0, 2), _none(), false);
+        // A node bound before the job still is paid.
+        _release(jobId, _sets(node2, 0, 1));
+        // And the next job can pay the late node.
+        uint256 next = _openNative(alice, 1, PRICE);
+        _release(next, _sets(late, 0, 1));
+    }
+
+    function test_RevertWhen_DeadlineBeyondWhatAJobStores() public {
+        uint64 far = uint64(type(uint40).max) + 1;
+        vm.deal(alice, PRICE);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_DeadlineTooFar.selector, far));
+        escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, 0, far);
+    }
+
     function test_RevertWhen_SettleNothing() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(settler);

@@ -134,14 +134,15 @@ pub(crate) async fn register_job(
         .map_err(|e| ApiError::internal(format!("latest block: {e}")))?
         .map_or(0, |b| b.header.timestamp);
     let min = state.config.market.min_deadline_secs;
-    if onchain.deadline < now.saturating_add(min) {
+    let deadline: u64 = onchain.deadline.to();
+    if deadline < now.saturating_add(min) {
         return Err(ApiError::client(
             StatusCode::UNPROCESSABLE_ENTITY,
             "deadline_too_close",
             format!(
                 "job {job_id}'s deadline is {}s away; this gateway needs at least {min}s to render and settle \
                  (cancel it with `lumen job cancel {job_id}`)",
-                onchain.deadline.saturating_sub(now)
+                deadline.saturating_sub(now)
             ),
         ));
     }

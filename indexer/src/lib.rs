@@ -284,7 +284,7 @@ impl Indexer {
         }
         let unpaid = self.unpaid_on_chain(&escrow, job).await?;
         let verifications =
-            self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft).await?;
+            self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft.to()).await?;
         let settling = state == JobState::Settling;
         if !unpaid.is_empty() || !verifications.is_empty() {
             let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();

@@ -15,12 +15,14 @@ interface INodeRegistry is ISettlerTimelock {
     /// @param owner Wallet the node is bound to; stays set after deregistration (zero if never registered).
     /// @param active Whether the node is currently registered.
     /// @param unbondingAt Timestamp from which `unbonding` can be withdrawn (0 if never unbonded).
+    /// @param boundAt When the node was last bound to its owner (`register`).
     /// @param stake Active stake in wei.
     /// @param unbonding Stake in the unbonding period in wei (still slashable).
     struct NodeInfo {
         address owner;
         bool active;
-        uint64 unbondingAt;
+        uint40 unbondingAt;
+        uint40 boundAt;
         uint256 stake;
         uint256 unbonding;
     }
@@ -144,6 +146,9 @@ interface INodeRegistry is ISettlerTimelock {
 
     /// @notice Whether `node` is registered and active.
     function isActive(address node) external view returns (bool);
+
+    /// @notice The owner `node` is bound to and when it was bound (one storage read, for the escrow).
+    function bindingOf(address node) external view returns (address owner, uint40 boundAt);
 
     /// @notice The full record of `node`.
     function nodeInfo(address node) external view returns (NodeInfo memory);

@@ -27,11 +27,12 @@ interface IRenderEscrow is ISettlerTimelock {
     /// @notice One job (packed into four storage slots).
     /// @param artist Who opened the job and receives the refund.
     /// @param deadline After this timestamp anyone may trigger the refund of the rest.
-    /// @param frameCount Number of frames (1..MAX_FRAMES).
+    /// @param openedAt When the job was opened: only nodes bound before it can be paid for its frames.
+    /// @param feeBps Protocol fee in basis points, snapshotted at open.
     /// @param token Payment token; address(0) is the native coin.
     /// @param cancelledAt Timestamp of `cancel` (0 if not cancelled).
-    /// @param feeBps Protocol fee in basis points, snapshotted at open.
     /// @param status Lifecycle status.
+    /// @param frameCount Number of frames (1..MAX_FRAMES).
     /// @param verificationsLeft Verification renders the job may still pay (its budget, 0..frameCount,
     ///        minus those paid).
     /// @param pricePerFrame Price of one frame in token units.
@@ -39,13 +40,14 @@ interface IRenderEscrow is ISettlerTimelock {
     /// @param specHash Hash of the signed job spec (blend hash, frames, settings, price).
     struct Job {
         address artist;
-        uint64 deadline;
-        uint32 frameCount;
+        uint40 deadline;
+        uint40 openedAt;
+        uint16 feeBps;
         address token;
         uint40 cancelledAt;
-        uint16 feeBps;
         JobStatus status;
-        uint32 verificationsLeft;
+        uint24 frameCount;
+        uint24 verificationsLeft;
         uint128 pricePerFrame;
         uint128 remaining;
         bytes32 specHash;
@@ -111,6 +113,11 @@ interface IRenderEscrow is ISettlerTimelock {
     error Escrow_VerificationAlreadyPaid(uint256 jobId, uint32 wordIndex, uint256 bits);
     /// @notice Paying `wanted` more verification renders of job `jobId` exceeds its budget (`left`).
     error Escrow_VerificationBudgetExceeded(uint256 jobId, uint256 wanted, uint256 left);
+    /// @notice `node` was bound to its owner at `boundAt`, not before job `jobId` opened at `openedAt`: a
+    ///         settler cannot bind a node of its own to a job already open and pay it.
+    error Escrow_NodeBoundAfterOpen(uint256 jobId, address node, uint40 boundAt, uint40 openedAt);
+    /// @notice The deadline is beyond what a job stores (2^40 - 1 seconds).
+    error Escrow_DeadlineTooFar(uint64 deadline);
     /// @notice `node` is not bound to any owner in the registry.
     error Escrow_NodeNotBound(address node);
     /// @notice Job `jobId` cannot be refunded yet (or any more).

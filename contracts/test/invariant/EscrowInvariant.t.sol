@@ -58,13 +58,14 @@ contract EscrowInvariantTest is BaseTest {
         selectors[16] = EscrowHandler.withdrawClaimable.selector;
         selectors[17] = EscrowHandler.unauthorizedSettlement.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
-        bytes4[] memory more = new bytes4[](6);
+        bytes4[] memory more = new bytes4[](7);
         more[0] = EscrowHandler.deregister.selector;
         more[1] = EscrowHandler.reRegister.selector;
         more[2] = EscrowHandler.releaseVerifications.selector;
         more[3] = EscrowHandler.releaseVerifications.selector;
         more[4] = EscrowHandler.verifyUnpaid.selector;
         more[5] = EscrowHandler.settleWrongSpec.selector;
+        more[6] = EscrowHandler.releaseToLateNode.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: more}));
     }
 
@@ -98,6 +99,7 @@ contract EscrowInvariantTest is BaseTest {
         assertFalse(handler.ghostDoublePay(), "frame paid twice");
         assertFalse(handler.ghostBadRefund(), "refund or withdrawal paid a wrong amount");
         assertFalse(handler.ghostBadVerification(), "verification render paid unpaid, twice or over budget");
+        assertFalse(handler.ghostPaidLateNode(), "a node bound after the job opened was paid for it");
         for (uint256 i; i < handler.jobCount(); ++i) {
             uint256 jobId = handler.jobIds(i);
             IRenderEscrow.Job memory job = escrow.getJob(jobId);

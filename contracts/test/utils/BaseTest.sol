@@ -72,6 +72,8 @@ abstract contract BaseTest is Test {
         vm.deal(owner, owner.balance + stake);
         vm.prank(owner);
         registry.register{value: stake}(node, deadline, sig);
+        // Jobs opened from now on open after the binding: the escrow pays only nodes bound before a job.
+        vm.warp(block.timestamp + 1);
     }
 
     /// @dev Rotates the settler of `c` to `to` through its time lock: propose, wait, accept.

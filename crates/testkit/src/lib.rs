@@ -87,7 +87,9 @@ impl TestChain {
         let (chain_id, at) = (self.deployment.chain_id, self.deployment.registry);
         let signature = lumen_chain::bind::sign(node, owner.address(), nonce, deadline, chain_id, at).await?;
         send(registry.register(node.address(), deadline, signature)).await?;
-        Ok(())
+        // A job opened from now on opens strictly after the binding: the
+        // escrow pays only nodes bound before a job opened.
+        self.advance_time(1).await
     }
 
     /// Opens a job paid in the native coin as `artist`, locking exactly the

@@ -101,9 +101,16 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
 
     let provider = setup.chain.provider(&artist);
     let escrow = RenderEscrow::new(d.escrow, &provider);
+    let now = provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp;
     confirmed(
         escrow
-            .openJob(hash, Address::ZERO, PRICE, 4, 0, u64::MAX / 2)
+            .openJob(hash, Address::ZERO, PRICE, 4, 0, now + 86_400)
             .value(U256::from(4 * PRICE))
             .send()
             .await

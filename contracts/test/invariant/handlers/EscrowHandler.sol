@@ -42,6 +42,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostVerified;
     /// Set when a verification render is paid for an unpaid frame, twice, or beyond the job's budget.
     bool public ghostBadVerification;
+    /// Set when a node bound at or after a job opened is paid for it.
+    bool public ghostPaidLateNode;
     /// Set when a FramesReleased event names a frame that was already paid, or a repeat release succeeds.
     bool public ghostDoublePay;
     /// Set when a release, close or slash from anyone but the settler succeeds.
@@ -207,7 +209,9 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         uint256 bits = pool & (r | uint256(keccak256(abi.encode(r))));
         if (bits == 0) return;
         IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
-        sets[0] = IRenderEscrow.FrameSet({node: _node(nodeSeed, 0), wordIndex: uint32(w), bits: bits});
+        address node = _payableNode(jobId, nodeSeed, 0);
+        if (node == address(0)) return;
+        sets[0] = IRenderEscrow.FrameSet({node: node, wordIndex: uint32(w), bits: bits});
         bool valid =
             (job.status == IRenderEscrow.JobStatus.Open || job.status == IRenderEscrow.JobStatus.Cancelled)
                 && ghostVerified[jobId][w] & bits == 0 && _popcount(bits) <= job.verificationsLeft;
@@ -221,6 +225,27 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             try escrow.settle(jobId, specOf[jobId], _none(), sets, false) {
                 ghostBadVerification = true;
             } catch {}
+        }
+    }
+
+    /// @dev Settler tries to pay a node bound at or after the job opened (re-registered since); must revert.
+    function releaseToLateNode(uint256 jobSeed, uint256 nodeSeed) external countCall("releaseToLateNode") {
+        if (jobIds.length == 0) return;
+        uint256 jobId = jobIds[jobSeed % jobIds.length];
+        uint40 openedAt = escrow.getJob(jobId).openedAt;
+        for (uint256 k; k < nodes.length; ++k) {
+            address node = _node(nodeSeed, k);
+            (, uint40 boundAt) = registry.bindingOf(node);
+            if (boundAt < openedAt) continue;
+            uint256 unpaid = _validMask(escrow.getJob(jobId).frameCount, 0) & ~ghostBitmap[jobId][0];
+            if (unpaid == 0) return;
+            IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
+            sets[0] = IRenderEscrow.FrameSet({node: node, wordIndex: 0, bits: unpaid & (~unpaid + 1)});
+            vm.prank(settler);
+            try escrow.settle(jobId, specOf[jobId], sets, new IRenderEscrow.FrameSet[](0), false) {
+                ghostPaidLateNode = true;
+            } catch {}
+            return;
         }
     }
 
@@ -449,6 +474,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             uint256 jobId = uint256(log.topics[1]);
             (uint32 w, uint256 bits, uint256 amount,) =
                 abi.decode(log.data, (uint32, uint256, uint256, uint256));
+            (, uint40 boundAt) = registry.bindingOf(address(uint160(uint256(log.topics[2]))));
+            if (boundAt >= escrow.getJob(jobId).openedAt) ghostPaidLateNode = true;
             if (verification) {
                 if (ghostVerified[jobId][w] & bits != 0 || bits & ~ghostBitmap[jobId][w] != 0) {
                     ghostBadVerification = true;
@@ -485,8 +512,9 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             bits &= _validMask(frameCount, w) & ~ghostBitmap[jobId][w] & ~taken[w];
             if (bits == 0) continue;
             taken[w] |= bits;
-            sets[used++] =
-                IRenderEscrow.FrameSet({node: _node(nodeSeed, i), wordIndex: uint32(w), bits: bits});
+            address node = _payableNode(jobId, nodeSeed, i);
+            if (node == address(0)) continue;
+            sets[used++] = IRenderEscrow.FrameSet({node: node, wordIndex: uint32(w), bits: bits});
         }
         // Shrink the array to the sets actually filled.
         assembly ("memory-safe") {
@@ -501,6 +529,18 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
 
     function _node(uint256 seed, uint256 offset) internal view returns (address) {
         return nodes[(seed % nodes.length + offset) % nodes.length];
+    }
+
+    /// @dev The first node from `_node(seed, offset)` on that was bound before job `jobId` opened (only those
+    ///      can be paid for it); zero if none is.
+    function _payableNode(uint256 jobId, uint256 seed, uint256 offset) internal view returns (address) {
+        uint40 openedAt = escrow.getJob(jobId).openedAt;
+        for (uint256 k; k < nodes.length; ++k) {
+            address node = _node(seed, offset + k);
+            (, uint40 boundAt) = registry.bindingOf(node);
+            if (boundAt < openedAt) return node;
+        }
+        return address(0);
     }
 
     function _validMask(uint32 frameCount, uint256 w) internal pure returns (uint256) {

@@ -69,6 +69,10 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     confirmed(registry.register(node.address(), deadline, signature).send().await?.get_receipt().await?)?;
     assert_eq!(registry.ownerOf(node.address()).call().await?, owner.address());
     assert!(registry.isActive(node.address()).call().await?);
+    let binding = registry.bindingOf(node.address()).call().await?;
+    assert_eq!(binding.owner_, owner.address());
+    // The escrow pays only nodes bound before a job opened: open it a second later.
+    let _: serde_json::Value = admin_p.raw_request("evm_increaseTime".into(), [U256::from(1)]).await?;
 
     // Open a 4-frame job paid in the native coin.
     let price = parse_ether("0.001")?;

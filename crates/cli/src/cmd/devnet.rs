@@ -116,6 +116,11 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         devnet_nodes.push(node);
         children.push(child);
     }
+    // The escrow pays only nodes bound before a job opened: move the chain's
+    // clock past the bindings, so a job submitted at once opens after them.
+    use alloy::providers::Provider as _;
+    let _: serde_json::Value = admin_provider.raw_request("evm_increaseTime".into(), [U256::from(1)]).await?;
+    let _: serde_json::Value = admin_provider.raw_request("evm_mine".into(), [0u8; 0]).await?;
 
     let file = DevnetFile {
         deployment: deployment.clone(),

@@ -159,7 +159,7 @@ async fn renders_verifies_and_pays_every_frame_once() {
     let locked = U256::from(PRICE) * U256::from(12);
     assert_eq!(refunded(&devnet, job).await, locked - paid);
     let onchain = escrow.getJob(U256::from(job)).call().await.unwrap();
-    assert_eq!((onchain.remaining, onchain.verificationsLeft), (0, 0));
+    assert_eq!((onchain.remaining, onchain.verificationsLeft.to::<u32>()), (0, 0));
 
     // Every node reports itself healthy and connected, as the operator guide describes.
     for node in &devnet.file.nodes {
