@@ -56,6 +56,8 @@ contract Deploy is Script {
         d.escrow = new RenderEscrow(
             admin, INodeRegistry(address(d.registry)), d.settler, d.treasury, feeBps, cancelGrace
         );
+        // Slashes pay the artist of a job in this escrow, or its treasury.
+        d.registry.linkEscrow(address(d.escrow));
         vm.stopBroadcast();
 
         string memory obj = "deployment";

@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {IRenderEscrow} from "./interfaces/IRenderEscrow.sol";
 import {ISettlerTimelock} from "./interfaces/ISettlerTimelock.sol";
 import {SettlerTimelock} from "./utils/SettlerTimelock.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
@@ -29,6 +30,12 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
     mapping(address node => uint256) public nonces;
     /// @inheritdoc INodeRegistry
     mapping(address account => uint256) public claimable;
+    /// @inheritdoc INodeRegistry
+    address public escrow;
+    /// @inheritdoc INodeRegistry
+    mapping(address node => mapping(bytes32 evidenceHash => bool)) public slashedWith;
+    /// @dev Who deployed the registry: the only account that may link the escrow, once.
+    address private immutable _deployer;
 
     /// @param admin Admin (Ownable2Step owner).
     /// @param settler_ Settlement role (may slash).
@@ -40,6 +47,7 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
     {
         require(unstakeDelay_ <= MAX_UNSTAKE_DELAY, Registry_UnstakeDelayTooLong(unstakeDelay_));
         unstakeDelay = unstakeDelay_;
+        _deployer = msg.sender;
         emit UnstakeDelayChanged(0, unstakeDelay_);
     }
 
@@ -147,10 +155,24 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
     // ------------------------------------------------------------------ settlement role
 
     /// @inheritdoc INodeRegistry
-    function slash(address node, uint256 amount, address recipient, bytes32 evidenceHash) external {
+    function linkEscrow(address escrow_) external {
+        require(msg.sender == _deployer && escrow == address(0), Registry_EscrowLink());
+        require(escrow_ != address(0), Registry_ZeroAddress());
+        escrow = escrow_;
+    }
+
+    /// @inheritdoc INodeRegistry
+    function slash(address node, uint256 amount, uint256 jobId, bytes32 evidenceHash) external {
         require(msg.sender == settler, Registry_NotSettler(msg.sender));
-        require(recipient != address(0), Registry_ZeroAddress());
+        require(evidenceHash != bytes32(0), Registry_NoEvidence());
+        require(!slashedWith[node][evidenceHash], Registry_EvidenceUsed(node, evidenceHash));
         require(amount != 0, Registry_ZeroAmount());
+        address linked = escrow;
+        require(linked != address(0), Registry_EscrowLink());
+        address recipient =
+            jobId == 0 ? IRenderEscrow(linked).treasury() : IRenderEscrow(linked).getJob(jobId).artist;
+        require(recipient != address(0), Registry_UnknownJob(jobId));
+        slashedWith[node][evidenceHash] = true;
         NodeInfo storage info = _nodes[node];
         uint256 stake = info.stake;
         uint256 unbonding = info.unbonding;

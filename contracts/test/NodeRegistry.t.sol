@@ -375,14 +375,20 @@ contract NodeRegistryTest is BaseTest {
 
     // ------------------------------------------------------------------ slash
 
+    /// @dev A job of alice's, whose artist a slash can be paid to.
+    function _aliceJob() internal returns (uint256) {
+        return _openNative(alice, 1, 1 ether);
+    }
+
     function test_Slash_ActiveStakeFirst() public {
         _register(owner1, node1Pk, 3 ether);
+        uint256 job = _aliceJob();
         vm.prank(owner1);
         registry.requestUnstake(node1, 1 ether);
         vm.expectEmit(address(registry));
         emit INodeRegistry.NodeSlashed(node1, owner1, alice, 1.5 ether, EVIDENCE);
         vm.prank(settler);
-        registry.slash(node1, 1.5 ether, alice, EVIDENCE);
+        registry.slash(node1, 1.5 ether, job, EVIDENCE);
         INodeRegistry.NodeInfo memory info = _info(node1);
         assertEq(info.stake, 0.5 ether);
         assertEq(info.unbonding, 1 ether);
@@ -394,7 +400,8 @@ contract NodeRegistryTest is BaseTest {
         vm.prank(owner1);
         registry.requestUnstake(node1, 1 ether);
         vm.prank(settler);
-        registry.slash(node1, 2.5 ether, treasury, EVIDENCE);
+        registry.slash(node1, 2.5 ether, 0, EVIDENCE);
+        assertEq(registry.claimable(treasury), 2.5 ether, "job 0: the treasury");
         INodeRegistry.NodeInfo memory info = _info(node1);
         assertEq(info.stake, 0);
         assertEq(info.unbonding, 0.5 ether);
@@ -402,10 +409,11 @@ contract NodeRegistryTest is BaseTest {
 
     function test_Slash_AfterDeregister() public {
         _register(owner1, node1Pk, 2 ether);
+        uint256 job = _aliceJob();
         vm.prank(owner1);
         registry.deregister(node1);
         vm.prank(settler);
-        registry.slash(node1, 2 ether, alice, EVIDENCE);
+        registry.slash(node1, 2 ether, job, EVIDENCE);
         assertEq(_info(node1).unbonding, 0);
         vm.warp(block.timestamp + UNSTAKE_DELAY);
         vm.prank(owner1);
@@ -417,21 +425,50 @@ contract NodeRegistryTest is BaseTest {
         _register(owner1, node1Pk, 1 ether);
         vm.prank(admin);
         vm.expectRevert(abi.encodeWithSelector(INodeRegistry.Registry_NotSettler.selector, admin));
-        registry.slash(node1, 1, alice, EVIDENCE);
+        registry.slash(node1, 1, 0, EVIDENCE);
     }
 
-    function test_RevertWhen_SlashZeroRecipient() public {
+    function test_RevertWhen_SlashForAnUnknownJob() public {
         _register(owner1, node1Pk, 1 ether);
         vm.prank(settler);
-        vm.expectRevert(INodeRegistry.Registry_ZeroAddress.selector);
-        registry.slash(node1, 1, address(0), EVIDENCE);
+        vm.expectRevert(abi.encodeWithSelector(INodeRegistry.Registry_UnknownJob.selector, 42));
+        registry.slash(node1, 1, 42, EVIDENCE);
+    }
+
+    function test_RevertWhen_SlashWithoutEvidence() public {
+        _register(owner1, node1Pk, 1 ether);
+        vm.prank(settler);
+        vm.expectRevert(INodeRegistry.Registry_NoEvidence.selector);
+        registry.slash(node1, 1, 0, bytes32(0));
+    }
+
+    function test_RevertWhen_SlashTwiceWithTheSameEvidence() public {
+        _register(owner1, node1Pk, 1 ether);
+        _register(owner2, node2Pk, 1 ether);
+        vm.startPrank(settler);
+        registry.slash(node1, 1, 0, EVIDENCE);
+        vm.expectRevert(abi.encodeWithSelector(INodeRegistry.Registry_EvidenceUsed.selector, node1, EVIDENCE));
+        registry.slash(node1, 1, 0, EVIDENCE);
+        // Two cheaters outvoted on one frame share its evidence bundle.
+        registry.slash(node2, 1, 0, EVIDENCE);
+        vm.stopPrank();
+        assertTrue(registry.slashedWith(node1, EVIDENCE));
+    }
+
+    function test_RevertWhen_TheEscrowIsLinkedAgainOrByAnother() public {
+        vm.expectRevert(INodeRegistry.Registry_EscrowLink.selector);
+        registry.linkEscrow(address(1));
+        vm.prank(admin);
+        vm.expectRevert(INodeRegistry.Registry_EscrowLink.selector);
+        registry.linkEscrow(address(1));
+        assertEq(registry.escrow(), address(escrow));
     }
 
     function test_RevertWhen_SlashZeroAmount() public {
         _register(owner1, node1Pk, 1 ether);
         vm.prank(settler);
         vm.expectRevert(INodeRegistry.Registry_ZeroAmount.selector);
-        registry.slash(node1, 0, alice, EVIDENCE);
+        registry.slash(node1, 0, 0, EVIDENCE);
     }
 
     function test_RevertWhen_SlashMoreThanStake() public {
@@ -444,7 +481,7 @@ contract NodeRegistryTest is BaseTest {
                 INodeRegistry.Registry_InsufficientStake.selector, node1, 1 ether + 1, 1 ether
             )
         );
-        registry.slash(node1, 1 ether + 1, alice, EVIDENCE);
+        registry.slash(node1, 1 ether + 1, 0, EVIDENCE);
     }
 
     function testFuzz_Slash(uint96 stake, uint256 unstake, uint256 amount) public {
@@ -456,8 +493,9 @@ contract NodeRegistryTest is BaseTest {
             vm.prank(owner1);
             registry.requestUnstake(node1, unstake);
         }
+        uint256 job = _aliceJob();
         vm.prank(settler);
-        registry.slash(node1, amount, alice, EVIDENCE);
+        registry.slash(node1, amount, job, EVIDENCE);
         INodeRegistry.NodeInfo memory info = _info(node1);
         assertEq(info.stake + info.unbonding, uint256(stake) - amount);
         uint256 active = uint256(stake) - unstake;
@@ -470,8 +508,9 @@ contract NodeRegistryTest is BaseTest {
 
     function test_WithdrawClaimable() public {
         _register(owner1, node1Pk, 1 ether);
+        uint256 job = _aliceJob();
         vm.prank(settler);
-        registry.slash(node1, 0.4 ether, alice, EVIDENCE);
+        registry.slash(node1, 0.4 ether, job, EVIDENCE);
         vm.expectEmit(address(registry));
         emit INodeRegistry.ClaimableWithdrawn(alice, 0.4 ether);
         vm.prank(alice);
@@ -493,9 +532,9 @@ contract NodeRegistryTest is BaseTest {
         _rotateSettler(registry, bob);
         vm.prank(settler);
         vm.expectRevert(abi.encodeWithSelector(INodeRegistry.Registry_NotSettler.selector, settler));
-        registry.slash(node, 1, alice, keccak256("evidence"));
+        registry.slash(node, 1, 0, keccak256("evidence"));
         vm.prank(bob);
-        registry.slash(node, 1, alice, keccak256("evidence"));
+        registry.slash(node, 1, 0, keccak256("evidence"));
     }
 
     function test_SetUnstakeDelay() public {

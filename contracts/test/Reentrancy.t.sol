@@ -167,8 +167,18 @@ contract ReentrancyTest is BaseTest {
     }
 
     function test_Receiver_WithdrawClaimableReentersWithdrawClaimable() public {
+        // The attacker is the artist of a job node2 cheated on: the slash pays it.
+        vm.deal(address(this), PRICE);
+        bytes memory opened = attacker.execute{value: PRICE}(
+            address(escrow),
+            PRICE,
+            abi.encodeCall(
+                IRenderEscrow.openJob, (SPEC, address(0), PRICE, 1, 0, uint64(block.timestamp + 1 days))
+            )
+        );
+        uint256 jobId = abi.decode(opened, (uint256));
         vm.prank(settler);
-        registry.slash(node2, 0.3 ether, address(attacker), bytes32("evidence"));
+        registry.slash(node2, 0.3 ether, jobId, bytes32("evidence"));
         attacker.arm(address(registry), abi.encodeCall(INodeRegistry.withdrawClaimable, ()));
         attacker.execute(address(registry), 0, abi.encodeCall(INodeRegistry.withdrawClaimable, ()));
         _assertReceiverBlocked();

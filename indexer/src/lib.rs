@@ -367,7 +367,8 @@ impl Indexer {
         }
         let Some(job) = self.store.job(ban.job_id).await? else { return Ok(()) };
         let evidence = ban.evidence_hash.to_b256();
-        let receipt = send(registry.slash(ban.node, amount, job.artist, evidence)).await?;
+        // The registry pays the job's artist (it reads it from the escrow).
+        let receipt = send(registry.slash(ban.node, amount, ban.job_id.to_u256(), evidence)).await?;
         self.store
             .record_slash(ban.node, SlashState::Slashed, Some(receipt.transaction_hash), Some(Wei(amount)))
             .await?;

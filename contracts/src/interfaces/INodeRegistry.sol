@@ -45,6 +45,14 @@ interface INodeRegistry is ISettlerTimelock {
     error Registry_NodeBoundToOther(address node, address owner);
     /// @notice `caller` is not the owner of `node`.
     error Registry_NotNodeOwner(address node, address caller);
+    /// @notice A slash names no evidence.
+    error Registry_NoEvidence();
+    /// @notice `node` was already slashed with this evidence.
+    error Registry_EvidenceUsed(address node, bytes32 evidenceHash);
+    /// @notice No job `jobId` in the escrow: a slash goes to the artist of a named job, or the treasury.
+    error Registry_UnknownJob(uint256 jobId);
+    /// @notice The escrow is not linked yet, or was already.
+    error Registry_EscrowLink();
     /// @notice `caller` is not the settlement role.
     error Registry_NotSettler(address caller);
     /// @notice `amount` exceeds the `available` stake of `node`.
@@ -122,13 +130,26 @@ interface INodeRegistry is ISettlerTimelock {
 
     // ------------------------------------------------------------------ settlement role
 
-    /// @notice Slashes `amount` from `node` (active stake first, then unbonding) and credits it to `recipient`.
-    /// @dev Only the settlement role.
+    /// @notice Slashes `amount` from `node` (active stake first, then unbonding) and credits it to the artist
+    ///         of the job `jobId` it harmed, or to the escrow's treasury when `jobId` is 0, for the evidence
+    ///         `evidenceHash` (the hash of the published evidence bundle).
+    /// @dev Only the settlement role. The evidence is required and slashes a node once; the recipient comes
+    ///      from the linked escrow, never from the caller.
     /// @param node The node hot key.
     /// @param amount Wei to slash (1..stake+unbonding).
-    /// @param recipient Who receives the slashed coin (the harmed artist or the treasury); nonzero.
-    /// @param evidenceHash Hash of the off-chain evidence, for the record.
-    function slash(address node, uint256 amount, address recipient, bytes32 evidenceHash) external;
+    /// @param jobId The job the node cheated on (its artist is paid), or 0 for the treasury.
+    /// @param evidenceHash Hash of the off-chain evidence; nonzero.
+    function slash(address node, uint256 amount, uint256 jobId, bytes32 evidenceHash) external;
+
+    /// @notice Links the escrow whose jobs and treasury slashes pay. Once, by whoever deployed the registry.
+    /// @param escrow_ The escrow.
+    function linkEscrow(address escrow_) external;
+
+    /// @notice The escrow whose jobs and treasury slashes pay (zero until linked).
+    function escrow() external view returns (address);
+
+    /// @notice Whether `node` was slashed with evidence `evidenceHash`.
+    function slashedWith(address node, bytes32 evidenceHash) external view returns (bool);
 
     // ------------------------------------------------------------------ admin
 

@@ -46,6 +46,7 @@ abstract contract BaseTest is Test {
         escrow = new RenderEscrow(
             admin, INodeRegistry(address(registry)), settler, treasury, FEE_BPS, CANCEL_GRACE
         );
+        registry.linkEscrow(address(escrow));
         token = new MockERC20("Mock", "MOCK");
         vm.label(address(registry), "NodeRegistry");
         vm.label(address(escrow), "RenderEscrow");

@@ -116,6 +116,8 @@ pub async fn deploy<P: Provider>(provider: &P, config: &DeployConfig) -> ChainRe
     .await?;
     let escrow =
         receipt.contract_address.ok_or(ChainError::NoContractAddress { contract: "RenderEscrow" })?;
+    // Slashes pay the artist of a job in this escrow, or its treasury.
+    send(NodeRegistry::new(registry, provider).linkEscrow(escrow)).await?;
 
     let deployment = Deployment {
         chain_id,

@@ -359,9 +359,11 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         uint256 available = info.stake + info.unbonding;
         if (available == 0) return;
         amount = _bound(amount, 1, available);
-        address recipient = recipientSeed % 4 == 0 ? treasury : artists[recipientSeed % artists.length];
+        // To the artist of a job, or (job 0) the treasury.
+        uint256 jobId =
+            recipientSeed % 4 == 0 || jobIds.length == 0 ? 0 : jobIds[recipientSeed % jobIds.length];
         vm.prank(settler);
-        registry.slash(node, amount, recipient, keccak256(abi.encode(node, amount)));
+        registry.slash(node, amount, jobId, keccak256(abi.encode(node, amount, ghostSlashCalls)));
         ++ghostSlashCalls;
     }
 
@@ -434,7 +436,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         if (action % 3 == 0) {
             address node = nodes[callerSeed % nodes.length];
             vm.prank(caller);
-            try registry.slash(node, 1, caller, bytes32(0)) {
+            try registry.slash(node, 1, 0, keccak256("evidence")) {
                 ghostUnauthorizedSuccess = true;
             } catch {}
             return;
