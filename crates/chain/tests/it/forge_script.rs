@@ -37,8 +37,10 @@ async fn forge_deploy_script_writes_a_usable_deployment_file() -> eyre::Result<(
     assert_eq!(escrow.feeBps().call().await?, 100);
     assert_eq!(escrow.settler().call().await?, anvil.addresses()[0]);
     assert_ne!(deployment.treasury, Address::ZERO);
-    let code_block = provider.get_transaction_count(anvil.addresses()[0]).await?;
-    assert_eq!(code_block, 2, "the script sends exactly two deployment transactions");
+    let sent = provider.get_transaction_count(anvil.addresses()[0]).await?;
+    assert_eq!(sent, 3, "the script deploys the two contracts and links the escrow to the registry");
+    let registry = lumen_chain::contracts::NodeRegistry::new(deployment.registry, &provider);
+    assert_eq!(registry.escrow().call().await?, deployment.escrow);
     assert!(deployment.deploy_block >= 1);
     Ok(())
 }
