@@ -11,8 +11,11 @@
 #   tools/bin            anvil, forge, cast (the native binaries, not the npm
 #                        wrappers) and a `solc` front for forge backed by solcjs
 #   blender              Debian package, for the nodes and the end-to-end tests
+#   bubblewrap           Debian package: the sandbox every Blender run goes
+#                        through (checked to work here: it needs user namespaces)
 #
-# Set LUMEN_SKIP_BLENDER=1 to skip the Blender install (contract-only work).
+# Set LUMEN_SKIP_BLENDER=1 to skip the Blender and bubblewrap install
+# (contract-only work).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,6 +73,32 @@ else
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends blender >/dev/null
   log "blender installed: $(blender --version 2>/dev/null | head -n1)"
+fi
+
+# --- bubblewrap (the render sandbox) ----------------------------------------
+if [[ "${LUMEN_SKIP_BLENDER:-0}" != "1" ]]; then
+  if ! command -v bwrap >/dev/null 2>&1; then
+    if [[ "$(id -u)" != "0" ]]; then
+      log "bwrap is missing and we are not root: install the Debian package 'bubblewrap'"
+      exit 1
+    fi
+    log "installing Debian package bubblewrap"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null
+  fi
+  # The namespaces Lumen's sandbox needs (crates/blender/src/sandbox.rs).
+  if bwrap --unshare-all --unshare-user --disable-userns --ro-bind / / --dev /dev --proc /proc \
+      -- true 2>/dev/null; then
+    log "bubblewrap present: $(bwrap --version), sandbox works"
+  elif [[ "${LUMEN_SANDBOX:-on}" == "off" ]]; then
+    log "bubblewrap cannot create user namespaces here; LUMEN_SANDBOX=off: Blender will run UNCONFINED"
+  else
+    log "bubblewrap cannot create user namespaces here, so nodes and gateways refuse to run Blender:"
+    log "enable them (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0),"
+    log "or set LUMEN_SANDBOX=off on a development machine (Blender then runs unconfined)"
+    exit 1
+  fi
 fi
 
 log "ready: $("$tools/bin/forge" --version | head -n1), $("$tools/bin/anvil" --version | head -n1), solc $("$tools/bin/solc" --version | tail -n1)"

@@ -1,8 +1,9 @@
 //! Checking an uploaded `.blend` before anything is paid for it.
 //!
 //! The file is written to a private temp file and read by Blender in a
-//! subprocess ([`lumen_blender::Blender::inspect`]): a crafted file can
-//! crash that process, never the gateway. Files that reference external
+//! sandboxed subprocess ([`lumen_blender::Blender::inspect`]: no network,
+//! nothing of the gateway's visible, nothing writable but its own scratch
+//! folder): a crafted file can crash that process, never the gateway. Files that reference external
 //! data they do not pack are refused — Blender would silently render the
 //! missing textures magenta.
 

@@ -111,7 +111,7 @@ impl AppState {
         let blender = match lumen_blender::Blender::locate() {
             Ok(b) => Some(Arc::new(b)),
             Err(err) => {
-                tracing::warn!(target: "gateway", %err, "Blender not found: uploads cannot be inspected");
+                tracing::warn!(target: "gateway", %err, "no usable Blender (missing, or no sandbox to run it in): uploads cannot be inspected");
                 None
             }
         };

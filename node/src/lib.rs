@@ -2,7 +2,8 @@
 //!
 //! Connects to the gateway's WebSocket, proves it holds its EVM key by
 //! signing the gateway's challenge, sends heartbeats, and renders the frames
-//! it is given with headless Blender under resource limits. Each result is
+//! it is given with headless Blender in a sandbox, under resource limits
+//! (a node without a working sandbox refuses to start). Each result is
 //! uploaded over HTTP and then reported with a signature over
 //! `(job, frame, output hash)`. A dropped connection is retried with
 //! exponential backoff (1 s, 2 s, 4 s … 30 s, with jitter). A small HTTP
@@ -54,7 +55,10 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
-    /// Blender is not installed.
+    /// Blender is not installed, or cannot run in its sandbox here
+    /// (bubblewrap missing or without user namespaces, and no
+    /// `LUMEN_SANDBOX=off`): the node refuses to start rather than render
+    /// untrusted scenes unconfined.
     #[error("blender: {0}")]
     Blender(String),
     /// The gateway URL is not a ws:// or wss:// URL.
@@ -231,6 +235,9 @@ pub async fn spawn(config: NodeConfig, key: PrivateKeySigner) -> NodeResult<Node
         return Err(NodeError::GatewayUrl(config.gateway_url));
     }
     let blender = lumen_blender::Blender::locate().map_err(|e| NodeError::Blender(e.to_string()))?;
+    if !blender.sandbox().is_on() {
+        tracing::warn!(target: "node", "renders run WITHOUT the sandbox ({}=off): scenes can read this node's key and files", lumen_blender::sandbox::SANDBOX_ENV);
+    }
     let status =
         Arc::new(Status { started: Instant::now(), relay_connected: false.into(), running: 0.into() });
     let shutdown = CancellationToken::new();

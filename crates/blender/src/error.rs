@@ -33,6 +33,9 @@ pub enum BlenderError {
     /// Blender ran longer than allowed.
     #[error("Blender did not finish within {0:?}")]
     Timeout(Duration),
+    /// The sandbox Blender must run in is unavailable.
+    #[error("the render sandbox is unavailable: {0}")]
+    Sandbox(#[from] crate::SandboxError),
     /// Blender did something we did not expect.
     #[error("unexpected Blender behaviour: {reason}")]
     Unexpected {
@@ -91,6 +94,12 @@ pub enum RenderError {
         /// Signal or exit status.
         detail: String,
     },
+    /// The sandbox could not be built on this node.
+    #[error("the render sandbox failed: {detail}")]
+    Sandbox {
+        /// bubblewrap's message.
+        detail: String,
+    },
     /// Blender exited without writing the frame.
     #[error("Blender wrote no output: {detail}")]
     NoOutput {
@@ -115,6 +124,7 @@ impl RenderError {
             Self::OutOfMemory { .. } => "out_of_memory",
             Self::Crashed { .. } => "crashed",
             Self::NoOutput { .. } => "no_output",
+            Self::Sandbox { .. } => "sandbox",
             Self::Io(_) => "io",
         }
     }

@@ -1,4 +1,4 @@
-//! Reading what a `.blend` describes, in a Blender subprocess.
+//! Reading what a `.blend` describes, in a sandboxed Blender subprocess.
 
 use std::{ffi::OsStr, path::Path, time::Duration};
 
@@ -231,6 +231,8 @@ impl Blender {
                 return Err(BlenderError::NewerFile { saved: format!("{}.{}", saved.0, saved.1), installed });
             }
         }
+        let mut dir = self.run_dir("lumen-inspect-")?;
+        let blend = dir.input(blend)?;
         let args: [&OsStr; 8] = [
             "-b".as_ref(),
             "--factory-startup".as_ref(),
@@ -241,15 +243,15 @@ impl Blender {
             "--python-exit-code".as_ref(),
             "3".as_ref(),
         ];
-        let out = process::run(&self.exe, &args, Some(INSPECT_LIMITS), timeout).await?;
+        let out = process::run(&self.exe, &args, Some(INSPECT_LIMITS), timeout, &dir).await?;
         if let Some(json) = out.stdout.lines().find_map(|l| l.strip_prefix(MARKER)) {
             return serde_json::from_str(json)
                 .map_err(|e| BlenderError::Unexpected { reason: format!("inspection output: {e}") });
         }
         let detail = error_lines(&out.stdout, &out.stderr);
-        Err(match out.status.code() {
-            Some(_) => BlenderError::Unreadable { reason: detail },
-            None => BlenderError::Unreadable {
+        Err(match out.exit.signal() {
+            None => BlenderError::Unreadable { reason: detail },
+            Some(_) => BlenderError::Unreadable {
                 reason: format!("Blender crashed reading the file (truncated or scrambled?): {detail}"),
             },
         })

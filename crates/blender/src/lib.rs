@@ -3,10 +3,16 @@
 //!
 //! Every Blender run is a subprocess started with `--factory-startup
 //! --disable-autoexec` (no user preferences or add-ons, no scripts embedded
-//! in the file), a minimal environment with a private `HOME`, in its own
-//! process group, under `prlimit` memory and CPU-time limits and a wall-clock
-//! timeout after which the whole group is killed. A crafted file can crash
-//! that process, never the caller.
+//! in the file) in a bubblewrap sandbox ([`sandbox`]): no network, the
+//! system read-only, the input file read-only, write access only to the
+//! run's own fresh output and scratch folders, and no view of anything
+//! else (the node's key, data folder, home). On top of it: a minimal
+//! environment, `prlimit` memory and CPU-time limits, and a wall-clock
+//! timeout after which the sandbox is killed with everything in it. A
+//! crafted file can crash that process, never the caller, and reads or
+//! writes nothing of the node's. Without a working bubblewrap, Blender is
+//! not run at all ([`Blender::locate`] fails) unless `LUMEN_SANDBOX=off`
+//! says so (development only).
 //!
 //! Blender often exits 0 after an error (a frame outside the range renders
 //! anyway, a missing texture renders magenta), so results are never trusted
@@ -19,6 +25,7 @@ mod inspect;
 mod process;
 mod render;
 pub mod sample;
+pub mod sandbox;
 
 use std::{
     path::{Path, PathBuf},
@@ -29,14 +36,17 @@ pub use error::{BlenderError, RenderError};
 pub use inspect::{ExternalFile, SceneInfo};
 pub use process::isolated_env;
 pub use render::{RenderOutput, RenderRequest, ResourceLimits};
+use sandbox::RunDir;
+pub use sandbox::{Sandbox, SandboxError};
 
 /// Environment variable naming the Blender executable.
 pub const BLENDER_ENV: &str = "LUMEN_BLENDER";
 
-/// A Blender installation.
+/// A Blender installation, and the sandbox it runs in.
 #[derive(Debug, Clone)]
 pub struct Blender {
     exe: PathBuf,
+    sandbox: Sandbox,
     /// `--version`, asked once per handle.
     version: Arc<tokio::sync::OnceCell<String>>,
     /// The OpenGL implementation, asked once per handle.
@@ -44,29 +54,42 @@ pub struct Blender {
 }
 
 impl Blender {
-    /// `$LUMEN_BLENDER`, else `blender` on `PATH`.
+    /// `$LUMEN_BLENDER`, else `blender` on `PATH`, in the sandbox
+    /// `$LUMEN_SANDBOX` asks for ([`Sandbox::from_env`]: bubblewrap, checked
+    /// to work here, unless it says `off`). Fails rather than run Blender
+    /// unconfined by accident.
     pub fn locate() -> Result<Self, BlenderError> {
-        if let Some(path) = std::env::var_os(BLENDER_ENV) {
-            let path = PathBuf::from(path);
-            return if path.is_file() { Ok(Self::at(path)) } else { Err(BlenderError::NotFound) };
-        }
-        std::env::var_os("PATH")
-            .into_iter()
-            .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-            .map(|dir| dir.join("blender"))
-            .find(|p| p.is_file())
-            .map(Self::at)
-            .ok_or(BlenderError::NotFound)
+        let exe = if let Some(path) = std::env::var_os(BLENDER_ENV) {
+            Some(PathBuf::from(path)).filter(|p| p.is_file())
+        } else {
+            std::env::var_os("PATH")
+                .into_iter()
+                .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+                .map(|dir| dir.join("blender"))
+                .find(|p| p.is_file())
+        };
+        let exe = exe.ok_or(BlenderError::NotFound)?;
+        Ok(Self::at(exe, Sandbox::from_env()?))
     }
 
-    /// A specific executable.
-    pub fn at(exe: impl Into<PathBuf>) -> Self {
-        Self { exe: exe.into(), version: Arc::default(), opengl: Arc::default() }
+    /// A specific executable, run in `sandbox`.
+    pub fn at(exe: impl Into<PathBuf>, sandbox: Sandbox) -> Self {
+        Self { exe: exe.into(), sandbox, version: Arc::default(), opengl: Arc::default() }
     }
 
     /// The executable.
     pub fn exe(&self) -> &Path {
         &self.exe
+    }
+
+    /// The sandbox every run of this Blender goes through.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// A fresh run folder (`prefix…`) in the system's temporary folder.
+    fn run_dir(&self, prefix: &str) -> std::io::Result<RunDir> {
+        RunDir::new(&self.sandbox, &std::env::temp_dir(), prefix)
     }
 
     /// The version, e.g. `3.4.1` (asked once, then remembered).
@@ -75,8 +98,9 @@ impl Blender {
     }
 
     async fn ask_version(&self) -> Result<String, BlenderError> {
-        let out = process::run(&self.exe, &["--version".as_ref()], None, std::time::Duration::from_secs(30))
-            .await?;
+        let dir = self.run_dir("lumen-blender-version-")?;
+        let args: [&std::ffi::OsStr; 1] = ["--version".as_ref()];
+        let out = process::run(&self.exe, &args, None, std::time::Duration::from_secs(30), &dir).await?;
         parse_version(&out.stdout).ok_or_else(|| BlenderError::Unexpected {
             reason: format!(
                 "`blender --version` printed no version: {}",
@@ -105,9 +129,17 @@ impl Blender {
     /// Two implementations rasterise differently enough that honest Eevee
     /// and Workbench frames disagree (docs/verification.md), so verification
     /// renders of those engines pair nodes that report the same value.
+    /// It is asked inside the sandbox, which is where frames are drawn.
     pub async fn opengl(&self) -> Option<String> {
         self.opengl
             .get_or_init(|| async {
+                let dir = match self.run_dir("lumen-blender-opengl-") {
+                    Ok(dir) => dir,
+                    Err(err) => {
+                        tracing::warn!(target: "blender::opengl", %err, "cannot create a run folder");
+                        return None;
+                    }
+                };
                 let args: [&std::ffi::OsStr; 6] = [
                     "-b".as_ref(),
                     "--factory-startup".as_ref(),
@@ -118,7 +150,7 @@ impl Blender {
                 ];
                 let args: Vec<&std::ffi::OsStr> =
                     args.into_iter().chain([OPENGL_PROBE.as_ref()]).collect();
-                match process::run(&self.exe, &args, None, std::time::Duration::from_secs(60)).await {
+                match process::run(&self.exe, &args, None, std::time::Duration::from_secs(60), &dir).await {
                     Ok(out) => parse_opengl(&out.stdout),
                     Err(err) => {
                         tracing::warn!(target: "blender::opengl", ?err, "cannot ask Blender for its OpenGL implementation");

@@ -2,7 +2,6 @@
 
 use std::{
     ffi::{OsStr, OsString},
-    os::unix::process::ExitStatusExt,
     path::PathBuf,
     time::Duration,
 };
@@ -14,6 +13,7 @@ use tracing::debug;
 use crate::{
     Blender, RenderError,
     process::{self, Limits, Usage},
+    sandbox::RunDir,
 };
 
 /// Resource limits of one render. Defaults follow the operator guide:
@@ -41,7 +41,8 @@ pub struct RenderRequest {
     pub blend: PathBuf,
     /// Blender frame number.
     pub frame: i32,
-    /// Folder under which a private output folder is created.
+    /// Folder under which the render's private folder (its output and
+    /// scratch folders, removed afterwards) is created.
     pub work_dir: PathBuf,
     /// Limits.
     pub limits: ResourceLimits,
@@ -178,13 +179,14 @@ impl Blender {
             return Err(RenderError::FrameOutOfRange { frame: req.frame, start, end });
         }
         tokio::fs::create_dir_all(&req.work_dir).await?;
-        let out_dir = tempfile::Builder::new().prefix("render-").tempdir_in(&req.work_dir)?;
-        let pattern = out_dir.path().join("frame_#####");
+        let mut dir = RunDir::new(&self.sandbox, &req.work_dir, "render-")?;
+        let blend = dir.input(&req.blend)?;
+        let pattern = dir.output().join("frame_#####");
         let mut args: Vec<OsString> = vec![
             "-b".into(),
             "--factory-startup".into(),
             "--disable-autoexec".into(),
-            req.blend.clone().into_os_string(),
+            blend.into_os_string(),
             "-o".into(),
             pattern.into_os_string(),
             "-F".into(),
@@ -214,28 +216,29 @@ impl Blender {
         args.push(req.frame.to_string().into());
         let arg_refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
         let limits = Limits { memory_bytes: req.limits.memory_bytes, cpu_seconds: req.limits.cpu_seconds };
-        let out = process::run(&self.exe, &arg_refs, Some(limits), req.limits.timeout).await?;
-        debug!(target: "blender::render", frame = req.frame, status = %out.status, wall = ?out.wall, "blender finished");
-
+        let out = process::run(&self.exe, &arg_refs, Some(limits), req.limits.timeout, &dir).await?;
+        debug!(target: "blender::render", frame = req.frame, exit = %out.exit, wall = ?out.wall, "blender finished");
         if let Some(err) = classify(&out.stdout, &out.stderr) {
             return Err(err);
         }
-        if let Some(signal) = out.status.signal() {
+        if let Some(signal) = out.exit.signal() {
             return Err(classify_signal(signal, &out.usage, &req.limits));
         }
         let mut produced = None;
-        let mut entries = tokio::fs::read_dir(out_dir.path()).await?;
+        let mut entries = tokio::fs::read_dir(dir.host_output()).await?;
         while let Some(entry) = entries.next_entry().await? {
-            if entry.file_name().to_string_lossy().starts_with("frame_") {
+            // A regular file only: never follow a link out of the folder.
+            if entry.file_name().to_string_lossy().starts_with("frame_") && entry.file_type().await?.is_file()
+            {
                 produced = Some(entry.path());
             }
         }
         let detail = crate::inspect::error_lines(&out.stdout, &out.stderr);
         let Some(path) = produced else {
-            return Err(if out.status.success() {
+            return Err(if out.exit.success() {
                 RenderError::NoOutput { detail }
             } else {
-                RenderError::Crashed { detail: format!("exit status {}: {detail}", out.status) }
+                RenderError::Crashed { detail: format!("{}: {detail}", out.exit) }
             });
         };
         let bytes = tokio::fs::read(&path).await?;
@@ -245,9 +248,9 @@ impl Blender {
         if !bytes.starts_with(PNG_SIGNATURE) {
             return Err(RenderError::NoOutput { detail: "the output file is not a PNG".into() });
         }
-        if !out.status.success() {
+        if !out.exit.success() {
             // A frame was written, yet Blender failed after it: do not trust it.
-            return Err(RenderError::Crashed { detail: format!("exit status {}: {detail}", out.status) });
+            return Err(RenderError::Crashed { detail: format!("{}: {detail}", out.exit) });
         }
         Ok(RenderOutput {
             bytes,

@@ -2,11 +2,11 @@
 //!
 //! The scenes come from `scripts/make-sample-scene.py`, compiled into this
 //! crate so callers need no path to the repository: [`make_scene`] writes it
-//! to a temporary file and runs it in Blender.
+//! to the run's scratch folder and runs it in Blender, in the sandbox.
 
 use std::{ffi::OsStr, path::Path, time::Duration};
 
-use crate::{Blender, BlenderError, process};
+use crate::{Blender, BlenderError, process, sandbox::RunDir};
 
 /// The generator script (`scripts/make-sample-scene.py`).
 pub const SCRIPT: &str = include_str!("../../../scripts/make-sample-scene.py");
@@ -124,13 +124,12 @@ impl SampleScene {
     }
 }
 
-/// Generates `scene` and saves it to `out` (≈1 s).
+/// Generates `scene` and saves it to `out` (≈1 s), in the sandbox like
+/// every Blender run: the scene is saved in the run's output folder, then
+/// moved to `out` (whose folder must exist).
 pub async fn make_scene(blender: &Blender, scene: &SampleScene, out: &Path) -> Result<(), BlenderError> {
-    let dir = tempfile::Builder::new().prefix("lumen-sample-").tempdir()?;
-    let script = dir.path().join("make-sample-scene.py");
-    tokio::fs::write(&script, SCRIPT).await?;
-    // Blender resolves the output path against its own working directory.
-    let out = std::path::absolute(out)?;
+    let mut run = Generator::new(blender, out, ".lumen-sample-")?;
+    let script = run.script("make-sample-scene.py", SCRIPT).await?;
     let mut args: Vec<std::ffi::OsString> = vec![
         "-b".into(),
         "--factory-startup".into(),
@@ -140,20 +139,64 @@ pub async fn make_scene(blender: &Blender, scene: &SampleScene, out: &Path) -> R
         "3".into(),
         "--".into(),
     ];
-    args.extend(scene.args(&out));
-    let arg_refs: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let run = process::run(blender.exe(), &arg_refs, None, Duration::from_secs(120)).await?;
-    let written = tokio::fs::metadata(&out).await.is_ok_and(|m| m.len() > 0);
-    if run.status.success() && written {
-        Ok(())
-    } else {
-        Err(BlenderError::Unexpected {
-            reason: format!(
-                "the sample-scene script failed ({}): {}",
-                run.status,
-                crate::inspect::error_lines(&run.stdout, &run.stderr)
-            ),
-        })
+    args.extend(scene.args(&run.saved()));
+    run.finish(blender, &args, "sample-scene").await
+}
+
+/// A generator script's run: where it saves inside the sandbox, and how
+/// the result reaches `out`.
+struct Generator {
+    dir: RunDir,
+    name: std::ffi::OsString,
+    out: std::path::PathBuf,
+}
+
+impl Generator {
+    /// A run folder beside `out` (so the result is renamed into place).
+    fn new(blender: &Blender, out: &Path, prefix: &str) -> Result<Self, BlenderError> {
+        let out = std::path::absolute(out)?;
+        let (Some(parent), Some(name)) = (out.parent(), out.file_name()) else {
+            return Err(BlenderError::Unexpected { reason: format!("{} names no file", out.display()) });
+        };
+        let dir = RunDir::new(blender.sandbox(), parent, prefix)?;
+        Ok(Self { dir, name: name.to_owned(), out })
+    }
+
+    /// Writes a script for the run to read; the path to give Blender.
+    async fn script(&mut self, name: &str, text: &str) -> Result<std::path::PathBuf, BlenderError> {
+        let path = self.dir.host_scratch().join(name);
+        tokio::fs::write(&path, text).await?;
+        Ok(self.dir.input(&path)?)
+    }
+
+    /// Where the script is to save the `.blend`, as Blender is told.
+    fn saved(&self) -> std::path::PathBuf {
+        self.dir.output().join(&self.name)
+    }
+
+    /// Runs Blender with `args` and moves what it saved to `out`.
+    async fn finish(
+        self,
+        blender: &Blender,
+        args: &[std::ffi::OsString],
+        what: &str,
+    ) -> Result<(), BlenderError> {
+        let arg_refs: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let run = process::run(blender.exe(), &arg_refs, None, Duration::from_secs(120), &self.dir).await?;
+        let produced = self.dir.host_output().join(&self.name);
+        let written = tokio::fs::symlink_metadata(&produced).await.is_ok_and(|m| m.is_file() && m.len() > 0);
+        if run.exit.success() && written {
+            tokio::fs::rename(&produced, &self.out).await?;
+            Ok(())
+        } else {
+            Err(BlenderError::Unexpected {
+                reason: format!(
+                    "the {what} script failed ({}): {}",
+                    run.exit,
+                    crate::inspect::error_lines(&run.stdout, &run.stderr)
+                ),
+            })
+        }
     }
 }
 

@@ -38,13 +38,19 @@ fn request(blend: PathBuf, work: &Path, frame: i32) -> RenderRequest {
     }
 }
 
-/// Command lines of live processes that mention `needle` (a unique path).
-fn processes_mentioning(needle: &Path) -> Vec<String> {
-    let needle = needle.to_string_lossy().into_owned();
+/// A file name no other test process uses (tests run in processes of their own).
+fn unique_name(stem: &str) -> String {
+    format!("{stem}-{}.blend", std::process::id())
+}
+
+/// Command lines of live processes that mention `needle` (a unique file
+/// name: in the sandbox Blender sees its `.blend` under another folder,
+/// bubblewrap's own command line names the host's).
+fn processes_mentioning(needle: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle))
+        .filter(|c| c.contains(needle))
         .collect()
 }

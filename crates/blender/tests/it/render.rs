@@ -7,7 +7,7 @@ use lumen_blender::{
     sample::{SampleScene, Variant},
 };
 
-use crate::{blender, processes_mentioning, request, scene};
+use crate::{blender, processes_mentioning, request, scene, unique_name};
 
 #[tokio::test]
 async fn renders_a_frame_of_the_right_size() {
@@ -76,8 +76,9 @@ fn slow() -> SampleScene {
 #[tokio::test]
 async fn a_timeout_kills_blender_and_leaves_nothing_running() {
     let dir = tempfile::tempdir().unwrap();
-    let blend = scene(dir.path(), "slow.blend", slow()).await;
-    let mut req = request(blend.clone(), dir.path(), 1);
+    let name = unique_name("slow");
+    let blend = scene(dir.path(), &name, slow()).await;
+    let mut req = request(blend, dir.path(), 1);
     req.limits.timeout = Duration::from_millis(1_500);
     let started = std::time::Instant::now();
     let err = blender().render_frame(&req).await.unwrap_err();
@@ -85,20 +86,21 @@ async fn a_timeout_kills_blender_and_leaves_nothing_running() {
     assert!(matches!(err, RenderError::Timeout(_)), "{err}");
     assert_eq!(err.kind(), "timeout");
     assert!(!err.is_deterministic());
-    let survivors = processes_mentioning(&blend);
+    let survivors = processes_mentioning(&name);
     assert!(survivors.is_empty(), "blender survived its timeout: {survivors:?}");
 }
 
 #[tokio::test]
 async fn a_cancelled_render_leaves_nothing_running() {
     let dir = tempfile::tempdir().unwrap();
-    let blend = scene(dir.path(), "slow.blend", slow()).await;
-    let req = request(blend.clone(), dir.path(), 1);
+    let name = unique_name("slow");
+    let blend = scene(dir.path(), &name, slow()).await;
+    let req = request(blend, dir.path(), 1);
     let b = blender();
     let render = b.render_frame(&req);
     assert!(tokio::time::timeout(Duration::from_millis(1_500), render).await.is_err());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let survivors = processes_mentioning(&blend);
+    let survivors = processes_mentioning(&name);
     assert!(survivors.is_empty(), "blender survived a dropped render: {survivors:?}");
 }
 
