@@ -26,6 +26,8 @@ mod process;
 mod render;
 pub mod sample;
 pub mod sandbox;
+#[cfg(test)]
+mod sandbox_escapes;
 
 use std::{
     path::{Path, PathBuf},

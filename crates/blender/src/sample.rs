@@ -11,6 +11,9 @@ use crate::{Blender, BlenderError, process, sandbox::RunDir};
 /// The generator script (`scripts/make-sample-scene.py`).
 pub const SCRIPT: &str = include_str!("../../../scripts/make-sample-scene.py");
 
+/// The script that makes a sample scene hostile (`scripts/make-hostile-scene.py`).
+pub const HOSTILE_SCRIPT: &str = include_str!("../../../scripts/make-hostile-scene.py");
+
 /// Render engine of a sample scene.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Engine {
@@ -200,6 +203,90 @@ impl Generator {
     }
 }
 
+/// What a hostile scene tries, for the sandbox's tests (`scripts/make-hostile-scene.py`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hostile {
+    /// A compositor File Output node writes the rendered image to `path`
+    /// (absolute, or `//…` relative to the `.blend`), from inside a node
+    /// group when `in_group`.
+    FileOutput {
+        /// Its base path.
+        path: String,
+        /// Whether the node sits in a node group.
+        in_group: bool,
+    },
+    /// A driver runs Python that writes `escaped` to `path`, then connects
+    /// to `127.0.0.1:port` and sends `escaped`; it prints `LUMEN-PAYLOAD …`
+    /// lines saying what it managed.
+    PythonDriver {
+        /// Where it writes.
+        path: String,
+        /// Where it connects.
+        port: u16,
+    },
+    /// The same Python in a text block registered to run when the file loads.
+    AutorunScript {
+        /// Where it writes.
+        path: String,
+        /// Where it connects.
+        port: u16,
+    },
+    /// The scene's own output path is `path`.
+    AbsoluteOutput {
+        /// The path.
+        path: String,
+    },
+}
+
+impl Hostile {
+    /// The script's arguments (after `--`, before `--out`).
+    fn args(&self) -> Vec<String> {
+        let (attack, path, port) = match self {
+            Self::FileOutput { path, in_group: false } => ("file-output", path, None),
+            Self::FileOutput { path, in_group: true } => ("file-output-in-group", path, None),
+            Self::PythonDriver { path, port } => ("python-driver", path, Some(port)),
+            Self::AutorunScript { path, port } => ("autorun-script", path, Some(port)),
+            Self::AbsoluteOutput { path } => ("absolute-output", path, None),
+        };
+        let mut args = vec!["--attack".to_owned(), attack.to_owned(), "--path".to_owned(), path.clone()];
+        if let Some(port) = port {
+            args.extend(["--port".to_owned(), port.to_string()]);
+        }
+        args
+    }
+}
+
+/// Generates `base`, makes it `hostile` and saves it to `out` (≈2 s). Both
+/// steps run in the sandbox with auto-run disabled, so nothing hostile
+/// runs while the file is built.
+pub async fn make_hostile_scene(
+    blender: &Blender,
+    base: &SampleScene,
+    hostile: &Hostile,
+    out: &Path,
+) -> Result<(), BlenderError> {
+    let mut run = Generator::new(blender, out, ".lumen-hostile-")?;
+    let plain = run.dir.host_scratch().join("base.blend");
+    make_scene(blender, base, &plain).await?;
+    let plain = run.dir.input(&plain)?;
+    let script = run.script("make-hostile-scene.py", HOSTILE_SCRIPT).await?;
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "-b".into(),
+        "--factory-startup".into(),
+        "--disable-autoexec".into(),
+        plain.into(),
+        "--python".into(),
+        script.into(),
+        "--python-exit-code".into(),
+        "3".into(),
+        "--".into(),
+        "--out".into(),
+        run.saved().into(),
+    ];
+    args.extend(hostile.args().into_iter().map(Into::into));
+    run.finish(blender, &args, "hostile-scene").await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +307,10 @@ mod tests {
              --variant external-texture --texture //t.png --seed 3 --compress"
         );
         assert!(SCRIPT.contains("def build(args)"));
+        let hostile = Hostile::PythonDriver { path: "/x".into(), port: 7 };
+        assert_eq!(hostile.args().join(" "), "--attack python-driver --path /x --port 7");
+        let group = Hostile::FileOutput { path: "//../y".into(), in_group: true };
+        assert_eq!(group.args().join(" "), "--attack file-output-in-group --path //../y");
+        assert!(HOSTILE_SCRIPT.contains("file-output-in-group"));
     }
 }
