@@ -94,6 +94,26 @@ pub enum RenderError {
         /// Signal or exit status.
         detail: String,
     },
+    /// A compositor File Output node would write files besides the frame
+    /// (anywhere the scene says): the scene is refused before rendering.
+    #[error(
+        "the scene's compositor File Output node {node:?} writes files to {path:?}; Lumen delivers only \
+         the composited frame and never lets a scene write elsewhere: remove or mute the node"
+    )]
+    ForbiddenOutput {
+        /// The node's name.
+        node: String,
+        /// Its base path, as the scene sets it.
+        path: String,
+    },
+    /// The scene wants Python to run (a driver expression beyond Blender's
+    /// restricted set, or a text block registered to run on load), which
+    /// Lumen never does: it would not render as its author sees it.
+    #[error("the scene wants to run Python, which Lumen never runs (auto-run is disabled): {detail}")]
+    ScriptBlocked {
+        /// Blender's line.
+        detail: String,
+    },
     /// The sandbox could not be built on this node.
     #[error("the render sandbox failed: {detail}")]
     Sandbox {
@@ -124,6 +144,8 @@ impl RenderError {
             Self::OutOfMemory { .. } => "out_of_memory",
             Self::Crashed { .. } => "crashed",
             Self::NoOutput { .. } => "no_output",
+            Self::ForbiddenOutput { .. } => "forbidden_output",
+            Self::ScriptBlocked { .. } => "script_blocked",
             Self::Sandbox { .. } => "sandbox",
             Self::Io(_) => "io",
         }
@@ -138,6 +160,8 @@ impl RenderError {
                 | Self::UnreadableFile { .. }
                 | Self::FrameOutOfRange { .. }
                 | Self::NoCamera
+                | Self::ForbiddenOutput { .. }
+                | Self::ScriptBlocked { .. }
         )
     }
 }

@@ -14,6 +14,13 @@
 //! not run at all ([`Blender::locate`] fails) unless `LUMEN_SANDBOX=off`
 //! says so (development only).
 //!
+//! Before a frame renders, a short script of ours refuses scenes with an
+//! active compositor File Output node (they write files wherever the scene
+//! says; [`RenderError::ForbiddenOutput`]), and a scene whose Python the
+//! disabled auto-run skipped fails as [`RenderError::ScriptBlocked`]: both
+//! deterministic, so the artist hears it once instead of receiving frames
+//! that differ from the scene.
+//!
 //! Blender often exits 0 after an error (a frame outside the range renders
 //! anyway, a missing texture renders magenta), so results are never trusted
 //! from the exit code alone: the output file must exist, and Blender's

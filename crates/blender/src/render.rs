@@ -69,6 +69,50 @@ const PROBE_EXPR: &str = "import bpy, math\nfor s in bpy.data.scenes:\n    r = s
     r.resolution_percentage = max(1, min(100, math.ceil(1600 / max(1, min(r.resolution_x, r.resolution_y)))))\n    \
     s.eevee.taa_render_samples = 1\n    c = getattr(s, 'cycles', None)\n    if c is not None:\n        c.samples = 1\n";
 
+/// Runs once the file is loaded, before the frame renders: refuses a
+/// scene whose compositor has an active File Output node, which writes
+/// files wherever the scene says. Every scene's compositor is searched (a
+/// Render Layers node can pull another scene in), into node groups (their
+/// File Output nodes run too). Prints [`FORBIDDEN_MARKER`] and the node as
+/// JSON, and exits with [`FORBIDDEN_EXIT`].
+const PREFLIGHT_EXPR: &str = r#"
+import bpy, json, sys
+def file_outputs(tree, seen):
+    if tree is None or tree.as_pointer() in seen:
+        return
+    seen.add(tree.as_pointer())
+    for n in tree.nodes:
+        if n.mute:
+            continue
+        if n.type == 'OUTPUT_FILE':
+            yield n
+        elif n.type == 'GROUP':
+            yield from file_outputs(n.node_tree, seen)
+for s in bpy.data.scenes:
+    if s.use_nodes:
+        for n in file_outputs(s.node_tree, set()):
+            print('LUMEN-FORBIDDEN-OUTPUT\t' + json.dumps({'node': n.name, 'path': n.base_path}), flush=True)
+            sys.exit(4)
+"#;
+
+/// The line [`PREFLIGHT_EXPR`] prints before the refused node.
+const FORBIDDEN_MARKER: &str = "LUMEN-FORBIDDEN-OUTPUT\t";
+
+/// Blender's exit code after [`PREFLIGHT_EXPR`] refused the scene.
+const FORBIDDEN_EXIT: i32 = 4;
+
+/// The File Output node [`PREFLIGHT_EXPR`] refused, if it did.
+fn forbidden_output(stdout: &str) -> Option<RenderError> {
+    #[derive(Deserialize)]
+    struct Node {
+        node: String,
+        path: String,
+    }
+    let json = stdout.lines().find_map(|l| l.strip_prefix(FORBIDDEN_MARKER))?;
+    let node: Node = serde_json::from_str(json).ok()?;
+    Some(RenderError::ForbiddenOutput { node: node.node, path: node.path })
+}
+
 /// A rendered frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderOutput {
@@ -119,6 +163,10 @@ pub(crate) fn classify(stdout: &str, stderr: &str) -> Option<RenderError> {
             || line.contains("Unable to render without camera")
         {
             (3, RenderError::NoCamera)
+        } else if line.contains("restricted access disallows name")
+            || (line.starts_with("scripts disabled for") && line.contains(", skipping"))
+        {
+            (4, RenderError::ScriptBlocked { detail: line.to_owned() })
         } else {
             continue;
         };
@@ -193,6 +241,8 @@ impl Blender {
             "PNG".into(),
             "-x".into(),
             "1".into(),
+            "--python-expr".into(),
+            PREFLIGHT_EXPR.into(),
         ];
         if let Some(threads) = req.threads {
             args.push("-t".into());
@@ -218,6 +268,12 @@ impl Blender {
         let limits = Limits { memory_bytes: req.limits.memory_bytes, cpu_seconds: req.limits.cpu_seconds };
         let out = process::run(&self.exe, &arg_refs, Some(limits), req.limits.timeout, &dir).await?;
         debug!(target: "blender::render", frame = req.frame, exit = %out.exit, wall = ?out.wall, "blender finished");
+
+        if out.exit == process::Exit::Code(FORBIDDEN_EXIT)
+            && let Some(err) = forbidden_output(&out.stdout)
+        {
+            return Err(err);
+        }
         if let Some(err) = classify(&out.stdout, &out.stderr) {
             return Err(err);
         }
@@ -309,6 +365,34 @@ mod tests {
             "Error: Out of memory\nMalloc returns null: len=921600 in Cycles Aligned Alloc, total 9598000";
         assert_eq!(classify(oom, "Build without OpenImageDenoiser").map(|e| e.kind()), Some("out_of_memory"));
         assert_eq!(kind("Unable to open a display"), Some("missing_feature"));
+        // Python the disabled auto-run skipped: a driver, a registered script.
+        let driver = "\tBPY_driver_exec: restricted access disallows name 'exec', enable auto-execution to support\n\
+                      Error in PyDriver: expression failed: exec(x) or 0";
+        assert_eq!(kind(driver), Some("script_blocked"));
+        assert_eq!(
+            kind("scripts disabled for \"/lumen/in/a.blend\", skipping 'payload.py'"),
+            Some("script_blocked")
+        );
+        let err = classify(driver, "").unwrap();
+        assert!(err.is_deterministic());
+        assert!(err.to_string().contains("disallows name 'exec'"), "{err}");
+    }
+
+    #[test]
+    fn reads_the_refused_file_output_node() {
+        let out = "Blender 3.4.1\nRead blend: /lumen/in/a.blend\n\
+                   LUMEN-FORBIDDEN-OUTPUT\t{\"node\": \"Escape \\\"x\\\"\", \"path\": \"//../e/\"}\n";
+        let err = forbidden_output(out).unwrap();
+        assert!(
+            matches!(&err, RenderError::ForbiddenOutput { node, path } if node == "Escape \"x\"" && path == "//../e/"),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), "forbidden_output");
+        assert!(err.is_deterministic());
+        assert!(forbidden_output("Blender 3.4.1\nLUMEN-FORBIDDEN-OUTPUT\tnot json\n").is_none());
+        // The script prints the marker and exits with the code looked for.
+        assert!(PREFLIGHT_EXPR.contains(&format!("'{}\\t'", FORBIDDEN_MARKER.trim_end())));
+        assert!(PREFLIGHT_EXPR.contains(&format!("sys.exit({FORBIDDEN_EXIT})")));
     }
 
     #[test]
