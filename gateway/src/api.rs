@@ -226,6 +226,8 @@ fn render_view(task: &TaskRow) -> RenderView {
 async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
     let payouts: HashMap<FrameIndex, lumen_store::PayoutRow> =
         state.store.payouts(job.job_id).await?.into_iter().map(|p| (p.frame_index, p)).collect();
+    let checks: HashMap<FrameIndex, lumen_store::PayoutRow> =
+        state.store.verification_payouts(job.job_id).await?.into_iter().map(|p| (p.frame_index, p)).collect();
     let mut renders: HashMap<FrameIndex, Vec<TaskRow>> = HashMap::new();
     for task in state.store.job_tasks(job.job_id).await? {
         renders.entry(task.frame_index).or_default().push(task);
@@ -252,6 +254,13 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
                 payout_owner: payout.map(|p| p.owner),
                 payout_amount: payout.map(|p| p.amount),
                 payout_fee: payout.map(|p| p.fee),
+                verification_payout: checks.get(&f.frame_index).map(|p| lumen_protocol::api::PayoutView {
+                    node: p.node,
+                    owner: p.owner,
+                    amount: p.amount,
+                    fee: p.fee,
+                    tx: p.tx_hash,
+                }),
                 renders: tasks.iter().map(render_view).collect(),
             }
         })

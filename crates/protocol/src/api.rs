@@ -150,9 +150,28 @@ pub struct FrameView {
     pub payout_amount: Option<Wei>,
     /// Protocol fee taken from that amount.
     pub payout_fee: Option<Wei>,
+    /// The verification render of the frame paid from the artist's
+    /// verification budget, if one was (from the chain mirror).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_payout: Option<PayoutView>,
     /// Every render of the frame, oldest first.
     #[serde(default)]
     pub renders: Vec<RenderView>,
+}
+
+/// A payment to a node's owner, from the chain mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutView {
+    /// The node whose render was paid.
+    pub node: Address,
+    /// The owner credited.
+    pub owner: Address,
+    /// Gross amount.
+    pub amount: Wei,
+    /// Protocol fee taken from it.
+    pub fee: Wei,
+    /// The settlement transaction.
+    pub tx: B256,
 }
 
 /// A transaction of the job's settlement, from the chain mirror.
@@ -441,6 +460,13 @@ mod tests {
                 payout_owner: Some(Address::repeat_byte(0xef)),
                 payout_amount: Some(Wei::from(1_000u128)),
                 payout_fee: Some(Wei::from(25u128)),
+                verification_payout: Some(PayoutView {
+                    node: Address::repeat_byte(0xce),
+                    owner: Address::repeat_byte(0xf0),
+                    amount: Wei::from(1_000u128),
+                    fee: Wei::from(25u128),
+                    tx: B256::repeat_byte(4),
+                }),
                 renders: vec![],
             }],
             transactions: vec![TxView {

@@ -316,19 +316,27 @@ fn print_summary(job: &JobView) {
     let verified = job.count(FrameState::Verified);
     let failed = job.count(FrameState::Failed);
     output::line(format!("frames: {} total, {verified} verified, {failed} failed", job.frame_count));
-    let mut per_owner: std::collections::BTreeMap<Address, (usize, Wei)> = Default::default();
+    // Per owner: frames paid, verification renders paid, net amount.
+    let mut per_owner: std::collections::BTreeMap<Address, (usize, usize, Wei)> = Default::default();
     let mut fees = Wei::ZERO;
     for f in &job.frames {
         if let (Some(owner), Some(amount), Some(fee)) = (f.payout_owner, f.payout_amount, f.payout_fee) {
             let entry = per_owner.entry(owner).or_default();
             entry.0 += 1;
-            entry.1 += amount.saturating_sub(fee);
+            entry.2 += amount.saturating_sub(fee);
             fees += fee;
         }
+        if let Some(check) = &f.verification_payout {
+            let entry = per_owner.entry(check.owner).or_default();
+            entry.1 += 1;
+            entry.2 += check.amount.saturating_sub(check.fee);
+            fees += check.fee;
+        }
     }
-    for (owner, (frames, net)) in &per_owner {
+    for (owner, (frames, checks, net)) in &per_owner {
+        let checks = if *checks == 0 { String::new() } else { format!(" and {checks} verification renders") };
         output::line(format!(
-            "paid to owner {owner:#x}: {frames} frames, {net} wei ({} ETH) after fee",
+            "paid to owner {owner:#x}: {frames} frames{checks}, {net} wei ({} ETH) after fee",
             format_ether(net.get())
         ));
     }

@@ -144,6 +144,12 @@ async fn renders_verifies_and_pays_every_frame_once() {
         assert_ne!(checker, released[&index].0, "frame {index}: the verification render is another node's");
         assert_ne!(owner, released[&index].1, "frame {index}: and another owner's");
         assert_eq!(amount, U256::from(PRICE));
+        // The job view shows it, from the mirror.
+        assert_eq!(
+            f["verification_payout"]["node"].as_str().and_then(|n| n.parse::<Address>().ok()),
+            Some(checker),
+            "{f:#}"
+        );
     }
 
     // Owners' credits sum to (frames + verification renders) × price minus
