@@ -283,23 +283,24 @@ impl Indexer {
             return Ok(());
         }
         let unpaid = self.unpaid_on_chain(&escrow, job).await?;
-        let verifications =
-            self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft.to()).await?;
         let settling = state == JobState::Settling;
-        if !unpaid.is_empty() || !verifications.is_empty() {
-            let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
-            let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
-            if settling
-                || unpaid.len() >= self.config.batch_frames
-                || (!unpaid.is_empty() && waited >= self.config.max_batch_delay_ms)
-            {
-                // Once every frame is final, the last payment also closes the
-                // job and refunds its rest: one transaction.
-                self.release(&escrow, job, &unpaid, &verifications, settling).await?;
-            }
+        let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
+        let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
+        let due = settling
+            || unpaid.len() >= self.config.batch_frames
+            || (!unpaid.is_empty() && waited >= self.config.max_batch_delay_ms);
+        if !due {
             return Ok(());
         }
-        if settling {
+        // Verification renders go out with frames, so their bitmaps are read
+        // only when a payment is due, not every round.
+        let verifications =
+            self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft.to()).await?;
+        if !unpaid.is_empty() || !verifications.is_empty() {
+            // Once every frame is final, the last payment also closes the
+            // job and refunds its rest: one transaction.
+            self.release(&escrow, job, &unpaid, &verifications, settling).await?;
+        } else if settling {
             let receipt = send(escrow.settle(job_id, job.spec_hash, vec![], vec![], true)).await?;
             info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, gas = receipt.gas_used, "job closed, unspent escrow refunded to the artist");
             self.sync().await?;
