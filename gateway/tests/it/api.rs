@@ -101,25 +101,18 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
 
     let provider = setup.chain.provider(&artist);
     let escrow = RenderEscrow::new(d.escrow, &provider);
-    let now = provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await
-        .unwrap()
-        .unwrap()
-        .header
-        .timestamp;
-    confirmed(
-        escrow
-            .openJob(hash, Address::ZERO, PRICE, 4, 0, now + 86_400)
-            .value(U256::from(4 * PRICE))
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    // Opens a 4-frame job for `spec_hash` whose deadline is `secs` after the latest block.
+    let open = |spec_hash, secs: u64| {
+        let (provider, escrow) = (&provider, &escrow);
+        async move {
+            let latest = provider.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await.unwrap();
+            let deadline = latest.unwrap().header.timestamp + secs;
+            let call =
+                escrow.openJob(spec_hash, Address::ZERO, PRICE, 4, 0, deadline).value(U256::from(4 * PRICE));
+            confirmed(call.send().await.unwrap().get_receipt().await.unwrap()).unwrap();
+        }
+    };
+    open(hash, 86_400).await;
 
     // Someone else cannot squat the artist's job id.
     assert_eq!(register(squatter).await.status(), reqwest::StatusCode::CONFLICT);
@@ -132,25 +125,7 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     // away) is refused: its artist could take frames and refund.
     let soon = JobSpec { salt: U256::from(8), ..spec.clone() };
     let soon_hash = spec_hash(&soon, d.chain_id, d.escrow);
-    let now = provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await
-        .unwrap()
-        .unwrap()
-        .header
-        .timestamp;
-    confirmed(
-        escrow
-            .openJob(soon_hash, Address::ZERO, PRICE, 4, 0, now + 60)
-            .value(U256::from(4 * PRICE))
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    open(soon_hash, 60).await;
     let signature = sign_digest(&artist, soon_hash).await.unwrap();
     let response = http
         .post(format!("{}/api/v1/jobs", setup.gateway.url))
