@@ -407,8 +407,7 @@ impl Matchmaker {
             (_, 2) => TaskRole::Verification,
             _ => TaskRole::Arbitration,
         };
-        let mut excluded = policy::excluded_nodes(&tasks, loads, &self.config.policy);
-        excluded.extend(failing_in_job.iter().copied());
+        let mut excluded: HashSet<Address> = failing_in_job.iter().copied().collect();
         excluded.extend(holding.iter().map(|t| t.node));
         if role == TaskRole::Primary {
             // Without stake, only a trial's worth of work; and once the job's
@@ -450,6 +449,11 @@ impl Matchmaker {
                 }
             }
         }
+        // Nodes that failed this frame, judged among the nodes otherwise
+        // eligible: when every one of those failed it once, they may retry.
+        let eligible: Vec<policy::Load> =
+            loads.iter().filter(|l| !excluded.contains(&l.node)).cloned().collect();
+        excluded.extend(policy::excluded_nodes(&tasks, &eligible, &self.config.policy));
         let Some(i) = pick_node(loads, &excluded, &mut rand::rng()) else {
             if role != TaskRole::Primary {
                 debug!(target: "matchmaker::sampling", job_id = %frame.job_id, frame = frame.frame_number, ?role, "no node of an independent owner is free: the frame waits");

@@ -453,3 +453,32 @@ async fn near_its_deadline_a_job_gets_no_new_frame_and_then_stops() {
         (JobState::Settling, Some("stopped before the deadline, to settle in time"))
     );
 }
+
+#[tokio::test]
+async fn with_two_owners_a_failed_verification_render_is_retried_by_the_only_other_owner() {
+    // Fresh nodes: the frame is sampled, so it needs both owners.
+    let (_dir, store, link, matchmaker) = setup_with(1, MatchmakerConfig::default()).await;
+    store.confirm_job(JobId(1), FULL_BUDGET, FAR).await.unwrap();
+    let (a, b) = (link.add(1, 1), link.add(2, 1));
+    matchmaker.round().await.unwrap();
+    assert_eq!(link.dispatched(a).len() + link.dispatched(b).len(), 2);
+    // The verification render fails once (a crash), while the first render
+    // still holds the frame: the only other owner gets a second chance
+    // instead of the frame waiting forever.
+    let tasks = store.frame_tasks(JobId(1), FrameIndex(0)).await.unwrap();
+    let check = tasks.iter().find(|t| t.role == TaskRole::Verification).unwrap();
+    let crash = TaskEnd {
+        state: TaskState::Failed,
+        code: "crashed".into(),
+        message: "segfault".into(),
+        deterministic: false,
+    };
+    store.end_task(check.task_id, &crash).await.unwrap();
+    matchmaker.round().await.unwrap();
+    assert_eq!(
+        link.dispatched(check.node).len(),
+        2,
+        "{:?}",
+        store.frame_tasks(JobId(1), FrameIndex(0)).await
+    );
+}
