@@ -1,7 +1,7 @@
 //! Jobs: registered by artists, confirmed against the chain, settled.
 
 use alloy_primitives::{Address, B256, Bytes};
-use lumen_protocol::{ChainEventKind, ContentHash, FrameState, JobId, JobState, Wei};
+use lumen_protocol::{ChainEventKind, ContentHash, FrameState, JobId, JobState, TaskState, Wei};
 use tracing::debug;
 
 use crate::{Hex, Store, StoreError, StoreResult, now_ms};
@@ -291,6 +291,44 @@ impl Store {
         self.transition_job(job_id, JobState::Rendering, JobState::Settling, None).await?;
         debug!(target: "store::jobs", %job_id, reason = reason.message(), cancelled = cancelled.len(), "job stopped");
         Ok(Some(cancelled))
+    }
+
+    /// Drops the results still waiting for a verdict in jobs the artist
+    /// refunded on-chain: nothing can pay for them any more, so they are
+    /// not verified. Their tasks are cancelled and their frames fail.
+    /// Returns how many tasks were dropped.
+    pub async fn drop_results_of_refunded_jobs(&self) -> StoreResult<u64> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let tasks = sqlx::query(
+            "UPDATE tasks SET state = $2, finished_at = COALESCE(finished_at, $3), failure_code = 'job_refunded', \
+             failure_message = $4 WHERE state IN ($5, $6) \
+             AND job_id IN (SELECT e.job_id FROM chain_events e WHERE e.kind = $1)",
+        )
+        .bind(ChainEventKind::JobRefunded)
+        .bind(TaskState::Cancelled)
+        .bind(now)
+        .bind(StopReason::Refunded.message())
+        .bind(TaskState::Uploaded)
+        .bind(TaskState::Checked)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE frames SET state = $2, failure = $3, version = version + 1, updated_at = $4 \
+             WHERE state IN ($5, $6, $7) \
+             AND job_id IN (SELECT e.job_id FROM chain_events e WHERE e.kind = $1)",
+        )
+        .bind(ChainEventKind::JobRefunded)
+        .bind(FrameState::Failed)
+        .bind(StopReason::Refunded.message())
+        .bind(now)
+        .bind(FrameState::Pending)
+        .bind(FrameState::Rendering)
+        .bind(FrameState::Verifying)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(tasks.rows_affected())
     }
 
     /// Records why a job failed without changing its state (the first reason wins).

@@ -19,6 +19,7 @@
 //! database, so a PostgreSQL backend is a new [`Db`] choice and connect
 //! options, not a change to callers.
 
+pub mod access;
 pub mod blobs;
 pub mod bus;
 mod codec;
@@ -37,6 +38,7 @@ use std::{
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use access::Aggregates;
 pub use blobs::BlobStore;
 pub use bus::{Bus, Event};
 pub use codec::{Hex, OptHex};
