@@ -14,6 +14,9 @@
 //!   decoded pixels under a [`Tolerance`] and returns a [`Comparison`]
 //!   (PSNR, differences, whether they match), or a [`CompareError`].
 //!
+//! - [`preview::make_preview`] makes the reduced, watermarked preview of an
+//!   accepted frame that its artist sees until the frame is paid.
+//!
 //! Formats are detected from magic bytes: PNG (8/16-bit), single-part
 //! OpenEXR (half/float) and JPEG. Header dimensions are checked before any
 //! pixel memory is allocated, so forged headers cost nothing.
@@ -21,6 +24,7 @@
 pub mod check;
 pub mod compare;
 pub mod error;
+pub mod preview;
 pub mod service;
 pub mod vote;
 

@@ -62,13 +62,16 @@ pub enum VerifierError {
     /// thread died, the evidence could not be written).
     #[error("comparison: {0}")]
     Compare(String),
+    /// A preview could not be made.
+    #[error("preview: {0}")]
+    Preview(String),
 }
 
 impl Retryable for VerifierError {
     fn is_retryable(&self) -> bool {
         match self {
             Self::Store(err) => err.is_retryable(),
-            Self::Compare(_) => true,
+            Self::Compare(_) | Self::Preview(_) => true,
         }
     }
 }
@@ -121,6 +124,11 @@ impl VerifierService {
     /// Judges every result waiting now, then decides every sampled frame
     /// whose renders are all in.
     pub async fn round(&self) -> Result<(), VerifierError> {
+        let dropped = self.store.drop_results_of_refunded_jobs().await?;
+        if dropped > 0 {
+            info!(target: "verifier::check", dropped, "results of refunded jobs dropped unverified");
+            self.bus.publish(Event::WorkAvailable);
+        }
         for task in self.store.tasks_in_state(TaskState::Uploaded).await? {
             self.judge(&task).await?;
         }
@@ -236,6 +244,9 @@ impl VerifierService {
         } else {
             info!(target: "verifier::check", job_id = %task.job_id, frame_index = %task.frame_index, node = %task.node, "frame verified");
         }
+        if accepted {
+            self.preview(task).await;
+        }
         self.bus.publish(Event::Verdict { task_id: task.task_id, node: task.node, accepted });
         self.bus.publish(if accepted {
             Event::FrameVerified { job_id: task.job_id }
@@ -243,6 +254,32 @@ impl VerifierService {
             Event::WorkAvailable
         });
         Ok(())
+    }
+
+    /// Makes the preview of an accepted output, once: the artist sees it
+    /// until the frame's payment is final. A failure costs the artist only
+    /// the preview, so it is logged, not fatal.
+    async fn preview(&self, task: &TaskRow) {
+        let Some(output) = task.output_hash else { return };
+        let made = async {
+            if self.store.preview(output).await?.is_some() {
+                return Ok::<_, VerifierError>(());
+            }
+            let Some(job) = self.store.job(task.job_id).await? else { return Ok(()) };
+            let Some(bytes) = self.store.blobs().get(&output).await? else { return Ok(()) };
+            let (width, height) = (job.width, job.height);
+            let png =
+                tokio::task::spawn_blocking(move || crate::preview::make_preview(&bytes, width, height))
+                    .await
+                    .map_err(|e| VerifierError::Preview(e.to_string()))?
+                    .map_err(VerifierError::Preview)?;
+            let hash = self.store.put_blob(&png).await?;
+            self.store.record_preview(output, hash).await?;
+            Ok(())
+        };
+        if let Err(err) = made.await {
+            warn!(target: "verifier::preview", task_id = %task.task_id, %err, "cannot make the frame's preview");
+        }
     }
 
     /// Decides a sampled frame once it has the renders it wants: compares
