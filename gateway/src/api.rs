@@ -13,14 +13,19 @@ use lumen_chain::sign::{recover, spec_hash};
 use lumen_protocol::{
     ContentHash, Deployment, FrameIndex, FrameState, JobId, TaskId, TaskState,
     api::{
-        FrameView, JobView, NodeView, RegisterJob, RenderView, SceneSummary, TrustView, TxView, UploadedBlend,
+        FrameView, JobView, NetworkStats, NodeView, RegisterJob, RenderView, SceneSummary, TrustView, TxView,
+        UploadedBlend,
     },
 };
 use lumen_store::{Event, JobRow, NewJob, TaskRow};
 use serde::Deserialize;
 use tracing::{info, warn};
 
-use crate::{AppState, error::ApiError};
+use crate::{
+    AppState,
+    error::ApiError,
+    session::{Artist, Caller, forbidden, private},
+};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -48,10 +53,27 @@ fn parse_hash(hash: &str) -> ApiResult<ContentHash> {
     hash.parse().map_err(|_| ApiError::bad_request("bad_hash", format!("{hash:?} is not a 32-byte hex hash")))
 }
 
-pub(crate) async fn get_blob(State(state): State<AppState>, Path(hash): Path<String>) -> ApiResult<Response> {
+/// `GET /api/v1/blobs/{hash}`: a `.blend`, to a node running a task that
+/// renders it or to an artist who uploaded it. Frames are not served here:
+/// they go to their artist through the job, once paid.
+pub(crate) async fn get_blob(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(hash): Path<String>,
+) -> ApiResult<Response> {
     let hash = parse_hash(&hash)?;
+    let allowed = match caller.required()? {
+        Caller::Node(node) => state.store.node_renders_blend(node, hash).await?,
+        Caller::Artist(artist) => state.store.owns_blend(hash, artist).await?,
+        Caller::Anonymous => false,
+    };
+    if !allowed {
+        return Err(forbidden(format!("blob {hash} is not yours to read")));
+    }
     match state.store.blobs().get(&hash).await.map_err(ApiError::internal)? {
-        Some(bytes) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()),
+        Some(bytes) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], private(), bytes).into_response())
+        }
         None => Err(ApiError::not_found(format!("no blob {hash}"))),
     }
 }
@@ -60,6 +82,7 @@ pub(crate) async fn get_blob(State(state): State<AppState>, Path(hash): Path<Str
 /// the problem; nothing about a job exists yet, so nothing is lost.
 pub(crate) async fn upload_blend(
     State(state): State<AppState>,
+    artist: Artist,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<UploadedBlend>)> {
     if body.is_empty() {
@@ -68,7 +91,8 @@ pub(crate) async fn upload_blend(
     let scene = crate::inspect::check_blend(&state, &body).await?;
     let hash = state.store.put_blob(&body).await.map_err(ApiError::internal)?;
     state.store.record_scene(hash, &scene).await?;
-    info!(target: "gateway::api", %hash, size = body.len(), frames = ?(scene.frame_start, scene.frame_end), "blend uploaded");
+    state.store.add_blend_owner(hash, artist.address).await?;
+    info!(target: "gateway::api", %hash, artist = %artist.address, size = body.len(), frames = ?(scene.frame_start, scene.frame_end), "blend uploaded");
     Ok((StatusCode::CREATED, Json(UploadedBlend { hash, size: body.len() as u64, scene })))
 }
 
@@ -77,6 +101,7 @@ pub(crate) async fn upload_blend(
 /// checks it against the chain's `JobOpened` before anything is dispatched.
 pub(crate) async fn register_job(
     State(state): State<AppState>,
+    caller: Artist,
     Json(req): Json<RegisterJob>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let spec = &req.spec;
@@ -109,6 +134,15 @@ pub(crate) async fn register_job(
     let hash = spec_hash(spec, state.chain.chain_id, state.chain.escrow);
     let artist = recover(hash, &req.signature)
         .map_err(|e| ApiError::bad_request("bad_signature", format!("spec signature: {e}")))?;
+    if artist != caller.address {
+        return Err(forbidden(format!(
+            "the spec is signed by {artist}, and you are signed in as {}",
+            caller.address
+        )));
+    }
+    if !state.store.owns_blend(blend_hash, artist).await? {
+        return Err(forbidden(format!("you did not upload the .blend {blend_hash}: upload it first")));
+    }
     // The job must exist on-chain with this spec, opened by the signer: otherwise
     // anyone could squat another artist's job id with a spec of their own.
     let onchain = state
@@ -183,9 +217,32 @@ async fn scene_of(state: &AppState, blend_hash: ContentHash) -> ApiResult<SceneS
 
 pub(crate) async fn job_status(
     State(state): State<AppState>,
+    artist: Artist,
     Path(id): Path<JobId>,
 ) -> ApiResult<Json<JobView>> {
+    own_job(&state, artist, id).await?;
     Ok(Json(job_view(&state, id).await?))
+}
+
+/// 404 for a job nobody registered, 403 for another artist's.
+async fn own_job(state: &AppState, artist: Artist, job_id: JobId) -> ApiResult<()> {
+    match state.store.job_artist(job_id).await? {
+        None => Err(ApiError::not_found(format!("no job {job_id}"))),
+        Some(owner) if owner == artist.address => Ok(()),
+        Some(_) => Err(forbidden(format!("job {job_id} is another artist's"))),
+    }
+}
+
+/// `GET /api/v1/stats`: what anyone may see of the network's work.
+pub(crate) async fn stats(State(state): State<AppState>) -> ApiResult<Json<NetworkStats>> {
+    let aggregates = state.store.aggregates().await?;
+    Ok(Json(NetworkStats {
+        jobs: aggregates.jobs_by_state.into_iter().collect(),
+        artists: aggregates.artists,
+        frames_verified: aggregates.frames_verified,
+        frames_paid: aggregates.frames_paid,
+        nodes_connected: state.nodes.views(false).len() as u64,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,12 +250,14 @@ pub(crate) struct ListQuery {
     limit: Option<i64>,
 }
 
+/// `GET /api/v1/jobs`: the signed-in artist's jobs, newest first.
 pub(crate) async fn list_jobs(
     State(state): State<AppState>,
+    artist: Artist,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<JobView>>> {
     let mut out = Vec::new();
-    for job in state.store.jobs(q.limit.unwrap_or(50).clamp(1, 500)).await? {
+    for job in state.store.jobs_of(artist.address, q.limit.unwrap_or(50).clamp(1, 500)).await? {
         out.push(build_view(&state, job).await?);
     }
     Ok(Json(out))
@@ -228,6 +287,8 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
         state.store.payouts(job.job_id).await?.into_iter().map(|p| (p.frame_index, p)).collect();
     let checks: HashMap<FrameIndex, lumen_store::PayoutRow> =
         state.store.verification_payouts(job.job_id).await?.into_iter().map(|p| (p.frame_index, p)).collect();
+    let previewed: std::collections::HashSet<ContentHash> =
+        state.store.previewed(job.job_id).await?.into_iter().collect();
     let mut renders: HashMap<FrameIndex, Vec<TaskRow>> = HashMap::new();
     for task in state.store.job_tasks(job.job_id).await? {
         renders.entry(task.frame_index).or_default().push(task);
@@ -262,6 +323,8 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
                     tx: p.tx_hash,
                 }),
                 renders: tasks.iter().map(render_view).collect(),
+                preview: f.state == FrameState::Verified
+                    && f.output_hash.is_some_and(|h| previewed.contains(&h)),
             }
         })
         .collect();
@@ -294,27 +357,76 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
     })
 }
 
-/// `GET /api/v1/jobs/{id}/frames/{frame}`: a verified frame by Blender frame number.
-pub(crate) async fn job_frame(
-    State(state): State<AppState>,
-    Path((id, frame)): Path<(JobId, i32)>,
-) -> ApiResult<Response> {
+/// The verified output of frame `frame` (Blender frame number) of a job.
+async fn verified_output(
+    state: &AppState,
+    id: JobId,
+    frame: i32,
+) -> ApiResult<(lumen_store::FrameRow, ContentHash)> {
     let frames = state.store.frames(id).await?;
     let f = frames
-        .iter()
+        .into_iter()
         .find(|f| f.frame_number == frame)
         .ok_or_else(|| ApiError::not_found(format!("job {id} has no frame {frame}")))?;
-    let (FrameState::Verified, Some(hash)) = (f.state, f.output_hash) else {
-        return Err(ApiError::client(
+    match (f.state, f.output_hash) {
+        (FrameState::Verified, Some(hash)) => Ok((f, hash)),
+        _ => Err(ApiError::client(
             StatusCode::CONFLICT,
             "not_verified",
             format!("frame {frame} is not verified"),
+        )),
+    }
+}
+
+/// `GET /api/v1/jobs/{id}/frames/{frame}`: the full frame, to its artist,
+/// once its payment is final on-chain (in the mirror, which trails the
+/// head by the indexer's confirmation depth). Before that the artist sees
+/// the preview: a frame handed over before it is paid could be kept and
+/// the job refunded.
+pub(crate) async fn job_frame(
+    State(state): State<AppState>,
+    artist: Artist,
+    Path((id, frame)): Path<(JobId, i32)>,
+) -> ApiResult<Response> {
+    own_job(&state, artist, id).await?;
+    let (f, hash) = verified_output(&state, id, frame).await?;
+    let paid = state.store.payouts(id).await?.iter().any(|p| p.frame_index == f.frame_index);
+    if !paid {
+        return Err(ApiError::client(
+            StatusCode::PAYMENT_REQUIRED,
+            "not_paid",
+            format!(
+                "frame {frame} is verified but its payment is not final on-chain yet; \
+                 its preview is at /api/v1/jobs/{id}/frames/{frame}/preview"
+            ),
         ));
-    };
+    }
     let bytes = state.store.blobs().get(&hash).await.map_err(ApiError::internal)?.ok_or_else(|| {
         ApiError::internal(format!("verified frame {frame} of job {id} is missing from the blob store"))
     })?;
-    Ok(([(header::CONTENT_TYPE, "image/png")], bytes).into_response())
+    Ok(([(header::CONTENT_TYPE, "image/png")], private(), bytes).into_response())
+}
+
+/// `GET /api/v1/jobs/{id}/frames/{frame}/preview`: the reduced, watermarked
+/// preview the verifier made of a verified frame, to its artist.
+pub(crate) async fn job_preview(
+    State(state): State<AppState>,
+    artist: Artist,
+    Path((id, frame)): Path<(JobId, i32)>,
+) -> ApiResult<Response> {
+    own_job(&state, artist, id).await?;
+    let (_, hash) = verified_output(&state, id, frame).await?;
+    let preview = state.store.preview(hash).await?.ok_or_else(|| {
+        ApiError::client(
+            StatusCode::CONFLICT,
+            "no_preview",
+            format!("frame {frame}'s preview is not made yet"),
+        )
+    })?;
+    let bytes = state.store.blobs().get(&preview).await.map_err(ApiError::internal)?.ok_or_else(|| {
+        ApiError::internal(format!("the preview of frame {frame} of job {id} is missing from the blob store"))
+    })?;
+    Ok(([(header::CONTENT_TYPE, "image/png")], private(), bytes).into_response())
 }
 
 /// `PUT /api/v1/tasks/{id}/output`: a node uploads the frame of a task it
@@ -342,8 +454,18 @@ pub(crate) async fn upload_output(
             "the task is not assigned to this node",
         ));
     }
+    if task.state != TaskState::Running {
+        return Err(ApiError::client(StatusCode::CONFLICT, "not_running", "the task is no longer running"));
+    }
     if body.is_empty() {
         return Err(ApiError::bad_request("empty", "the upload is empty"));
+    }
+    if lumen_verifier::FrameFormat::sniff(&body).is_none() {
+        return Err(ApiError::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_an_image",
+            "a frame must be a PNG, OpenEXR or JPEG file",
+        ));
     }
     let hash = state.store.put_blob(&body).await.map_err(ApiError::internal)?;
     if !state.store.record_upload(task_id, hash).await? {

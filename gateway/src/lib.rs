@@ -1,23 +1,37 @@
 //! The gateway: the artists' HTTP API, the nodes' WebSocket, the blob store
 //! and the dashboard.
 //!
-//! - `POST /api/v1/blends` — upload a `.blend`; it is stored by blake3 hash
-//!   and inspected (frame range, resolution, engine, unpacked external
-//!   files) in a Blender subprocess, so a hostile file cannot take the
-//!   gateway down.
-//! - `POST /api/v1/jobs` — register a job opened on-chain with its signed spec.
-//! - `GET /api/v1/jobs/{id}` — job and per-frame status (payouts from the chain mirror).
-//! - `GET /api/v1/jobs/{id}/frames/{frame}` — a verified frame.
-//! - `GET /api/v1/blobs/{hash}` — content by hash (nodes fetch `.blend`s here).
-//! - `PUT /api/v1/tasks/{id}/output` — a node uploads a frame (session token).
-//! - `GET /api/v1/nodes` — nodes and their states.
-//! - `GET /api/v1/info` — chain id, RPC URL and contract addresses.
+//! Who may call what ([`session`]): *public* — anyone; *artist* — signed in
+//! with their wallet (Sign-In with Ethereum), and only for their own jobs
+//! and files; *node* — the session token of a node's WebSocket.
+//!
+//! - `GET /api/v1/auth/nonce`, `POST /api/v1/auth/siwe`,
+//!   `GET /api/v1/auth/session`, `POST /api/v1/auth/logout` — sign in and out.
+//! - `POST /api/v1/blends` (artist) — upload a `.blend`; it is stored by
+//!   blake3 hash and inspected (frame range, resolution, engine, unpacked
+//!   external files) in a sandboxed Blender subprocess.
+//! - `POST /api/v1/jobs` (artist, the spec's signer) — register a job
+//!   opened on-chain with its signed spec, of a `.blend` they uploaded.
+//! - `GET /api/v1/jobs` (artist) — their own jobs.
+//! - `GET /api/v1/jobs/{id}` (the job's artist) — job and per-frame status
+//!   (payouts from the chain mirror).
+//! - `GET /api/v1/jobs/{id}/frames/{frame}/preview` (the job's artist) — a
+//!   reduced, watermarked preview of a verified frame.
+//! - `GET /api/v1/jobs/{id}/frames/{frame}` (the job's artist) — the full
+//!   frame, once its payment is final on-chain.
+//! - `GET /api/v1/blobs/{hash}` (node rendering it, or the artist who
+//!   uploaded it) — a `.blend` by hash.
+//! - `PUT /api/v1/tasks/{id}/output` (node running the task) — a frame.
+//! - `GET /api/v1/stats`, `GET /api/v1/nodes`, `GET /api/v1/market`,
+//!   `GET /api/v1/info` (public) — aggregates, nodes, what jobs are
+//!   accepted, the deployment.
 //! - `GET /ws/node` — the node WebSocket ([`lumen_protocol::ws`]).
 
 mod api;
 pub mod error;
 mod inspect;
 pub mod nodes;
+mod session;
 mod ws;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -54,6 +68,9 @@ pub struct GatewayConfig {
     pub auth_timeout_secs: u64,
     /// Seconds Blender may spend inspecting an upload (default 60).
     pub inspect_timeout_secs: u64,
+    /// How long an artist's sign-in (Sign-In with Ethereum) lasts, seconds
+    /// (default 86400: a day).
+    pub session_ttl_secs: u64,
     /// What jobs the gateway accepts: payment tokens and their lowest price
     /// per frame, and the most frames a job may have (`[gateway.market]`).
     pub market: lumen_protocol::api::Market,
@@ -69,6 +86,7 @@ impl Default for GatewayConfig {
             max_frame_bytes: 256 << 20,
             auth_timeout_secs: 10,
             inspect_timeout_secs: 60,
+            session_ttl_secs: 86_400,
             market: lumen_protocol::api::Market::default(),
         }
     }
@@ -94,6 +112,8 @@ struct AppState {
     registry: NodeRegistry::NodeRegistryInstance<DynProvider>,
     escrow: RenderEscrow::RenderEscrowInstance<DynProvider>,
     blender: Option<Arc<lumen_blender::Blender>>,
+    /// Sign-in settings.
+    auth: session::SharedAuth,
     /// Cancelled when the gateway stops: WebSocket sessions close (1001)
     /// and background loops return.
     shutdown: CancellationToken,
@@ -115,7 +135,13 @@ impl AppState {
                 None
             }
         };
+        let auth = Arc::new(session::Auth::new(
+            &public_url,
+            chain.chain_id,
+            Duration::from_secs(config.session_ttl_secs.max(60)),
+        ));
         Ok(Self {
+            auth,
             registry: NodeRegistry::new(chain.registry, provider.clone()),
             escrow: RenderEscrow::new(chain.escrow, provider),
             chain: Arc::new(chain),
@@ -225,6 +251,11 @@ fn routes(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/api/v1/info", get(api::info))
         .route("/api/v1/market", get(api::market))
+        .route("/api/v1/stats", get(api::stats))
+        .route("/api/v1/auth/nonce", get(session::nonce))
+        .route("/api/v1/auth/siwe", axum::routing::post(session::sign_in))
+        .route("/api/v1/auth/session", get(session::current))
+        .route("/api/v1/auth/logout", axum::routing::post(session::sign_out))
         .route(
             "/api/v1/blends",
             axum::routing::post(api::upload_blend).layer(DefaultBodyLimit::max(blend_limit)),
@@ -233,6 +264,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/jobs", axum::routing::post(api::register_job).get(api::list_jobs))
         .route("/api/v1/jobs/{id}", get(api::job_status))
         .route("/api/v1/jobs/{id}/frames/{frame}", get(api::job_frame))
+        .route("/api/v1/jobs/{id}/frames/{frame}/preview", get(api::job_preview))
         .route(
             "/api/v1/tasks/{id}/output",
             axum::routing::put(api::upload_output).layer(DefaultBodyLimit::max(frame_limit)),
@@ -246,10 +278,17 @@ fn routes(state: AppState) -> Router {
 /// running tasks to the matchmaker.
 async fn tick_health(state: AppState) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             () = state.shutdown.cancelled() => return,
             _ = interval.tick() => {}
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(60)
+            && let Err(err) = state.store.prune_sessions().await
+        {
+            tracing::warn!(target: "gateway::auth", %err, "cannot forget expired sessions");
         }
         for node in state.nodes.tick() {
             tracing::warn!(target: "gateway::nodes", %node, "heartbeat timeout: closing connection (4002)");

@@ -157,6 +157,12 @@ pub struct FrameView {
     /// Every render of the frame, oldest first.
     #[serde(default)]
     pub renders: Vec<RenderView>,
+    /// Whether a reduced, watermarked preview of the verified output can
+    /// be fetched (`GET /api/v1/jobs/{id}/frames/{frame}/preview`). The
+    /// full frame is delivered only once its payment is final on-chain
+    /// (`payout_tx` set).
+    #[serde(default)]
+    pub preview: bool,
 }
 
 /// A payment to a node's owner, from the chain mirror.
@@ -468,6 +474,7 @@ mod tests {
                     tx: B256::repeat_byte(4),
                 }),
                 renders: vec![],
+                preview: true,
             }],
             transactions: vec![TxView {
                 event: ChainEventKind::JobRefunded,
@@ -491,4 +498,84 @@ mod tests {
         assert_eq!(json["transactions"][0]["amount"], "0");
         assert_eq!(serde_json::from_value::<JobView>(json).unwrap(), view);
     }
+}
+
+/// Answer to `GET /api/v1/auth/nonce`: what a Sign-In with Ethereum
+/// (EIP-4361) message to this gateway must say. The nonce is single-use
+/// and expires at `expiration_time`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiweChallenge {
+    /// The `domain` the message must name (this gateway's host and port).
+    pub domain: String,
+    /// The `URI` the message must name (this gateway's public URL).
+    pub uri: String,
+    /// The chain the gateway settles on.
+    pub chain_id: u64,
+    /// The nonce to sign.
+    pub nonce: String,
+    /// A statement for the wallet to show.
+    pub statement: String,
+    /// When the nonce was issued (RFC 3339).
+    pub issued_at: String,
+    /// When the nonce stops being accepted (RFC 3339).
+    pub expiration_time: String,
+}
+
+impl SiweChallenge {
+    /// The EIP-4361 message `address` signs to answer this challenge, in
+    /// the standard's text form (what a wallet shows).
+    pub fn message(&self, address: Address) -> String {
+        format!(
+            "{domain} wants you to sign in with your Ethereum account:\n{address}\n\n{statement}\n\n\
+             URI: {uri}\nVersion: 1\nChain ID: {chain}\nNonce: {nonce}\nIssued At: {issued}\n\
+             Expiration Time: {expires}",
+            domain = self.domain,
+            address = address.to_checksum(None),
+            statement = self.statement,
+            uri = self.uri,
+            chain = self.chain_id,
+            nonce = self.nonce,
+            issued = self.issued_at,
+            expires = self.expiration_time,
+        )
+    }
+}
+
+/// Body of `POST /api/v1/auth/siwe`: a signed EIP-4361 message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignIn {
+    /// The message, exactly as signed.
+    pub message: String,
+    /// The EIP-191 signature of it (65 bytes), or an ERC-1271 signature
+    /// of a contract wallet.
+    pub signature: Bytes,
+}
+
+/// An artist's session: the answer to a sign-in (with the bearer token,
+/// also set as the `lumen_session` cookie) and to `GET /api/v1/auth/session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The signed-in wallet.
+    pub address: Address,
+    /// When the session ends, ms since the Unix epoch.
+    pub expires_at_ms: i64,
+    /// The bearer token (only in the answer to the sign-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// Answer to `GET /api/v1/stats`: what anyone may see of the network's
+/// work, in aggregate (job lists and files are private to their artist).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStats {
+    /// Jobs registered, by state.
+    pub jobs: std::collections::BTreeMap<String, u64>,
+    /// Distinct artists with a registered job.
+    pub artists: u64,
+    /// Frames verified.
+    pub frames_verified: u64,
+    /// Frames paid on-chain.
+    pub frames_paid: u64,
+    /// Nodes connected now.
+    pub nodes_connected: u64,
 }

@@ -15,7 +15,7 @@ use lumen_protocol::{
     node::HealthPolicy,
 };
 
-use crate::ws::setup;
+use crate::{access::sign_in, ws::setup};
 
 #[tokio::test]
 async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
@@ -31,8 +31,15 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     lumen_blender::sample::make_scene(&blender, &lumen_blender::sample::SampleScene::tiny(), &blend_path)
         .await
         .unwrap();
+    let (artist, squatter) = (setup.chain.account(3), setup.chain.account(5));
+    let artist_session = sign_in(&setup, &artist).await;
+    let squatter_session = sign_in(&setup, &squatter).await;
+    let session = |signer: &alloy::signers::local::PrivateKeySigner| {
+        if signer.address() == artist.address() { artist_session.clone() } else { squatter_session.clone() }
+    };
     let uploaded: UploadedBlend = http
         .post(format!("{}/api/v1/blends", setup.gateway.url))
+        .bearer_auth(&artist_session)
         .body(std::fs::read(&blend_path).unwrap())
         .send()
         .await
@@ -52,13 +59,14 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
         pricePerFrame: PRICE,
         salt: U256::from(7),
     };
-    let (artist, squatter) = (setup.chain.account(3), setup.chain.account(5));
     let post = |signer: alloy::signers::local::PrivateKeySigner, spec: JobSpec| {
         let (http, url) = (http.clone(), format!("{}/api/v1/jobs", setup.gateway.url));
+        let token = session(&signer);
         async move {
             let hash = spec_hash(&spec, d.chain_id, d.escrow);
             let signature = sign_digest(&signer, hash).await.unwrap();
-            http.post(url).json(&RegisterJob { job_id: JobId(1), spec, signature }).send().await.unwrap()
+            let body = RegisterJob { job_id: JobId(1), spec, signature };
+            http.post(url).bearer_auth(token).json(&body).send().await.unwrap()
         }
     };
 
@@ -114,8 +122,28 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     };
     open(hash, 86_400).await;
 
-    // Someone else cannot squat the artist's job id.
-    assert_eq!(register(squatter).await.status(), reqwest::StatusCode::CONFLICT);
+    // Someone else cannot squat the artist's job id: not without the
+    // .blend, and with it (uploaded themselves) not without the chain.
+    assert_eq!(register(squatter.clone()).await.status(), reqwest::StatusCode::FORBIDDEN);
+    let upload = http
+        .post(format!("{}/api/v1/blends", setup.gateway.url))
+        .bearer_auth(&squatter_session)
+        .body(std::fs::read(&blend_path).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(register(squatter.clone()).await.status(), reqwest::StatusCode::CONFLICT);
+    // Nor register a spec someone else signed, under their own session.
+    let signature = sign_digest(&artist, hash).await.unwrap();
+    let response = http
+        .post(format!("{}/api/v1/jobs", setup.gateway.url))
+        .bearer_auth(&squatter_session)
+        .json(&RegisterJob { job_id: JobId(1), spec: spec.clone(), signature })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
     // The artist can, once.
     assert_eq!(register(artist.clone()).await.status(), reqwest::StatusCode::CREATED);
     assert_eq!(register(artist.clone()).await.status(), reqwest::StatusCode::CONFLICT);
@@ -129,6 +157,7 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
     let signature = sign_digest(&artist, soon_hash).await.unwrap();
     let response = http
         .post(format!("{}/api/v1/jobs", setup.gateway.url))
+        .bearer_auth(&artist_session)
         .json(&RegisterJob { job_id: JobId(2), spec: soon, signature })
         .send()
         .await
@@ -184,9 +213,9 @@ async fn the_router_answers_in_process() {
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_slice::<Deployment>(&body).unwrap(), chain);
     let (status, body) = get("/api/v1/jobs/77").await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 401);
     let error: ApiErrorBody = serde_json::from_slice(&body).unwrap();
-    assert_eq!(error.error, "no job 77");
-    let (status, _) = get("/api/v1/jobs/not-a-number").await;
-    assert_eq!(status, 400);
+    assert_eq!(error.code, "unauthorized");
+    let (status, _) = get("/api/v1/stats").await;
+    assert_eq!(status, 200);
 }

@@ -42,6 +42,10 @@ async fn ack(socket: &mut Socket) -> (bool, String) {
     }
 }
 
+/// The start of a PNG: what the gateway takes as image bytes (the verifier
+/// decodes the rest).
+const FRAME: &[u8] = b"\x89PNG\r\n\x1a\nnot really a frame";
+
 async fn upload(setup: &Setup, task_id: TaskId, token: &str, bytes: &'static [u8]) -> reqwest::StatusCode {
     reqwest::Client::new()
         .put(format!("{}/api/v1/tasks/{task_id}/output", setup.gateway.url))
@@ -67,12 +71,12 @@ async fn results_must_be_assigned_match_the_upload_and_be_signed_by_the_node() {
     let task_id = task.task_id;
 
     // Uploads need the assigned node's session.
-    assert_eq!(upload(&setup, task.task_id, "bogus", b"frame").await, reqwest::StatusCode::UNAUTHORIZED);
-    assert_eq!(upload(&setup, task.task_id, &bob_session, b"frame").await, reqwest::StatusCode::FORBIDDEN);
-    assert_eq!(upload(&setup, task.task_id, &alice_session, b"frame").await, reqwest::StatusCode::OK);
+    assert_eq!(upload(&setup, task.task_id, "bogus", FRAME).await, reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(upload(&setup, task.task_id, &bob_session, FRAME).await, reqwest::StatusCode::FORBIDDEN);
+    assert_eq!(upload(&setup, task.task_id, &alice_session, FRAME).await, reqwest::StatusCode::OK);
 
     // Bob cannot report Alice's task; the task is untouched.
-    send(&mut bob_ws, &result(&setup, &bob, task_id, content_hash(b"frame")).await).await;
+    send(&mut bob_ws, &result(&setup, &bob, task_id, content_hash(FRAME)).await).await;
     let (accepted, reason) = ack(&mut bob_ws).await;
     assert!(!accepted && reason.contains("not assigned"), "{reason}");
     assert_eq!(setup.store.task(task.task_id).await.unwrap().unwrap().state, TaskState::Running);
@@ -88,13 +92,13 @@ async fn results_must_be_assigned_match_the_upload_and_be_signed_by_the_node() {
     // A correct upload signed by the node is taken.
     let task = claim(&setup, alice.address()).await;
     let task_id = task.task_id;
-    assert_eq!(upload(&setup, task.task_id, &alice_session, b"frame").await, reqwest::StatusCode::OK);
-    send(&mut alice_ws, &result(&setup, &alice, task_id, content_hash(b"frame")).await).await;
+    assert_eq!(upload(&setup, task.task_id, &alice_session, FRAME).await, reqwest::StatusCode::OK);
+    send(&mut alice_ws, &result(&setup, &alice, task_id, content_hash(FRAME)).await).await;
     assert_eq!(ack(&mut alice_ws).await, (true, String::new()));
     assert_eq!(setup.store.task(task.task_id).await.unwrap().unwrap().state, TaskState::Uploaded);
     let frame = setup.store.frame(JobId(1), FrameIndex(0)).await.unwrap().unwrap();
     assert_eq!(frame.state, FrameState::Verifying);
-    assert_eq!(frame.output_hash, Some(content_hash(b"frame")));
+    assert_eq!(frame.output_hash, Some(content_hash(FRAME)));
 }
 
 async fn claim(setup: &Setup, node: Address) -> TaskRow {
