@@ -225,8 +225,14 @@ impl TaskContext {
             warn!(target: "node::cache", %hash, "cached .blend is corrupt; fetching again");
         }
         let url = format!("{}/api/v1/blobs/{hash}", self.http_base);
-        let response =
-            self.http.get(&url).send().await.map_err(|e| Failure::transient("fetch", e.to_string()))?;
+        // The gateway hands a `.blend` only to nodes running a task of it.
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.session)
+            .send()
+            .await
+            .map_err(|e| Failure::transient("fetch", e.to_string()))?;
         if !response.status().is_success() {
             return Err(Failure::transient("fetch", format!("GET {url}: {}", response.status())));
         }

@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod connect;
 pub mod devnet_file;
 pub mod output;
+pub mod session;
 
 /// Lumen: a decentralized Blender render network settled on an EVM chain.
 #[derive(Debug, Parser)]
@@ -29,6 +30,11 @@ pub enum Command {
     Job(cmd::job::JobArgs),
     /// Run or register an operator node.
     Node(cmd::node::NodeArgs),
+    /// Sign in to a gateway with the artist's wallet (Sign-In with
+    /// Ethereum); the session is kept for the next commands.
+    Login(session::LoginArgs),
+    /// End the kept session with a gateway.
+    Logout(session::LoginArgs),
 }
 
 /// Runs the parsed command line.
@@ -37,6 +43,8 @@ pub async fn run(cli: Cli) -> eyre::Result<()> {
         Command::Devnet(args) => cmd::devnet::run(args).await,
         Command::Job(args) => cmd::job::run(args).await,
         Command::Node(args) => cmd::node::run(args).await,
+        Command::Login(args) => session::login(args).await,
+        Command::Logout(args) => session::logout(args).await,
     }
 }
 

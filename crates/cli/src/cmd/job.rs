@@ -20,9 +20,12 @@ use lumen_protocol::{
 };
 use rand::Rng;
 
+use reqwest::Method;
+
 use crate::{
-    connect::{ConnectArgs, Connection, WalletArgs, decode, get_json},
+    connect::{ConnectArgs, WalletArgs, decode},
     output,
+    session::ArtistClient,
 };
 
 /// `lumen job …`
@@ -87,6 +90,9 @@ pub struct StatusArgs {
     /// Print the full JSON document.
     #[arg(long)]
     pub json: bool,
+    /// The artist's wallet (signs in to the gateway).
+    #[command(flatten)]
+    pub wallet: WalletArgs,
     /// Network.
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -100,6 +106,9 @@ pub struct WaitArgs {
     /// Give up after this many seconds (0: never).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
+    /// The artist's wallet (signs in to the gateway).
+    #[command(flatten)]
+    pub wallet: WalletArgs,
     /// Network.
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -113,6 +122,9 @@ pub struct DownloadArgs {
     /// Folder to write the frames into (created if needed).
     #[arg(long)]
     pub out: PathBuf,
+    /// The artist's wallet (signs in to the gateway).
+    #[command(flatten)]
+    pub wallet: WalletArgs,
     /// Network.
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -157,18 +169,12 @@ fn parse_range(text: &str) -> eyre::Result<(i32, i32)> {
 }
 
 async fn submit(args: SubmitArgs) -> eyre::Result<()> {
-    let conn = args.connect.connect().await?;
-    let key = args.wallet.signer(&conn)?;
+    let artist = ArtistClient::new(args.connect.connect().await?, &args.wallet)?;
+    let (conn, key) = (artist.conn(), artist.key());
     let bytes = std::fs::read(&args.file).wrap_err_with(|| format!("cannot read {}", args.file.display()))?;
 
     // Upload first: a bad file is refused here, before anything is locked on-chain.
-    let response = conn
-        .http
-        .post(format!("{}/api/v1/blends", conn.gateway))
-        .body(bytes)
-        .send()
-        .await
-        .wrap_err("cannot reach the gateway")?;
+    let response = artist.send(Method::POST, "/api/v1/blends", |r| r.body(bytes.clone())).await?;
     let uploaded: UploadedBlend = decode(response, "upload")
         .await
         .wrap_err_with(|| format!("{} was refused; nothing was locked on-chain", args.file.display()))?;
@@ -202,9 +208,9 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
     let frame_count = spec.frame_count().ok_or_else(|| eyre!("the frame range is empty"))?;
     let (chain_id, escrow_address) = (conn.deployment.chain_id, conn.deployment.escrow);
     let hash = spec_hash(&spec, chain_id, escrow_address);
-    let signature = sign_digest(&key, hash).await?;
+    let signature = sign_digest(key, hash).await?;
 
-    let provider = lumen_chain::signer_provider(&key, &conn.rpc_url)?;
+    let provider = lumen_chain::signer_provider(key, &conn.rpc_url)?;
     let escrow = RenderEscrow::new(escrow_address, &provider);
     // The gateway's market limits, checked before any money is locked.
     let market: Market = decode(
@@ -266,13 +272,8 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
     let job_id = JobId::from_u256(opened.jobId).ok_or_else(|| eyre!("job id out of range"))?;
     output::line(format!("opened job {job_id} in tx {}", receipt.transaction_hash));
 
-    let response = conn
-        .http
-        .post(format!("{}/api/v1/jobs", conn.gateway))
-        .json(&RegisterJob { job_id, spec, signature })
-        .send()
-        .await
-        .wrap_err("cannot reach the gateway")?;
+    let registration = RegisterJob { job_id, spec, signature };
+    let response = artist.send(Method::POST, "/api/v1/jobs", |r| r.json(&registration)).await?;
     let _: JobView = decode(response, "job registration").await.wrap_err_with(|| {
         format!("job {job_id} is funded on-chain but the gateway refused it; cancel it with `lumen job cancel {job_id}`")
     })?;
@@ -280,13 +281,13 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-async fn fetch_job(conn: &Connection, job: JobId) -> eyre::Result<JobView> {
-    get_json(&conn.http, &format!("{}/api/v1/jobs/{job}", conn.gateway)).await
+async fn fetch_job(artist: &ArtistClient, job: JobId) -> eyre::Result<JobView> {
+    artist.get_json(&format!("/api/v1/jobs/{job}")).await
 }
 
 async fn status(args: StatusArgs) -> eyre::Result<()> {
-    let conn = args.connect.connect().await?;
-    let job = fetch_job(&conn, args.job).await?;
+    let artist = ArtistClient::new(args.connect.connect().await?, &args.wallet)?;
+    let job = fetch_job(&artist, args.job).await?;
     if args.json {
         output::json(&job);
         return Ok(());
@@ -358,11 +359,11 @@ fn print_summary(job: &JobView) {
 }
 
 async fn wait(args: WaitArgs) -> eyre::Result<()> {
-    let conn = args.connect.connect().await?;
+    let artist = ArtistClient::new(args.connect.connect().await?, &args.wallet)?;
     let started = std::time::Instant::now();
     let mut last = String::new();
     let job = loop {
-        let job = fetch_job(&conn, args.job).await?;
+        let job = fetch_job(&artist, args.job).await?;
         let verified = job.count(FrameState::Verified);
         let paid = job.frames.iter().filter(|f| f.payout_tx.is_some()).count();
         let progress = format!(
@@ -400,15 +401,20 @@ async fn wait(args: WaitArgs) -> eyre::Result<()> {
 }
 
 async fn download(args: DownloadArgs) -> eyre::Result<()> {
-    let conn = args.connect.connect().await?;
-    let job = fetch_job(&conn, args.job).await?;
+    let artist = ArtistClient::new(args.connect.connect().await?, &args.wallet)?;
+    let job = fetch_job(&artist, args.job).await?;
     std::fs::create_dir_all(&args.out).wrap_err_with(|| format!("cannot create {}", args.out.display()))?;
     let mut written = 0;
-    for f in job.frames.iter().filter(|f| f.state == FrameState::Verified) {
-        let url = format!("{}/api/v1/jobs/{}/frames/{}", conn.gateway, job.job_id, f.frame);
-        let response = conn.http.get(&url).send().await.wrap_err_with(|| format!("cannot reach {url}"))?;
+    // The gateway hands over a full frame once its payment is final on-chain.
+    let verified = job.frames.iter().filter(|f| f.state == FrameState::Verified);
+    let (paid, unpaid): (Vec<_>, Vec<_>) = verified.partition(|f| f.payout_tx.is_some());
+    for f in paid {
+        let path = format!("/api/v1/jobs/{}/frames/{}", job.job_id, f.frame);
+        let response = artist.send(Method::GET, &path, |r| r).await?;
         if !response.status().is_success() {
-            bail!("GET {url}: HTTP {}", response.status());
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            bail!("GET {path}: HTTP {status}: {body}");
         }
         let bytes = response.bytes().await?;
         let actual = lumen_protocol::content_hash(&bytes);
@@ -419,11 +425,13 @@ async fn download(args: DownloadArgs) -> eyre::Result<()> {
         std::fs::write(&path, &bytes).wrap_err_with(|| format!("cannot write {}", path.display()))?;
         written += 1;
     }
-    output::line(format!(
-        "downloaded {written} verified frames of job {} to {}",
-        job.job_id,
-        args.out.display()
-    ));
+    output::line(format!("downloaded {written} paid frames of job {} to {}", job.job_id, args.out.display()));
+    if !unpaid.is_empty() {
+        output::line(format!(
+            "{} verified frames are not paid on-chain yet: they can be downloaded once they are",
+            unpaid.len()
+        ));
+    }
     Ok(())
 }
 

@@ -752,4 +752,47 @@ async fn a_cancelled_job_renders_nothing_more_and_refunds_the_rest() {
     assert_eq!(released.len() + failed, 12, "every frame either paid or failed: {status:#}");
     let paid = U256::from(PRICE) * U256::from(released.len() + checks.len());
     assert_eq!(refunded(&devnet, job).await, U256::from(PRICE) * U256::from(24) - paid);
+
+    // The refund race: the artist got back every unpaid wei, and gets no
+    // full frame that was not paid — only previews of verified ones.
+    let artist = devnet.sign_in(&devnet.artist_key()).await;
+    for f in frames_of(&status) {
+        let path = format!("/api/v1/jobs/{job}/frames/{}", f["frame"]);
+        let (code, bytes) = devnet.get_as(&artist, &path).await;
+        let paid = !f["payout_tx"].is_null();
+        match (f["state"].as_str().unwrap(), paid) {
+            ("verified", true) => {
+                assert_eq!(code, reqwest::StatusCode::OK, "{path}");
+                let hash = lumen_protocol::content_hash(&bytes);
+                assert_eq!(f["output_hash"], serde_json::json!(hash), "{path}");
+            }
+            ("verified", false) => assert_eq!(code, reqwest::StatusCode::PAYMENT_REQUIRED, "{path}"),
+            (state, _) => assert_eq!(code, reqwest::StatusCode::CONFLICT, "{path} is {state}"),
+        }
+        if f["state"] == "verified" {
+            let (code, preview) = devnet.get_as(&artist, &format!("{path}/preview")).await;
+            assert_eq!(code, reqwest::StatusCode::OK, "{path}/preview");
+            let preview = image::load_from_memory(&preview).unwrap();
+            assert_eq!((preview.width(), preview.height()), (80, 45), "a quarter of 320x180");
+        }
+    }
+    let out = devnet.dir.path().join("frames");
+    let downloaded = devnet.lumen_ok(&["job", "download", &job.to_string(), "--out", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), released.len(), "{downloaded}");
+
+    // Another wallet sees none of it: not the job, its frames, nor its .blend.
+    let stranger = devnet.sign_in(&alloy::signers::local::PrivateKeySigner::random()).await;
+    let blend = status["blend_hash"].as_str().unwrap();
+    for path in [
+        format!("/api/v1/jobs/{job}"),
+        format!("/api/v1/jobs/{job}/frames/1"),
+        format!("/api/v1/jobs/{job}/frames/1/preview"),
+        format!("/api/v1/blobs/{blend}"),
+    ] {
+        assert_eq!(devnet.get_as(&stranger, &path).await.0, reqwest::StatusCode::FORBIDDEN, "{path}");
+        let anonymous = reqwest::get(format!("{}{path}", devnet.file.gateway_url)).await.unwrap();
+        assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (code, body) = devnet.get_as(&stranger, "/api/v1/jobs").await;
+    assert_eq!((code, body.as_slice()), (reqwest::StatusCode::OK, b"[]".as_slice()));
 }

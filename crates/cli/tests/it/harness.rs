@@ -117,6 +117,7 @@ impl Devnet {
             .arg("--devnet-dir")
             .arg(self.dir.path())
             .env("RUST_LOG", "warn")
+            .env("LUMEN_SESSION_DIR", self.dir.path().join("sessions"))
             .output()
             .unwrap()
     }
@@ -151,6 +152,46 @@ impl Devnet {
     /// `lumen job status JOB --json`.
     pub(crate) fn status(&self, job: u64) -> serde_json::Value {
         serde_json::from_str(&self.lumen_ok(&["job", "status", &job.to_string(), "--json"])).unwrap()
+    }
+
+    /// Signs `key` in to the gateway (Sign-In with Ethereum) and returns
+    /// the bearer token.
+    pub(crate) async fn sign_in(&self, key: &alloy::signers::local::PrivateKeySigner) -> String {
+        use alloy::signers::Signer as _;
+        use lumen_protocol::api::{SessionView, SignIn, SiweChallenge};
+        let url = &self.file.gateway_url;
+        let http = ::reqwest::Client::new();
+        let challenge: SiweChallenge =
+            http.get(format!("{url}/api/v1/auth/nonce")).send().await.unwrap().json().await.unwrap();
+        let message = challenge.message(key.address());
+        let signature = key.sign_message(message.as_bytes()).await.unwrap();
+        let body = SignIn { message, signature: signature.as_bytes().to_vec().into() };
+        let session: SessionView = http
+            .post(format!("{url}/api/v1/auth/siwe"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        session.token.unwrap()
+    }
+
+    /// The devnet's artist key.
+    pub(crate) fn artist_key(&self) -> alloy::signers::local::PrivateKeySigner {
+        self.file.artist_private_key.trim().parse().unwrap()
+    }
+
+    /// GETs `path` from the gateway with `token`; the status and body.
+    pub(crate) async fn get_as(&self, token: &str, path: &str) -> (::reqwest::StatusCode, Vec<u8>) {
+        let response = ::reqwest::Client::new()
+            .get(format!("{}{path}", self.file.gateway_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.bytes().await.unwrap().to_vec())
     }
 
     /// A read-only provider on the devnet's chain.
