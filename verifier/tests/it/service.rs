@@ -211,3 +211,50 @@ async fn a_cheater_outvoted_by_two_owners_is_banned_and_loses_its_unpaid_frames(
     let record = store.node_record(cheater).await.unwrap();
     assert_eq!(record.outvoted, 1);
 }
+
+#[tokio::test]
+async fn accepted_frames_get_a_preview_and_results_of_a_refunded_job_are_not_verified() {
+    let (_dir, store) = store_with_job(2).await;
+    let frame = png(to_rgb8(&default_scene(64, 36)));
+    let accepted = deliver(&store, 0, 1, &frame).await;
+    let verifier = VerifierService::new(store.clone(), Bus::new(), VerifierConfig::default());
+    verifier.round().await.unwrap();
+    assert_eq!(store.task(accepted).await.unwrap().unwrap().state, TaskState::Accepted);
+    // The preview: a quarter of the frame, in the blob store.
+    let output = lumen_protocol::ContentHash::of(&frame);
+    let preview = store.preview(output).await.unwrap().expect("a preview of the accepted frame");
+    let preview = image::load_from_memory(&store.blobs().get(&preview).await.unwrap().unwrap()).unwrap();
+    assert_eq!((preview.width(), preview.height()), (16, 9));
+
+    // The artist refunds while frame 1's result waits for its verdict.
+    let waiting = deliver(&store, 1, 2, &png(to_rgb8(&default_scene(64, 36)))).await;
+    let refunded = lumen_protocol::MirroredEvent {
+        block_number: 9,
+        log_index: 0,
+        block_hash: alloy_primitives::B256::repeat_byte(9),
+        tx_hash: alloy_primitives::B256::repeat_byte(8),
+        event: lumen_protocol::ChainEvent::JobRefunded {
+            job_id: JOB,
+            artist: Address::repeat_byte(0xa),
+            amount: lumen_protocol::Wei::from(1u128),
+        },
+    };
+    let cursor = lumen_store::Cursor {
+        name: "escrow".into(),
+        block_number: 9,
+        block_hash: alloy_primitives::B256::repeat_byte(9),
+    };
+    store.apply_chain_batch(&[refunded], &cursor).await.unwrap();
+    verifier.round().await.unwrap();
+    let dropped = store.task(waiting).await.unwrap().unwrap();
+    assert_eq!(
+        (dropped.state, dropped.failure_code.as_deref()),
+        (TaskState::Cancelled, Some("job_refunded"))
+    );
+    assert_eq!(dropped.verdict(), None, "never judged");
+    let frames = store.frames(JOB).await.unwrap();
+    assert_eq!(
+        frames.iter().map(|f| f.state).collect::<Vec<_>>(),
+        [FrameState::Verified, FrameState::Failed]
+    );
+}
