@@ -30,7 +30,7 @@ pub use alloy_primitives::{Address, B256, U256};
 pub use deployment::{Deployment, DeploymentError};
 pub use event::{ChainEvent, ChainEventKind, MirroredEvent};
 pub use state::{FrameState, JobState, SlashState, TaskRole, TaskState, Verdict, VerdictKind};
-pub use types::{ContentHash, FrameIndex, JobId, ParseError, TaskId, Wei, content_hash};
+pub use types::{ContentHash, ContentHasher, FrameIndex, JobId, ParseError, TaskId, Wei, content_hash};
 
 /// Without the `sqlx` feature the database mappings are left out.
 #[cfg(not(feature = "sqlx"))]

@@ -122,6 +122,29 @@ impl ContentHash {
     }
 }
 
+/// Hashes content that arrives in pieces (an upload, a download, a file
+/// read in chunks) to the same [`ContentHash`] as [`ContentHash::of`] on
+/// the whole.
+#[derive(Debug, Clone, Default)]
+pub struct ContentHasher(blake3::Hasher);
+
+impl ContentHasher {
+    /// A hasher over nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next piece.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// The hash of everything added.
+    pub fn finalize(&self) -> ContentHash {
+        ContentHash(B256::from(*self.0.finalize().as_bytes()))
+    }
+}
+
 impl From<B256> for ContentHash {
     fn from(value: B256) -> Self {
         Self(value)
@@ -282,6 +305,15 @@ impl<'de> Deserialize<'de> for Wei {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pieces_hash_like_the_whole() {
+        let mut hasher = super::ContentHasher::new();
+        for piece in [&b"a frame "[..], b"in ", b"", b"pieces"] {
+            hasher.update(piece);
+        }
+        assert_eq!(hasher.finalize(), super::content_hash(b"a frame in pieces"));
+    }
+
     use proptest::prelude::*;
 
     use super::*;

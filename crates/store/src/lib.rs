@@ -39,7 +39,7 @@ use std::{
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use access::Aggregates;
-pub use blobs::BlobStore;
+pub use blobs::{BlobReader, BlobStore, BlobWriter, PendingBlob};
 pub use bus::{Bus, Event};
 pub use codec::{Hex, OptHex};
 pub use error::{StoreError, StoreResult};
@@ -100,15 +100,28 @@ impl Store {
         &self.pool
     }
 
-    /// Stores bytes (skipping the write when present) and records them.
-    pub async fn put_blob(&self, bytes: &[u8]) -> StoreResult<lumen_protocol::ContentHash> {
-        let hash = self.blobs.put(bytes).await?;
+    /// Moves a streamed blob into the store and records it.
+    pub async fn commit_blob(&self, blob: blobs::PendingBlob) -> StoreResult<lumen_protocol::ContentHash> {
+        let size = blob.size();
+        let hash = blob.commit().await?;
+        self.record_blob(hash, size).await?;
+        Ok(hash)
+    }
+
+    async fn record_blob(&self, hash: lumen_protocol::ContentHash, size: u64) -> StoreResult<()> {
         sqlx::query("INSERT INTO blobs (hash, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(hash)
-            .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+            .bind(i64::try_from(size).unwrap_or(i64::MAX))
             .bind(now_ms())
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Stores bytes (skipping the write when present) and records them.
+    pub async fn put_blob(&self, bytes: &[u8]) -> StoreResult<lumen_protocol::ContentHash> {
+        let hash = self.blobs.put(bytes).await?;
+        self.record_blob(hash, bytes.len() as u64).await?;
         Ok(hash)
     }
 }
