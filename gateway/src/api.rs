@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use axum::{
     Json,
-    body::Bytes,
+    body::Body,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{Html, Response},
 };
 use lumen_chain::sign::{recover, spec_hash};
 use lumen_protocol::{
@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::{
     AppState,
     error::ApiError,
-    session::{Artist, Caller, forbidden, private},
+    session::{Artist, Caller, forbidden},
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -70,30 +70,38 @@ pub(crate) async fn get_blob(
     if !allowed {
         return Err(forbidden(format!("blob {hash} is not yours to read")));
     }
-    match state.store.blobs().get(&hash).await.map_err(ApiError::internal)? {
-        Some(bytes) => {
-            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], private(), bytes).into_response())
-        }
+    match state.store.blobs().reader(&hash).await.map_err(ApiError::internal)? {
+        Some(blob) => Ok(private_stream(blob, "application/octet-stream")),
         None => Err(ApiError::not_found(format!("no blob {hash}"))),
     }
 }
 
-/// `POST /api/v1/blends`: store, then inspect. Bad files get a 422 naming
-/// the problem; nothing about a job exists yet, so nothing is lost.
+/// A private blob streamed from disk, kept out of shared caches.
+fn private_stream(blob: lumen_store::BlobReader, content_type: &'static str) -> Response {
+    let mut response = crate::body::stream_blob(blob, content_type);
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-store"));
+    response
+}
+
+/// `POST /api/v1/blends`: stream to a temporary file, inspect it there,
+/// then move it into the store. Bad files get a 422 naming the problem;
+/// nothing about a job exists yet, so nothing is lost.
 pub(crate) async fn upload_blend(
     State(state): State<AppState>,
     artist: Artist,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<UploadedBlend>)> {
-    if body.is_empty() {
-        return Err(ApiError::bad_request("empty", "the upload is empty"));
-    }
-    let scene = crate::inspect::check_blend(&state, &body).await?;
-    let hash = state.store.put_blob(&body).await.map_err(ApiError::internal)?;
+    let _slot = state.limits.upload_slot()?;
+    let max = state.config.max_blend_bytes as u64;
+    let blob = crate::body::spool(state.store.blobs(), &headers, body, max, &state.config.limits).await?;
+    let scene = crate::inspect::check_blend(&state, blob.path()).await?;
+    let size = blob.size();
+    let hash = state.store.commit_blob(blob).await.map_err(ApiError::internal)?;
     state.store.record_scene(hash, &scene).await?;
     state.store.add_blend_owner(hash, artist.address).await?;
-    info!(target: "gateway::api", %hash, artist = %artist.address, size = body.len(), frames = ?(scene.frame_start, scene.frame_end), "blend uploaded");
-    Ok((StatusCode::CREATED, Json(UploadedBlend { hash, size: body.len() as u64, scene })))
+    info!(target: "gateway::api", %hash, artist = %artist.address, size, frames = ?(scene.frame_start, scene.frame_end), "blend uploaded");
+    Ok((StatusCode::CREATED, Json(UploadedBlend { hash, size, scene })))
 }
 
 /// `POST /api/v1/jobs`: a job the artist opened on-chain. The spec is
@@ -207,10 +215,10 @@ async fn scene_of(state: &AppState, blend_hash: ContentHash) -> ApiResult<SceneS
     if let Some(scene) = state.store.scene(blend_hash).await? {
         return Ok(scene);
     }
-    let Some(bytes) = state.store.blobs().get(&blend_hash).await? else {
+    if !state.store.blobs().contains(&blend_hash).await {
         return Err(ApiError::bad_request("unknown_blend", format!("no uploaded .blend {blend_hash}")));
-    };
-    let scene = crate::inspect::check_blend(state, &bytes).await?;
+    }
+    let scene = crate::inspect::check_blend(state, &state.store.blobs().path(&blend_hash)).await?;
     state.store.record_scene(blend_hash, &scene).await?;
     Ok(scene)
 }
@@ -401,10 +409,10 @@ pub(crate) async fn job_frame(
             ),
         ));
     }
-    let bytes = state.store.blobs().get(&hash).await.map_err(ApiError::internal)?.ok_or_else(|| {
+    let blob = state.store.blobs().reader(&hash).await.map_err(ApiError::internal)?.ok_or_else(|| {
         ApiError::internal(format!("verified frame {frame} of job {id} is missing from the blob store"))
     })?;
-    Ok(([(header::CONTENT_TYPE, "image/png")], private(), bytes).into_response())
+    Ok(private_stream(blob, "image/png"))
 }
 
 /// `GET /api/v1/jobs/{id}/frames/{frame}/preview`: the reduced, watermarked
@@ -423,19 +431,20 @@ pub(crate) async fn job_preview(
             format!("frame {frame}'s preview is not made yet"),
         )
     })?;
-    let bytes = state.store.blobs().get(&preview).await.map_err(ApiError::internal)?.ok_or_else(|| {
+    let blob = state.store.blobs().reader(&preview).await.map_err(ApiError::internal)?.ok_or_else(|| {
         ApiError::internal(format!("the preview of frame {frame} of job {id} is missing from the blob store"))
     })?;
-    Ok(([(header::CONTENT_TYPE, "image/png")], private(), bytes).into_response())
+    Ok(private_stream(blob, "image/png"))
 }
 
 /// `PUT /api/v1/tasks/{id}/output`: a node uploads the frame of a task it
-/// runs, authenticated by its connection's session token.
+/// runs, authenticated by its connection's session token before a byte of
+/// the body is read.
 pub(crate) async fn upload_output(
     State(state): State<AppState>,
     Path(task_id): Path<TaskId>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -457,22 +466,22 @@ pub(crate) async fn upload_output(
     if task.state != TaskState::Running {
         return Err(ApiError::client(StatusCode::CONFLICT, "not_running", "the task is no longer running"));
     }
-    if body.is_empty() {
-        return Err(ApiError::bad_request("empty", "the upload is empty"));
-    }
-    if lumen_verifier::FrameFormat::sniff(&body).is_none() {
+    let max = state.config.max_frame_bytes as u64;
+    let blob = crate::body::spool(state.store.blobs(), &headers, body, max, &state.config.limits).await?;
+    if !crate::body::starts_like_an_image(blob.path()).await {
         return Err(ApiError::client(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not_an_image",
             "a frame must be a PNG, OpenEXR or JPEG file",
         ));
     }
-    let hash = state.store.put_blob(&body).await.map_err(ApiError::internal)?;
+    let size = blob.size();
+    let hash = state.store.commit_blob(blob).await.map_err(ApiError::internal)?;
     if !state.store.record_upload(task_id, hash).await? {
         warn!(target: "gateway::api", %task_id, %node, "upload for a task that is no longer running");
         return Err(ApiError::client(StatusCode::CONFLICT, "not_running", "the task is no longer running"));
     }
-    Ok(Json(serde_json::json!({ "hash": hash, "size": body.len() })))
+    Ok(Json(serde_json::json!({ "hash": hash, "size": size })))
 }
 
 pub(crate) async fn list_nodes(State(state): State<AppState>) -> ApiResult<Json<Vec<NodeView>>> {

@@ -1,11 +1,13 @@
 //! Checking an uploaded `.blend` before anything is paid for it.
 //!
-//! The file is written to a private temp file and read by Blender in a
-//! sandboxed subprocess ([`lumen_blender::Blender::inspect`]: no network,
+//! The upload is read where it was streamed to (a temporary file of the
+//! blob store) by Blender in a sandboxed subprocess ([`lumen_blender::Blender::inspect`]: no network,
 //! nothing of the gateway's visible, nothing writable but its own scratch
 //! folder): a crafted file can crash that process, never the gateway. Files that reference external
 //! data they do not pack are refused — Blender would silently render the
 //! missing textures magenta.
+
+use std::path::Path;
 
 use axum::http::StatusCode;
 use lumen_protocol::api::SceneSummary;
@@ -14,7 +16,7 @@ use serde_json::json;
 use crate::{AppState, error::ApiError};
 
 /// Inspects an upload; a 422 names whatever is wrong with it.
-pub(crate) async fn check_blend(state: &AppState, bytes: &[u8]) -> Result<SceneSummary, ApiError> {
+pub(crate) async fn check_blend(state: &AppState, path: &Path) -> Result<SceneSummary, ApiError> {
     let Some(blender) = state.blender.clone() else {
         return Err(ApiError::client(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -22,10 +24,7 @@ pub(crate) async fn check_blend(state: &AppState, bytes: &[u8]) -> Result<SceneS
             "this gateway has no Blender to inspect uploads with",
         ));
     };
-    let dir = tempfile::tempdir().map_err(ApiError::internal)?;
-    let path = dir.path().join("upload.blend");
-    tokio::fs::write(&path, bytes).await.map_err(ApiError::internal)?;
-    let scene = blender.inspect(&path).await.map_err(|err| {
+    let scene = blender.inspect(path).await.map_err(|err| {
         let unprocessable =
             |code, message: String| ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, code, message);
         match err {

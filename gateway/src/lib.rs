@@ -28,8 +28,10 @@
 //! - `GET /ws/node` — the node WebSocket ([`lumen_protocol::ws`]).
 
 mod api;
+mod body;
 pub mod error;
 mod inspect;
+pub mod limits;
 pub mod nodes;
 mod session;
 mod ws;
@@ -37,7 +39,7 @@ mod ws;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use axum::{Router, extract::DefaultBodyLimit, routing::get};
+use axum::{Router, routing::get};
 use lumen_chain::contracts::{NodeRegistry, RenderEscrow};
 use lumen_protocol::{Deployment, TaskState, node::HealthPolicy, ws::CLOSE_BANNED};
 use lumen_runtime::{ServiceError, ServiceHandle};
@@ -47,6 +49,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
 pub use error::{ApiError, GatewayError, GatewayResult};
+pub use limits::LimitsConfig;
 pub use nodes::NodeDirectory;
 
 /// Gateway settings (the `[gateway]` table of `lumen.toml`).
@@ -74,6 +77,9 @@ pub struct GatewayConfig {
     /// What jobs the gateway accepts: payment tokens and their lowest price
     /// per frame, and the most frames a job may have (`[gateway.market]`).
     pub market: lumen_protocol::api::Market,
+    /// What one client may cost: request and message rates, upload pace
+    /// and concurrency (`[gateway.limits]`).
+    pub limits: LimitsConfig,
 }
 
 impl Default for GatewayConfig {
@@ -88,6 +94,7 @@ impl Default for GatewayConfig {
             inspect_timeout_secs: 60,
             session_ttl_secs: 86_400,
             market: lumen_protocol::api::Market::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -114,6 +121,7 @@ struct AppState {
     blender: Option<Arc<lumen_blender::Blender>>,
     /// Sign-in settings.
     auth: session::SharedAuth,
+    limits: limits::Limits,
     /// Cancelled when the gateway stops: WebSocket sessions close (1001)
     /// and background loops return.
     shutdown: CancellationToken,
@@ -145,6 +153,7 @@ impl AppState {
             registry: NodeRegistry::new(chain.registry, provider.clone()),
             escrow: RenderEscrow::new(chain.escrow, provider),
             chain: Arc::new(chain),
+            limits: limits::Limits::new(config.limits),
             config: Arc::new(config),
             public_url: public_url.into(),
             store: deps.store,
@@ -243,9 +252,9 @@ pub fn router(config: GatewayConfig, deps: GatewayDeps) -> GatewayResult<Router>
     Ok(routes(AppState::new(config, public_url, deps)?))
 }
 
+/// Upload bodies are capped while they stream in (`crate::body`), not by
+/// axum's body limit; every request counts against its connection's rate.
 fn routes(state: AppState) -> Router {
-    let blend_limit = state.config.max_blend_bytes;
-    let frame_limit = state.config.max_frame_bytes;
     Router::new()
         .route("/", get(api::dashboard))
         .route("/healthz", get(api::healthz))
@@ -256,26 +265,22 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/auth/siwe", axum::routing::post(session::sign_in))
         .route("/api/v1/auth/session", get(session::current))
         .route("/api/v1/auth/logout", axum::routing::post(session::sign_out))
-        .route(
-            "/api/v1/blends",
-            axum::routing::post(api::upload_blend).layer(DefaultBodyLimit::max(blend_limit)),
-        )
+        .route("/api/v1/blends", axum::routing::post(api::upload_blend))
         .route("/api/v1/blobs/{hash}", get(api::get_blob))
         .route("/api/v1/jobs", axum::routing::post(api::register_job).get(api::list_jobs))
         .route("/api/v1/jobs/{id}", get(api::job_status))
         .route("/api/v1/jobs/{id}/frames/{frame}", get(api::job_frame))
         .route("/api/v1/jobs/{id}/frames/{frame}/preview", get(api::job_preview))
-        .route(
-            "/api/v1/tasks/{id}/output",
-            axum::routing::put(api::upload_output).layer(DefaultBodyLimit::max(frame_limit)),
-        )
+        .route("/api/v1/tasks/{id}/output", axum::routing::put(api::upload_output))
         .route("/api/v1/nodes", get(api::list_nodes))
         .route("/ws/node", get(ws::upgrade))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::per_connection))
         .with_state(state)
 }
 
 /// Applies heartbeat silence once a second; nodes that time out lose their
-/// running tasks to the matchmaker.
+/// running tasks to the matchmaker. Once a minute the rate limiters forget
+/// clients that went quiet.
 async fn tick_health(state: AppState) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     let mut ticks: u64 = 0;
@@ -285,6 +290,10 @@ async fn tick_health(state: AppState) {
             _ = interval.tick() => {}
         }
         ticks += 1;
+        if ticks.is_multiple_of(60) {
+            state.limits.http.forget_idle();
+            state.limits.ws.forget_idle();
+        }
         if ticks.is_multiple_of(60)
             && let Err(err) = state.store.prune_sessions().await
         {

@@ -25,7 +25,6 @@ use axum::{
     Json,
     extract::{FromRequestParts, State},
     http::{HeaderMap, Method, StatusCode, header, request::Parts},
-    response::AppendHeaders,
 };
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use lumen_protocol::api::{SessionView, SignIn, SiweChallenge};
@@ -409,8 +408,3 @@ fn check_origin(parts: &Parts) -> Result<(), ApiError> {
 
 /// Shared sign-in settings.
 pub(crate) type SharedAuth = Arc<Auth>;
-
-/// Headers that keep a private answer out of shared caches.
-pub(crate) fn private() -> AppendHeaders<[(header::HeaderName, &'static str); 1]> {
-    AppendHeaders([(header::CACHE_CONTROL, "private, no-store")])
-}

@@ -16,8 +16,8 @@ use lumen_protocol::{
     Address, ContentHash, FrameIndex, JobId, TaskId, TaskState, Wei,
     auth::challenge_message,
     ws::{
-        self, CLOSE_AUTH_FAILED, CLOSE_PROTOCOL_ERROR, Capabilities, MAX_MESSAGE_BYTES, NodeMessage,
-        ServerMessage,
+        self, CLOSE_AUTH_FAILED, CLOSE_PROTOCOL_ERROR, CLOSE_RATE_LIMITED, Capabilities, MAX_MESSAGE_BYTES,
+        NodeMessage, ServerMessage,
     },
 };
 use lumen_store::{Event, TaskEnd};
@@ -31,11 +31,28 @@ use crate::{AppState, nodes::Outgoing};
 /// with backoff.
 const CLOSE_GOING_AWAY: u16 = 1001;
 
+/// Buffer sizes of one node connection. Messages are at most 64 KiB and
+/// mostly under 1 KiB; tungstenite's defaults (128 KiB to read, 128 KiB to
+/// write) cost 10,000 idle nodes over a gigabyte. The read buffer grows to
+/// the message being read and is the only per-connection buffer that
+/// stays; writes are flushed as they are made.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+const WRITE_BUFFER_BYTES: usize = 0;
+/// Most bytes queued to a node that does not read (then sends fail and the
+/// session ends): the largest message, twice.
+const MAX_WRITE_BUFFER_BYTES: usize = 2 * MAX_MESSAGE_BYTES;
+
 pub(crate) async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| {
-        let tasks = state.tasks.clone();
-        tasks.track_future(session(state, socket))
-    })
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
+        .on_upgrade(move |socket| {
+            let tasks = state.tasks.clone();
+            tasks.track_future(session(state, socket))
+        })
 }
 
 /// Close reasons must fit a control frame (125 bytes with the code).
@@ -186,6 +203,12 @@ async fn run(
                         return;
                     }
                 };
+                // Counted per node key before any work is done for it.
+                if !state.limits.ws.allow(&node) {
+                    warn!(target: "gateway::ws", %node, "message rate limit exceeded (4006)");
+                    close(socket, CLOSE_RATE_LIMITED, "too many messages: slow down").await;
+                    return;
+                }
                 let msg = match ws::decode::<NodeMessage>(&text) {
                     Ok(msg) => msg,
                     Err(err) => {

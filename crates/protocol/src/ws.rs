@@ -32,6 +32,10 @@ pub const CLOSE_PROTOCOL_ERROR: u16 = 4003;
 pub const CLOSE_REPLACED: u16 = 4004;
 /// Close code: the node was proven to cheat and is banned network-wide.
 pub const CLOSE_BANNED: u16 = 4005;
+/// Close code: the node sent messages faster than the gateway's limit
+/// (`[gateway.limits] ws_messages_per_sec`, `ws_burst`, counted per node
+/// key across its connections); reconnect with backoff.
+pub const CLOSE_RATE_LIMITED: u16 = 4006;
 
 /// Largest text frame either side accepts.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;

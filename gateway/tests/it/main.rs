@@ -4,5 +4,6 @@
 
 mod access;
 mod api;
+mod limits;
 mod results;
 mod ws;

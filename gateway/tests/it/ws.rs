@@ -30,10 +30,14 @@ pub(crate) struct Setup {
 }
 
 pub(crate) async fn setup(health: HealthPolicy) -> Setup {
+    setup_with(GatewayConfig { health, ..GatewayConfig::test() }).await
+}
+
+pub(crate) async fn setup_with(config: GatewayConfig) -> Setup {
+    let health = config.health;
     let chain = TestChain::spawn().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let config = GatewayConfig { health, ..GatewayConfig::test() };
     let bus = Bus::new();
     let deps = GatewayDeps {
         chain: chain.deployment.clone().with_rpc_url(chain.rpc_url()),
@@ -74,7 +78,7 @@ pub(crate) async fn send(socket: &mut Socket, msg: &NodeMessage) {
     socket.send(Message::Text(ws::encode(msg).into())).await.unwrap();
 }
 
-async fn close_code(socket: &mut Socket) -> (u16, String) {
+pub(crate) async fn close_code(socket: &mut Socket) -> (u16, String) {
     loop {
         match next(socket).await {
             Message::Close(Some(frame)) => return (u16::from(frame.code), frame.reason.to_string()),

@@ -1,0 +1,178 @@
+//! What one client may cost the gateway: request and message rates, upload
+//! pace and concurrency (`[gateway.limits]`).
+//!
+//! - Every HTTP request counts against its **connection** (the peer's
+//!   address and port): one abusive client cannot starve another, even when
+//!   many nodes share one address behind a NAT (or 10,000 simulated nodes
+//!   share loopback). Over the limit the answer is `429 rate_limited` with a
+//!   `Retry-After` header.
+//! - Every WebSocket message after authentication counts against the
+//!   **node key**, whichever connection it arrives on (a node that reconnects
+//!   does not get a fresh allowance). Over the limit the session is closed
+//!   with [`lumen_protocol::ws::CLOSE_RATE_LIMITED`].
+//! - Uploads stream to disk under a size cap, an idle timeout and a floor
+//!   on their average pace ([`crate::body`]); at most
+//!   `max_concurrent_uploads` are received at once.
+//!
+//! Rates are GCRA buckets ([`governor`]): `*_per_sec` sustained, `*_burst`
+//! at once.
+
+use std::{hash::Hash, net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::{AppState, error::ApiError};
+
+/// The `[gateway.limits]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// HTTP requests per second one connection may make, sustained (default 20).
+    pub http_requests_per_sec: u32,
+    /// HTTP requests one connection may make at once (default 100).
+    pub http_burst: u32,
+    /// WebSocket messages per second one node may send, sustained (default
+    /// 10; an honest node sends a heartbeat every 10 s and a progress report
+    /// per running frame every 5 s).
+    pub ws_messages_per_sec: u32,
+    /// WebSocket messages one node may send at once (default 50).
+    pub ws_burst: u32,
+    /// Longest pause, in seconds, between two pieces of an upload (default 30).
+    pub upload_idle_secs: u64,
+    /// Slowest average pace of an upload, bytes per second, counted after
+    /// its first `upload_idle_secs` (default 65536: a 1 GiB `.blend` may
+    /// take up to 4.5 hours, a 1-byte-a-second sender is cut off).
+    pub upload_min_bytes_per_sec: u64,
+    /// Uploads received at once; more are refused with 503 (default 16).
+    pub max_concurrent_uploads: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            http_requests_per_sec: 20,
+            http_burst: 100,
+            ws_messages_per_sec: 10,
+            ws_burst: 50,
+            upload_idle_secs: 30,
+            upload_min_bytes_per_sec: 64 * 1024,
+            max_concurrent_uploads: 16,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// How long an upload may pause between two pieces.
+    pub fn upload_idle(&self) -> Duration {
+        Duration::from_secs(self.upload_idle_secs)
+    }
+}
+
+/// A rate per key; keys not seen for a while are forgotten by [`Limiter::forget_idle`].
+#[derive(Debug)]
+pub(crate) struct Limiter<K: Hash + Eq + Clone> {
+    inner: DefaultKeyedRateLimiter<K>,
+}
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    /// `per_sec` sustained, `burst` at once (each at least 1).
+    pub(crate) fn new(per_sec: u32, burst: u32) -> Self {
+        let per_sec = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        Self { inner: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)) }
+    }
+
+    /// Whether `key` may act now (and counts it if so).
+    pub(crate) fn allow(&self, key: &K) -> bool {
+        self.inner.check_key(key).is_ok()
+    }
+
+    /// Drops the state of keys whose bucket is full again (they would be
+    /// allowed a whole burst anyway), so departed clients cost nothing.
+    pub(crate) fn forget_idle(&self) {
+        self.inner.retain_recent();
+        self.inner.shrink_to_fit();
+    }
+}
+
+/// The gateway's shared limiters.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) config: LimitsConfig,
+    pub(crate) http: Arc<Limiter<SocketAddr>>,
+    pub(crate) ws: Arc<Limiter<lumen_protocol::Address>>,
+    pub(crate) uploads: Arc<Semaphore>,
+}
+
+impl Limits {
+    pub(crate) fn new(config: LimitsConfig) -> Self {
+        Self {
+            config,
+            http: Arc::new(Limiter::new(config.http_requests_per_sec, config.http_burst)),
+            ws: Arc::new(Limiter::new(config.ws_messages_per_sec, config.ws_burst)),
+            uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1) as usize)),
+        }
+    }
+
+    /// A place among the uploads received at once, held until dropped; 503
+    /// when all are taken.
+    pub(crate) fn upload_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.uploads.clone().try_acquire_owned().map_err(|_| {
+            ApiError::client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "the gateway is receiving {} uploads already; try again shortly",
+                    self.config.max_concurrent_uploads
+                ),
+            )
+        })
+    }
+}
+
+/// Middleware: counts the request against its connection; 429 over the limit.
+/// Requests without a peer address (in-process tests) are not counted.
+pub(crate) async fn per_connection(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    if let Some(peer) = peer
+        && !state.limits.http.allow(&peer)
+    {
+        tracing::debug!(target: "gateway::limits", %peer, "HTTP rate limit exceeded (429)");
+        let mut response = ApiError::client(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "more than {} requests a second on this connection; slow down",
+                state.limits.config.http_requests_per_sec
+            ),
+        )
+        .into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_allowed_then_the_key_is_held_to_its_rate() {
+        let limiter = Limiter::new(1, 3);
+        let (a, b) = (1u8, 2u8);
+        assert!((0..3).all(|_| limiter.allow(&a)), "the burst");
+        assert!(!limiter.allow(&a), "over the burst");
+        assert!(limiter.allow(&b), "another key has its own allowance");
+        limiter.forget_idle();
+        assert!(!limiter.allow(&a), "a key still limited is not forgotten");
+    }
+}
