@@ -175,4 +175,14 @@ mod tests {
         limiter.forget_idle();
         assert!(!limiter.allow(&a), "a key still limited is not forgotten");
     }
+
+    #[test]
+    fn the_allowance_comes_back_at_the_sustained_rate_of_real_time() {
+        let limiter = Limiter::new(10, 1);
+        assert!(limiter.allow(&0u8));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(!limiter.allow(&0u8), "a tenth of a second has not passed");
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        assert!(limiter.allow(&0u8), "it has now");
+    }
 }
