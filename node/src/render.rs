@@ -5,9 +5,10 @@ use std::{path::PathBuf, sync::Arc, time::Instant};
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use lumen_chain::sign::{FrameResult, result_digest, sign_digest};
 use lumen_protocol::{
-    ContentHash, TaskId, content_hash,
+    ContentHash, ContentHasher, TaskId, content_hash,
     ws::{Dispatch, NodeMessage},
 };
+use tokio::io::AsyncWriteExt as _;
 use tracing::{info, warn};
 
 use crate::{Fault, NodeConfig};
@@ -214,19 +215,22 @@ impl TaskContext {
         Ok((hash, signature))
     }
 
-    /// The `.blend`, from the local cache or the gateway, checked against its hash.
+    /// The `.blend`, from the local cache or the gateway, checked against its
+    /// hash. The download streams to a temporary file, hashed on the way and
+    /// cut off past the size the dispatch announced (or [`MAX_BLEND_BYTES`]),
+    /// so a huge or endless body cannot exhaust the node's memory.
     async fn fetch_blend(&self, hash: &ContentHash, size: u64) -> Result<PathBuf, Failure> {
+        let io = |e: std::io::Error| Failure::transient("io", e.to_string());
         let cache = self.config.data_dir.join("cache");
         let path = cache.join(format!("{}.blend", hash.to_hex()));
-        if let Ok(bytes) = tokio::fs::read(&path).await {
-            if content_hash(&bytes) == *hash {
-                return Ok(path);
-            }
-            warn!(target: "node::cache", %hash, "cached .blend is corrupt; fetching again");
+        match hash_file(&path).await {
+            Ok(cached) if cached == *hash => return Ok(path),
+            Ok(_) => warn!(target: "node::cache", %hash, "cached .blend is corrupt; fetching again"),
+            Err(_) => {}
         }
         let url = format!("{}/api/v1/blobs/{hash}", self.http_base);
         // The gateway hands a `.blend` only to nodes running a task of it.
-        let response = self
+        let mut response = self
             .http
             .get(&url)
             .bearer_auth(&self.session)
@@ -236,17 +240,34 @@ impl TaskContext {
         if !response.status().is_success() {
             return Err(Failure::transient("fetch", format!("GET {url}: {}", response.status())));
         }
-        let bytes = response.bytes().await.map_err(|e| Failure::transient("fetch", e.to_string()))?;
-        if content_hash(&bytes) != *hash || (size != 0 && bytes.len() as u64 != size) {
-            return Err(Failure::transient(
-                "blend_mismatch",
-                format!("the gateway sent bytes that do not hash to {hash}"),
-            ));
+        let max = if size == 0 { MAX_BLEND_BYTES } else { size };
+        let mismatch = || {
+            Failure::transient("blend_mismatch", format!("the gateway sent bytes that do not hash to {hash}"))
+        };
+        if response.content_length().is_some_and(|len| len > max) {
+            return Err(mismatch());
         }
-        tokio::fs::create_dir_all(&cache).await.map_err(|e| Failure::transient("io", e.to_string()))?;
-        let tmp = cache.join(format!(".{}.{}.tmp", hash.to_hex(), std::process::id()));
-        tokio::fs::write(&tmp, &bytes).await.map_err(|e| Failure::transient("io", e.to_string()))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(|e| Failure::transient("io", e.to_string()))?;
+        tokio::fs::create_dir_all(&cache).await.map_err(io)?;
+        let tmp =
+            tempfile::Builder::new().prefix(".fetch-").tempfile_in(&cache).map_err(io)?.into_temp_path();
+        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let mut hasher = ContentHasher::new();
+        let mut received = 0u64;
+        while let Some(piece) =
+            response.chunk().await.map_err(|e| Failure::transient("fetch", e.to_string()))?
+        {
+            received += piece.len() as u64;
+            if received > max {
+                return Err(mismatch());
+            }
+            hasher.update(&piece);
+            file.write_all(&piece).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        if hasher.finalize() != *hash || (size != 0 && received != size) {
+            return Err(mismatch());
+        }
+        tmp.persist(&path).map_err(|e| io(e.error))?;
         Ok(path)
     }
 
@@ -271,6 +292,25 @@ impl TaskContext {
             return Err(Failure::transient("upload", "the gateway stored different bytes than sent"));
         }
         Ok(())
+    }
+}
+
+/// Largest `.blend` a node fetches when the dispatch does not give its size
+/// (the gateway's own default cap).
+const MAX_BLEND_BYTES: u64 = 1 << 30;
+
+/// The content hash of a file, read in pieces.
+async fn hash_file(path: &std::path::Path) -> std::io::Result<ContentHash> {
+    use tokio::io::AsyncReadExt as _;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = ContentHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(hasher.finalize());
+        }
+        hasher.update(&buf[..n]);
     }
 }
 
