@@ -79,7 +79,9 @@ pub(crate) async fn get_blob(
 /// A private blob streamed from disk, kept out of shared caches.
 fn private_stream(blob: lumen_store::BlobReader, content_type: &'static str) -> Response {
     let mut response = crate::body::stream_blob(blob, content_type);
-    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-store"));
     response
 }
 

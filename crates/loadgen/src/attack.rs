@@ -77,17 +77,24 @@ pub struct AttackReport {
     pub elapsed: Duration,
 }
 
-/// Plants a blob of `size` bytes in the gateway's store (written in
-/// pieces, never whole in memory here either); returns its hash.
-pub async fn plant_blob(data_dir: &Path, size: u64) -> eyre::Result<lumen_protocol::ContentHash> {
-    let blobs = lumen_store::BlobStore::open(&data_dir.join("blobs")).await?;
-    let mut writer = blobs.writer().await?;
+/// Plants a `.blend`-sized blob of `size` bytes in the gateway's store
+/// (written in pieces, never whole in memory here either), as uploaded by
+/// `owner`, who may then download it; returns its hash.
+pub async fn plant_blob(
+    data_dir: &Path,
+    size: u64,
+    owner: alloy::primitives::Address,
+) -> eyre::Result<lumen_protocol::ContentHash> {
+    let store = lumen_store::Store::open(data_dir).await?;
+    let mut writer = store.blobs().writer().await?;
     let piece: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     while writer.size() < size {
         let n = piece.len().min((size - writer.size()) as usize);
         writer.write(&piece[..n]).await?;
     }
-    Ok(writer.finish().await?.commit().await?)
+    let hash = store.commit_blob(writer.finish().await?).await?;
+    store.add_blend_owner(hash, owner).await?;
+    Ok(hash)
 }
 
 /// Runs the attacks against `gateway` (whose data folder is `data_dir`).
@@ -96,7 +103,11 @@ pub async fn run(
     data_dir: &Path,
     opts: &AttackOptions,
 ) -> eyre::Result<AttackReport> {
-    let blob = plant_blob(data_dir, opts.download_bytes).await?;
+    // The attacker is a signed-in artist (uploads need a session), who
+    // downloads a large file of their own many times over.
+    let attacker = alloy::signers::local::PrivateKeySigner::random();
+    let token = crate::http::sign_in(gateway.addr, &attacker).await?;
+    let blob = plant_blob(data_dir, opts.download_bytes, attacker.address()).await?;
     let before = gateway.sample()?;
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -143,12 +154,12 @@ pub async fn run(
         .collect();
 
     let uploads = (0..opts.uploads).map(|_| async {
-        crate::http::upload(addr, "POST", "/api/v1/blends", opts.upload_bytes, opts.upload_bytes_per_sec)
-            .await
+        let (size, pace) = (opts.upload_bytes, opts.upload_bytes_per_sec);
+        crate::http::upload(addr, "POST", "/api/v1/blends", &token, size, pace).await
     });
     let path = format!("/api/v1/blobs/{blob}");
     let downloads =
-        (0..opts.downloads).map(|_| crate::http::download(addr, &path, 1 << 20, opts.download_hold));
+        (0..opts.downloads).map(|_| crate::http::download(addr, &path, &token, 1 << 20, opts.download_hold));
     let (uploads, downloads) = tokio::join!(join_all(uploads), join_all(downloads));
     tokio::time::sleep(opts.min_duration.saturating_sub(started.elapsed())).await;
     let elapsed = started.elapsed();

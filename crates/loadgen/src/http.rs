@@ -42,6 +42,7 @@ pub async fn upload(
     addr: SocketAddr,
     method: &str,
     path: &str,
+    token: &str,
     size: u64,
     bytes_per_sec: u64,
 ) -> eyre::Result<(u16, String)> {
@@ -53,7 +54,8 @@ pub async fn upload(
         response
     });
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: {size}\r\n\r\n"
     );
     write.write_all(head.as_bytes()).await?;
     let piece: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 31 % 251) as u8).collect();
@@ -79,9 +81,17 @@ pub async fn upload(
 /// `GET path`, reading the first `first` bytes of the body, then holding
 /// the connection for `hold` without reading, then reading the rest.
 /// Returns the status and the body's length.
-pub async fn download(addr: SocketAddr, path: &str, first: u64, hold: Duration) -> eyre::Result<(u16, u64)> {
+pub async fn download(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+    first: u64,
+    hold: Duration,
+) -> eyre::Result<(u16, u64)> {
     let mut stream = BufReader::new(TcpStream::connect(addr).await?);
-    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
     stream.get_mut().write_all(head.as_bytes()).await?;
     let mut line = String::new();
     stream.read_line(&mut line).await?;
@@ -122,4 +132,29 @@ pub async fn download(addr: SocketAddr, path: &str, first: u64, hold: Duration) 
         bail!("announced {length:?} bytes, got {got}");
     }
     Ok((status, got))
+}
+
+/// Signs `key` in to the gateway (Sign-In with Ethereum, as an artist
+/// would); the session's bearer token.
+pub async fn sign_in(
+    addr: SocketAddr,
+    key: &alloy::signers::local::PrivateKeySigner,
+) -> eyre::Result<String> {
+    use alloy::signers::Signer as _;
+    use lumen_protocol::api::{SessionView, SignIn, SiweChallenge};
+    let http = reqwest::Client::new();
+    let challenge: SiweChallenge =
+        http.get(format!("http://{addr}/api/v1/auth/nonce")).send().await?.error_for_status()?.json().await?;
+    let message = challenge.message(key.address());
+    let signature = key.sign_message(message.as_bytes()).await?;
+    let body = SignIn { message, signature: signature.as_bytes().to_vec().into() };
+    let session: SessionView = http
+        .post(format!("http://{addr}/api/v1/auth/siwe"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    session.token.ok_or_else(|| eyre::eyre!("the sign-in gave no token"))
 }

@@ -17,14 +17,21 @@ use reqwest::{StatusCode, header};
 use crate::ws::{Setup, bind_node, connect, server_message, setup};
 
 async fn challenge(setup: &Setup) -> SiweChallenge {
-    let url = format!("{}/api/v1/auth/nonce", setup.gateway.url);
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    challenge_at(&setup.gateway.url).await
+}
+
+async fn challenge_at(url: &str) -> SiweChallenge {
+    reqwest::get(format!("{url}/api/v1/auth/nonce")).await.unwrap().json().await.unwrap()
 }
 
 async fn post_sign_in(setup: &Setup, message: String, signer: &PrivateKeySigner) -> reqwest::Response {
+    post_sign_in_at(&setup.gateway.url, message, signer).await
+}
+
+async fn post_sign_in_at(url: &str, message: String, signer: &PrivateKeySigner) -> reqwest::Response {
     let signature = signer.sign_message(message.as_bytes()).await.unwrap();
     reqwest::Client::new()
-        .post(format!("{}/api/v1/auth/siwe", setup.gateway.url))
+        .post(format!("{url}/api/v1/auth/siwe"))
         .json(&SignIn { message, signature: signature.as_bytes().to_vec().into() })
         .send()
         .await
@@ -33,8 +40,13 @@ async fn post_sign_in(setup: &Setup, message: String, signer: &PrivateKeySigner)
 
 /// Signs `signer` in and returns its bearer token.
 pub(crate) async fn sign_in(setup: &Setup, signer: &PrivateKeySigner) -> String {
-    let message = challenge(setup).await.message(signer.address());
-    let response = post_sign_in(setup, message, signer).await;
+    sign_in_at(&setup.gateway.url, signer).await
+}
+
+/// Signs `signer` in to the gateway at `url` and returns its bearer token.
+pub(crate) async fn sign_in_at(url: &str, signer: &PrivateKeySigner) -> String {
+    let message = challenge_at(url).await.message(signer.address());
+    let response = post_sign_in_at(url, message, signer).await;
     assert_eq!(response.status(), StatusCode::OK);
     let session: SessionView = response.json().await.unwrap();
     assert_eq!(session.address, signer.address());

@@ -49,6 +49,13 @@ impl Offline {
         Self { gateway, store, dir }
     }
 
+    /// Signs a fresh artist in; the `Authorization` header line.
+    async fn artist(&self) -> (PrivateKeySigner, String) {
+        let key = PrivateKeySigner::random();
+        let token = crate::access::sign_in_at(&self.gateway.url, &key).await;
+        (key, format!("Authorization: Bearer {token}"))
+    }
+
     /// The blob store's folder of uploads in progress.
     fn incoming(&self) -> PathBuf {
         self.dir.path().join("blobs/.incoming")
@@ -120,18 +127,23 @@ fn with_limits(limits: LimitsConfig) -> GatewayConfig {
 #[tokio::test]
 async fn an_oversized_upload_is_refused_while_streaming_and_leaves_no_file() {
     let g = Offline::start(GatewayConfig { max_blend_bytes: 1 << 20, ..GatewayConfig::test() }).await;
-    // Announced too large: refused before a byte of the body is read.
+    // Without a session: refused before a byte of the body is read.
     let answer =
-        raw(&g.gateway, "POST /api/v1/blends HTTP/1.1\r\nContent-Length: 1048577", None, Duration::ZERO)
+        raw(&g.gateway, "POST /api/v1/blends HTTP/1.1\r\nContent-Length: 1048576", None, Duration::ZERO)
             .await;
+    assert_eq!((answer.status, answer.code().as_str()), (401, "unauthorized"), "{answer:?}");
+    let (_, auth) = g.artist().await;
+    let post = format!("POST /api/v1/blends HTTP/1.1\r\n{auth}");
+    // Announced too large: refused before a byte of the body is read.
+    let answer = raw(&g.gateway, &format!("{post}\r\nContent-Length: 1048577"), None, Duration::ZERO).await;
     assert_eq!((answer.status, answer.code().as_str()), (413, "too_large"), "{answer:?}");
     // Not announced (chunked): refused once the cap is crossed, mid-stream.
     let pieces = vec![vec![7u8; 64 * 1024]; 40];
-    let answer = raw(&g.gateway, "POST /api/v1/blends HTTP/1.1", Some(pieces), Duration::ZERO).await;
+    let answer = raw(&g.gateway, &post, Some(pieces), Duration::ZERO).await;
     assert_eq!((answer.status, answer.code().as_str()), (413, "too_large"), "{answer:?}");
     assert_eq!(g.leftovers().await, 0, "the partial upload's temporary file is removed");
     // An empty upload is still refused as such.
-    let answer = raw(&g.gateway, "POST /api/v1/blends HTTP/1.1", Some(vec![]), Duration::ZERO).await;
+    let answer = raw(&g.gateway, &post, Some(vec![]), Duration::ZERO).await;
     assert_eq!((answer.status, answer.code().as_str()), (400, "empty"), "{answer:?}");
 }
 
@@ -140,16 +152,17 @@ async fn a_slow_or_stalled_sender_is_cut_off_and_leaves_no_file() {
     let limits =
         LimitsConfig { upload_idle_secs: 1, upload_min_bytes_per_sec: 1000, ..LimitsConfig::default() };
     let g = Offline::start(with_limits(limits)).await;
+    let (_, auth) = g.artist().await;
+    let post = format!("POST /api/v1/blends HTTP/1.1\r\n{auth}");
     // A byte every 200 ms: never idle for a second, far under 1000 bytes a second.
     let started = std::time::Instant::now();
     let drip = vec![vec![b'x']; 50];
-    let answer =
-        raw(&g.gateway, "POST /api/v1/blends HTTP/1.1", Some(drip), Duration::from_millis(200)).await;
+    let answer = raw(&g.gateway, &post, Some(drip), Duration::from_millis(200)).await;
     assert_eq!((answer.status, answer.code().as_str()), (408, "upload_too_slow"), "{answer:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "cut off early, not after the whole drip");
     // One piece, then silence.
     let stall = vec![vec![b'x'; 10], vec![b'y'; 10]];
-    let answer = raw(&g.gateway, "POST /api/v1/blends HTTP/1.1", Some(stall), Duration::from_secs(3)).await;
+    let answer = raw(&g.gateway, &post, Some(stall), Duration::from_secs(3)).await;
     assert_eq!((answer.status, answer.code().as_str()), (408, "upload_timeout"), "{answer:?}");
     assert_eq!(g.leftovers().await, 0);
 }
@@ -170,21 +183,26 @@ async fn a_large_blob_streams_out_intact_and_a_corrupt_one_is_never_delivered_wh
     let g = Offline::start(GatewayConfig::test()).await;
     let content: Vec<u8> = (0..48u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let hash = g.store.put_blob(&content).await.unwrap();
+    // Served to the artist who uploaded it.
+    let (artist, auth) = g.artist().await;
+    g.store.add_blend_owner(hash, artist.address()).await.unwrap();
+    let token = auth.trim_start_matches("Authorization: Bearer ").to_owned();
+    let get = |url: String| reqwest::Client::new().get(url).bearer_auth(&token).send();
     let url = format!("{}/api/v1/blobs/{hash}", g.gateway.url);
-    let response = reqwest::get(&url).await.unwrap();
+    let response = get(url.clone()).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.content_length(), Some(content.len() as u64));
     let got = response.bytes().await.unwrap();
     assert_eq!(content_hash(&got), hash);
     let missing: ContentHash = content_hash(b"never stored");
-    let response = reqwest::get(format!("{}/api/v1/blobs/{missing}", g.gateway.url)).await.unwrap();
-    assert_eq!(response.status(), 404);
+    let response = get(format!("{}/api/v1/blobs/{missing}", g.gateway.url)).await.unwrap();
+    assert_eq!(response.status(), 403, "what is not yours does not exist, to you");
 
     // Same size, one bit flipped on disk: the response breaks off short.
     let mut tampered = content.clone();
     tampered[40 << 20] ^= 1;
     std::fs::write(g.store.blobs().path(&hash), &tampered).unwrap();
-    let response = reqwest::get(&url).await.unwrap();
+    let response = get(url).await.unwrap();
     assert_eq!(response.status(), 200, "the status goes out before the bytes are read");
     assert!(response.bytes().await.is_err(), "a corrupt blob is not delivered as complete");
 }
