@@ -39,6 +39,25 @@ pub enum ChainError {
         /// The reverted transaction's hash.
         tx: alloy::primitives::TxHash,
     },
+    /// A transaction could not be built or signed.
+    #[error("building a transaction: {0}")]
+    Build(String),
+    /// A transaction was not mined at the highest fee the sender may pay;
+    /// it stays in the pool and the next send at its nonce outbids it.
+    #[error("transaction with nonce {nonce} not mined at the fee cap ({max_fee_per_gas} wei per gas)")]
+    Stuck {
+        /// The nonce.
+        nonce: u64,
+        /// The fee cap it reached.
+        max_fee_per_gas: u128,
+    },
+    /// The nonce was used by another transaction than the one being sent
+    /// (one a previous process left in the pool): read the chain again.
+    #[error("nonce {nonce} was used by another transaction")]
+    NonceTaken {
+        /// The nonce.
+        nonce: u64,
+    },
     /// A deployment transaction produced no contract address.
     #[error("deployment of {contract} returned no address")]
     NoContractAddress {
@@ -98,8 +117,59 @@ impl ChainError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport(e) | Self::Contract(ContractError::TransportError(e)) => rpc_retryable(e),
-            Self::PendingTransaction(_) => true,
+            Self::PendingTransaction(_) | Self::Stuck { .. } | Self::NonceTaken { .. } => true,
             _ => false,
+        }
+    }
+}
+
+impl ChainError {
+    /// The decoded reason when this is a revert the same call can never
+    /// get past as it is (another spec owns the job id, a node bound after
+    /// the job opened, the sender is not the settler, …): retrying it only
+    /// burns rounds, so it is parked. `None` for everything else, including
+    /// reverts that mean the chain moved on since the call was built (a
+    /// frame already paid, nothing left to settle, a paused contract): the
+    /// next attempt, built from the chain again, may pass.
+    pub fn permanent_revert(&self) -> Option<String> {
+        use NodeRegistryErrors as R;
+        use RenderEscrowErrors as E;
+        match self {
+            Self::EscrowReverted(e) => match e {
+                E::Escrow_SpecMismatch(x) => Some(format!(
+                    "Escrow_SpecMismatch: job {} on chain has another spec than {}",
+                    x.jobId, x.specHash
+                )),
+                E::Escrow_NodeBoundAfterOpen(x) => Some(format!(
+                    "Escrow_NodeBoundAfterOpen: node {} was bound at {} after job {} opened at {}",
+                    x.node, x.boundAt, x.jobId, x.openedAt
+                )),
+                E::Escrow_NodeNotBound(x) => {
+                    Some(format!("Escrow_NodeNotBound: node {} has no owner", x.node))
+                }
+                E::Escrow_NotSettler(x) => {
+                    Some(format!("Escrow_NotSettler: {} is not the escrow's settler", x.caller))
+                }
+                E::Escrow_FrameOutOfRange(_)
+                | E::Escrow_EmptyFrameSet(_)
+                | E::Escrow_FrameNotPaid(_)
+                | E::Escrow_VerificationBudgetExceeded(_)
+                | E::Escrow_ZeroAddress(_) => Some(format!("{e:?}")),
+                _ => None,
+            },
+            Self::RegistryReverted(e) => match e {
+                R::Registry_NotSettler(x) => {
+                    Some(format!("Registry_NotSettler: {} is not the registry's settler", x.caller))
+                }
+                R::Registry_UnknownJob(x) => {
+                    Some(format!("Registry_UnknownJob: job {} is not in the escrow", x.jobId))
+                }
+                R::Registry_EvidenceUsed(_) | R::Registry_NoEvidence(_) | R::Registry_EscrowLink(_) => {
+                    Some(format!("{e:?}"))
+                }
+                _ => None,
+            },
+            _ => None,
         }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`sign`]: EIP-712 job specs (the escrow's `specHash`) and signed
 //!   frame results.
 //! - [`frames`]: packing frame indices into the escrow's release bitmaps.
+//! - [`sender`]: the settler's transaction sender (one nonce, simulation,
+//!   receipt timeouts, fee-bumped replacements).
 //! - [`anvil`]: finds and starts the project-local Anvil for devnets and tests.
 //! - [`error`]: the crate's error type, with contract reverts decoded.
 
@@ -21,7 +23,9 @@ pub mod contracts;
 pub mod deploy;
 pub mod error;
 pub mod frames;
+pub mod sender;
 pub mod sign;
 
 pub use deploy::{DeployConfig, Deployment, deploy, key_from_env, signer_provider, verify_code};
 pub use error::{ChainError, ChainResult};
+pub use sender::{Sender, SenderConfig, Settler};

@@ -5,3 +5,4 @@
 mod bindings;
 mod escrow_flow;
 mod forge_script;
+mod sender;
