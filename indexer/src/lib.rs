@@ -10,31 +10,57 @@
 //! 4. closes jobs whose every frame is final and has the contract refund the
 //!    unspent rest to the artist.
 //!
+//! Every transaction goes through one [`lumen_chain::Sender`] (the
+//! settler's only nonce; simulated first, replaced with higher fees when
+//! not mined in time). A settle or slash whose simulation reverts for a
+//! reason it can never pass as it is
+//! ([`lumen_chain::ChainError::permanent_revert`]) is *parked* with the
+//! decoded reason (`settlement_parks`, `node_bans.slash_failure`) and not
+//! sent again: a parked job is unparked when its mirrored chain events
+//! change (a cancel, a refund, a reorg), and every park is lifted when the
+//! indexer starts, so an operator who fixed the cause (the settler key,
+//! say) restarts it; what still cannot pass is parked again after one
+//! simulation, which costs no gas. A node the escrow will never pay for
+//! a job (bound after it opened) is left out of its releases, recorded in
+//! `unpayable_nodes`, so the job's other frames are still paid. Any other
+//! failure is retried with exponential backoff.
+//!
+//! After a reorg, jobs already confirmed are confirmed again: a job whose
+//! `JobOpened` vanished goes back to `awaiting_chain` (nothing is
+//! dispatched, running tasks are cancelled); one whose id now carries
+//! another spec is rejected, and the registration of the job that owns the
+//! id on-chain replaces it.
+//!
 //! Payouts, credits and job outcomes are read back from the mirror, never
 //! from what the indexer believes it sent, so the database can be rebuilt
 //! from the chain alone.
 
 pub mod mirror;
 
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
 use alloy::{
     primitives::{Address, U256},
     providers::{DynProvider, Provider},
 };
 use lumen_chain::{
-    ChainError,
-    contracts::{JobStatus, NodeRegistry, RenderEscrow},
-    deploy::send,
+    ChainError, Sender, SenderConfig, Settler,
+    contracts::{JobStatus, NodeRegistry, RenderEscrow, escrow::RenderEscrow::RenderEscrowErrors},
     frames,
 };
 use lumen_protocol::{
-    ChainEvent, ChainEventKind, Deployment, FrameIndex, JobState, SlashState, Wei,
+    ChainEvent, ChainEventKind, Deployment, FrameIndex, JobId, JobState, SlashState, Wei,
     event::{FrameWord, WORD_BITS},
 };
 use lumen_runtime::{Pace, Retryable, ServiceHandle};
 use lumen_store::{BanRow, Bus, Event, FrameRow, JobRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use mirror::Mirror;
 
@@ -67,6 +93,17 @@ pub enum IndexerError {
     },
 }
 
+impl IndexerError {
+    /// The decoded reason when this is a revert the same call can never
+    /// pass as it is (see [`ChainError::permanent_revert`]).
+    pub fn permanent_revert(&self) -> Option<String> {
+        match self {
+            Self::Chain(e) => e.permanent_revert(),
+            _ => None,
+        }
+    }
+}
+
 impl Retryable for IndexerError {
     fn is_retryable(&self) -> bool {
         match self {
@@ -83,7 +120,10 @@ impl Retryable for IndexerError {
 #[serde(default, deny_unknown_fields)]
 pub struct IndexerConfig {
     /// Blocks to stay behind the head (default 0, right for a devnet; use
-    /// the chain's finality depth elsewhere).
+    /// the chain's finality depth elsewhere). A job is confirmed, and
+    /// dispatched, only once its `JobOpened` is this deep; a reorg deeper
+    /// than this is still handled (jobs are confirmed again), but work may
+    /// have been dispatched for a job that then vanished.
     pub confirmations: u64,
     /// Poll interval when nothing wakes the indexer, ms (default 1000).
     pub poll_ms: u64,
@@ -94,6 +134,12 @@ pub struct IndexerConfig {
     pub max_batch_delay_ms: u64,
     /// Most frames in one release transaction (default 1024).
     pub max_frames_per_tx: usize,
+    /// Longest wait before retrying a settle or slash that failed for a
+    /// transient reason (RPC down, not mined), ms (default 60000); the
+    /// wait starts at `poll_ms` and doubles with each failure.
+    pub max_backoff_ms: u64,
+    /// How settler transactions are sent (`[indexer.sender]`).
+    pub sender: SenderConfig,
 }
 
 impl Default for IndexerConfig {
@@ -104,6 +150,8 @@ impl Default for IndexerConfig {
             batch_frames: 64,
             max_batch_delay_ms: 2_000,
             max_frames_per_tx: 1_024,
+            max_backoff_ms: 60_000,
+            sender: SenderConfig::default(),
         }
     }
 }
@@ -112,44 +160,60 @@ impl Default for IndexerConfig {
 pub type IndexerHandle = ServiceHandle<IndexerError>;
 
 /// Starts the indexer after checking that the deployment's contracts exist
-/// on the chain `provider` reaches (a wrong RPC or deployment file fails
-/// here, not as an empty mirror). `provider` must sign with the settler key.
+/// on the chain the settler's provider reaches (a wrong RPC or deployment
+/// file fails here, not as an empty mirror).
 pub async fn spawn(
     config: IndexerConfig,
     deployment: &Deployment,
     store: Store,
     bus: Bus,
-    provider: DynProvider,
+    settler: Settler,
 ) -> IndexerResult<IndexerHandle> {
     for (name, address) in [("RenderEscrow", deployment.escrow), ("NodeRegistry", deployment.registry)] {
-        if provider.get_code_at(address).await?.is_empty() {
+        if settler.provider.get_code_at(address).await?.is_empty() {
             return Err(IndexerError::NoContract { name, address });
         }
     }
     let shutdown = CancellationToken::new();
-    let indexer = Indexer::new(store, bus, provider, deployment, config);
+    let indexer = Indexer::new(store, bus, settler, deployment, config);
     let token = shutdown.clone();
     Ok(ServiceHandle::spawn("indexer", None, shutdown, async move { indexer.run(token).await }))
 }
 
-/// The indexer service. `provider` must sign with the settler key.
+/// A settlement step that failed and waits before it is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Step {
+    Settle(JobId),
+    Slash(Address),
+}
+
+/// When a failed step may run again.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    failures: u32,
+    at: Instant,
+}
+
+/// The indexer service.
 #[derive(Debug)]
 pub struct Indexer {
     store: Store,
     bus: Bus,
     provider: DynProvider,
+    sender: Sender,
     config: IndexerConfig,
     escrow: Address,
     registry: Address,
     mirror: Mirror,
+    retries: Mutex<HashMap<Step, Retry>>,
 }
 
 impl Indexer {
-    /// An indexer for a deployment.
+    /// An indexer for a deployment, sending as `settler`.
     pub fn new(
         store: Store,
         bus: Bus,
-        provider: DynProvider,
+        settler: Settler,
         deployment: &Deployment,
         config: IndexerConfig,
     ) -> Self {
@@ -162,19 +226,44 @@ impl Indexer {
         Self {
             store,
             bus,
-            provider,
+            provider: settler.provider.clone(),
+            sender: Sender::new(settler, config.sender),
             config,
             escrow: deployment.escrow,
             registry: deployment.registry,
             mirror,
+            retries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The settler's transaction sender.
+    pub fn sender(&self) -> &Sender {
+        &self.sender
     }
 
     /// Runs rounds until `shutdown` is cancelled; fails when rounds keep
     /// failing with an error that retrying cannot fix.
     pub async fn run(&self, shutdown: CancellationToken) -> IndexerResult<()> {
+        self.unpark_all().await?;
         let pace = Pace::every_ms(self.config.poll_ms);
         lumen_runtime::rounds("indexer", pace, shutdown, self.bus.subscribe(), || self.round()).await
+    }
+
+    /// Lifts every park, as a start does: what an operator changed before
+    /// restarting (the settler key, a registry link) gets one more
+    /// simulation, which costs no gas; what still cannot pass is parked
+    /// again.
+    pub async fn unpark_all(&self) -> IndexerResult<()> {
+        for park in self.store.settlement_parks().await? {
+            self.store.unpark_settlement(park.job_id).await?;
+            info!(target: "indexer::settle", job_id = %park.job_id, reason = %park.reason, "unparked at start");
+        }
+        for ban in self.store.bans().await? {
+            if ban.slash_state == SlashState::Parked && self.store.unpark_slash(ban.node).await? {
+                info!(target: "indexer::slash", node = %ban.node, reason = ?ban.slash_failure, "unparked at start");
+            }
+        }
+        Ok(())
     }
 
     /// Reads the chain into the mirror.
@@ -186,27 +275,105 @@ impl Indexer {
     /// One round: sync, confirm, slash, settle.
     pub async fn round(&self) -> IndexerResult<()> {
         self.sync().await?;
+        self.reconfirm_jobs().await?;
         self.confirm_jobs().await?;
         for ban in self.store.bans().await? {
-            if ban.slash_state != SlashState::Pending {
+            let step = Step::Slash(ban.node);
+            if ban.slash_state != SlashState::Pending || !self.due(step) {
                 continue;
             }
-            if let Err(err) = self.slash(&ban).await {
-                if err.is_retryable() {
-                    warn!(target: "indexer::slash", node = %ban.node, %err, "slash failed; retrying");
-                } else {
-                    error!(target: "indexer::slash", node = %ban.node, %err, "slash failed");
-                }
+            let slashed = self.slash(&ban).await;
+            if let Some(reason) = slashed.as_ref().err().and_then(IndexerError::permanent_revert) {
+                error!(target: "indexer::slash", node = %ban.node, %reason, "slash parked: it cannot pass as it is");
+                self.store.park_slash(ban.node, &reason).await?;
+                self.forget(step);
+            } else {
+                self.record(step, slashed.map(|_| ()));
             }
         }
         for state in [JobState::Rendering, JobState::Settling] {
             for job in self.store.jobs_in_state(state).await? {
-                if let Err(err) = self.settle(&job).await {
-                    if err.is_retryable() {
-                        warn!(target: "indexer::settle", job_id = %job.job_id, %err, "settlement step failed; retrying");
-                    } else {
-                        error!(target: "indexer::settle", job_id = %job.job_id, %err, "settlement step failed");
-                    }
+                let step = Step::Settle(job.job_id);
+                if !self.due(step) || self.parked(&job).await? {
+                    continue;
+                }
+                let settled = self.settle(&job).await;
+                if let Some(reason) = settled.as_ref().err().and_then(IndexerError::permanent_revert) {
+                    error!(target: "indexer::settle", job_id = %job.job_id, %reason, "settlement parked: it cannot pass as it is");
+                    self.store.park_settlement(job.job_id, &reason).await?;
+                    self.forget(step);
+                } else {
+                    self.record(step, settled);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a step's backoff has passed.
+    fn due(&self, step: Step) -> bool {
+        let retries = self.retries.lock().expect("never poisoned: no panics while held");
+        retries.get(&step).is_none_or(|r| r.at <= Instant::now())
+    }
+
+    fn forget(&self, step: Step) {
+        self.retries.lock().expect("never poisoned").remove(&step);
+    }
+
+    /// Records how a step went: a failure waits `poll_ms × 2^(failures-1)`,
+    /// at most `max_backoff_ms`, before the step runs again.
+    fn record(&self, step: Step, outcome: IndexerResult<()>) {
+        let Err(err) = outcome else {
+            self.forget(step);
+            return;
+        };
+        let mut retries = self.retries.lock().expect("never poisoned");
+        let failures = retries.get(&step).map_or(1, |r| r.failures.saturating_add(1));
+        let wait = backoff(self.config.poll_ms, self.config.max_backoff_ms, failures);
+        retries.insert(step, Retry { failures, at: Instant::now() + wait });
+        let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        if err.is_retryable() {
+            warn!(target: "indexer::settle", ?step, failures, retry_in_ms, %err, "settlement step failed; retrying");
+        } else {
+            error!(target: "indexer::settle", ?step, failures, retry_in_ms, %err, "settlement step failed; retrying");
+        }
+    }
+
+    /// Whether `job`'s settlement is parked. A park holds while the job's
+    /// mirrored chain events stay as they were when it was parked; when
+    /// they change the job is unparked and tried again.
+    async fn parked(&self, job: &JobRow) -> IndexerResult<bool> {
+        let Some(park) = self.store.settlement_park(job.job_id).await? else { return Ok(false) };
+        let mark = self.store.event_mark(job.job_id).await?;
+        if (mark.events, mark.last_block) == (park.events, park.last_block) {
+            debug!(target: "indexer::settle", job_id = %job.job_id, reason = %park.reason, "settlement parked");
+            return Ok(true);
+        }
+        info!(target: "indexer::settle", job_id = %job.job_id, reason = %park.reason, "the job's chain events changed: unparked, trying again");
+        self.store.unpark_settlement(job.job_id).await?;
+        Ok(false)
+    }
+
+    /// Confirms confirmed jobs again against the mirror, which a reorg may
+    /// have changed: a job whose `JobOpened` is gone waits for the chain
+    /// again, one whose id now carries another job is rejected
+    /// ([`Indexer::confirm_jobs`] does that once it awaits the chain), so
+    /// nothing more is dispatched or paid for it and its running tasks are
+    /// cancelled (the matchmaker stops tasks of jobs not rendering).
+    async fn reconfirm_jobs(&self) -> IndexerResult<()> {
+        for state in [JobState::Rendering, JobState::Settling] {
+            for job in self.store.jobs_in_state(state).await? {
+                let events = self.store.chain_events(Some(job.job_id)).await?;
+                let opened = events.iter().find(|e| e.event.kind() == ChainEventKind::JobOpened);
+                let problems = opened.map(|o| opened_mismatches(&job, &o.event));
+                let why = match &problems {
+                    None => "its JobOpened is no longer on the chain".to_owned(),
+                    Some(p) if !p.is_empty() => format!("the chain's job has another {}", p.join(", ")),
+                    Some(_) => continue,
+                };
+                if self.store.unconfirm_job(job.job_id, state).await? {
+                    warn!(target: "indexer::reorg", job_id = %job.job_id, %state, %why, "a reorg took the job's confirmation: back to awaiting the chain");
+                    self.bus.publish(Event::WorkAvailable);
                 }
             }
         }
@@ -282,7 +449,12 @@ impl Indexer {
             // The mirror saw a close the chain no longer has (reorg): wait.
             return Ok(());
         }
-        let unpaid = self.unpaid_on_chain(&escrow, job).await?;
+        // Frames of nodes the escrow will never pay for this job are left out.
+        let unpayable: Vec<Address> =
+            self.store.unpayable_nodes(job.job_id).await?.into_iter().map(|(node, _)| node).collect();
+        let payable = |node: &Address| !unpayable.contains(node);
+        let mut unpaid = self.unpaid_on_chain(&escrow, job).await?;
+        unpaid.retain(|f| f.node.as_ref().is_none_or(payable));
         let settling = state == JobState::Settling;
         let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
         let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
@@ -294,18 +466,39 @@ impl Indexer {
         }
         // Verification renders go out with frames, so their bitmaps are read
         // only when a payment is due, not every round.
-        let verifications =
+        let mut verifications =
             self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft.to()).await?;
-        if !unpaid.is_empty() || !verifications.is_empty() {
+        verifications.retain(|v| payable(&v.node));
+        let sent = if !unpaid.is_empty() || !verifications.is_empty() {
             // Once every frame is final, the last payment also closes the
             // job and refunds its rest: one transaction.
-            self.release(&escrow, job, &unpaid, &verifications, settling).await?;
+            self.release(&escrow, job, &unpaid, &verifications, settling).await
         } else if settling {
-            let receipt = send(escrow.settle(job_id, job.spec_hash, vec![], vec![], true)).await?;
-            info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, gas = receipt.gas_used, "job closed, unspent escrow refunded to the artist");
-            self.sync().await?;
+            match self.sender.send(escrow.settle(job_id, job.spec_hash, vec![], vec![], true)).await {
+                Ok(receipt) => {
+                    info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, gas = receipt.gas_used, "job closed, unspent escrow refunded to the artist");
+                    self.sync().await.map(|_| ())
+                }
+                Err(err) => Err(err.into()),
+            }
+        } else {
+            Ok(())
+        };
+        match sent {
+            // One node the escrow cannot pay for this job must not hold up
+            // everyone else's frames: leave it out from now on (the next
+            // round pays the rest; its share goes back to the artist).
+            Err(err) if let Some((node, reason)) = unpayable_node(&err) => {
+                if self.store.mark_unpayable(job.job_id, node, &reason).await? {
+                    warn!(target: "indexer::settle", job_id = %job.job_id, %node, %reason, "frames left out of settlement");
+                    self.store
+                        .set_job_failure(job.job_id, &format!("some frames cannot be paid: {reason}"))
+                        .await?;
+                }
+                Ok(())
+            }
+            other => other,
         }
-        Ok(())
     }
 
     /// Releases `frames` (verified, unpaid) and `verifications`, in as few
@@ -343,7 +536,7 @@ impl Indexer {
             let sets = frames::pack(now.iter().copied(), job.frame_count)?;
             let checked = frames::pack(checks.iter().map(|v| (v.node, v.frame.get())), job.frame_count)?;
             let settle = escrow.settle(job.job_id.to_u256(), job.spec_hash, sets, checked, close && last);
-            let receipt = send(settle).await?;
+            let receipt = self.sender.send(settle).await?;
             info!(target: "indexer::settle", job_id = %job.job_id, frames = now.len(), verifications = checks.len(), closed = close && last, tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
             if last {
                 break;
@@ -369,7 +562,8 @@ impl Indexer {
         let Some(job) = self.store.job(ban.job_id).await? else { return Ok(()) };
         let evidence = ban.evidence_hash.to_b256();
         // The registry pays the job's artist (it reads it from the escrow).
-        let receipt = send(registry.slash(ban.node, amount, ban.job_id.to_u256(), evidence)).await?;
+        let receipt =
+            self.sender.send(registry.slash(ban.node, amount, ban.job_id.to_u256(), evidence)).await?;
         self.store
             .record_slash(ban.node, SlashState::Slashed, Some(receipt.transaction_hash), Some(Wei(amount)))
             .await?;
@@ -439,6 +633,33 @@ impl Indexer {
     }
 }
 
+/// The node a settle reverted for because the escrow never pays it for
+/// this job (bound after the job opened, or not bound at all), with why.
+fn unpayable_node(err: &IndexerError) -> Option<(Address, String)> {
+    let IndexerError::Chain(ChainError::EscrowReverted(e)) = err else { return None };
+    match e {
+        RenderEscrowErrors::Escrow_NodeBoundAfterOpen(bound) => Some((
+            bound.node,
+            format!(
+                "node {} was bound to its owner at {}, not before the job opened at {}: the escrow never pays it for this job",
+                bound.node, bound.boundAt, bound.openedAt
+            ),
+        )),
+        RenderEscrowErrors::Escrow_NodeNotBound(unbound) => Some((
+            unbound.node,
+            format!("node {} is bound to no owner: the escrow cannot pay it", unbound.node),
+        )),
+        _ => None,
+    }
+}
+
+/// How long a step that failed `failures` times waits: `base_ms` doubled
+/// each time, at most `max_ms`.
+fn backoff(base_ms: u64, max_ms: u64, failures: u32) -> Duration {
+    let factor = 1u64.checked_shl(failures.saturating_sub(1).min(32)).unwrap_or(u64::MAX);
+    Duration::from_millis(base_ms.max(1).saturating_mul(factor).min(max_ms.max(base_ms)))
+}
+
 /// A verification render the escrow may pay.
 #[derive(Debug, Clone, Copy)]
 struct Verification {
@@ -482,4 +703,19 @@ pub fn opened_mismatches(job: &JobRow, opened: &ChainEvent) -> Vec<&'static str>
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_poll_interval_up_to_the_cap() {
+        let waits: Vec<u64> =
+            (1..=8).map(|n| u64::try_from(backoff(1_000, 60_000, n).as_millis()).unwrap_or(0)).collect();
+        assert_eq!(waits, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]);
+        assert_eq!(backoff(1_000, 60_000, u32::MAX), Duration::from_secs(60));
+        // A cap below the poll interval does not make retries faster than polling.
+        assert_eq!(backoff(1_000, 10, 1), Duration::from_secs(1));
+    }
 }

@@ -98,14 +98,15 @@ impl JobState {
     }
 
     /// Whether a job may move from `self` to `to`. The store refuses any
-    /// other move.
+    /// other move. A confirmed job goes back to `awaiting_chain` when a
+    /// reorg takes its `JobOpened` away or gives its id to another spec.
     pub const fn can_become(self, to: Self) -> bool {
         use JobState::*;
         matches!(
             (self, to),
             (AwaitingChain, Rendering | Rejected)
-                | (Rendering, Settling | Completed | Failed)
-                | (Settling, Completed | Failed)
+                | (Rendering, Settling | Completed | Failed | AwaitingChain)
+                | (Settling, Completed | Failed | AwaitingChain)
         )
     }
 }
@@ -237,6 +238,10 @@ wire_enum! {
         Slashed = "slashed",
         /// Nothing to slash: the node has no stake left.
         NoStake = "no_stake",
+        /// The slash reverts for a reason it cannot pass as it is (the
+        /// ban's `slash_failure`): not tried again until an operator
+        /// unparks it.
+        Parked = "parked",
     }
 }
 
@@ -334,7 +339,10 @@ mod tests {
             TaskState::ALL.iter().filter(|to| TaskState::Accepted.can_become(**to)).collect();
         assert_eq!(revocable, [&TaskState::Rejected]);
         assert!(JobState::AwaitingChain.can_become(JobState::Rendering));
-        assert!(!JobState::Rendering.can_become(JobState::AwaitingChain));
+        // Only a reorg sends a confirmed job back, and never a finished one.
+        assert!(JobState::Rendering.can_become(JobState::AwaitingChain));
+        assert!(JobState::Settling.can_become(JobState::AwaitingChain));
+        assert!(!JobState::Completed.can_become(JobState::AwaitingChain));
         assert!(!TaskState::Running.can_become(TaskState::Accepted), "results are verified first");
     }
 

@@ -13,7 +13,6 @@ pub mod config;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use alloy::providers::DynProvider;
 use lumen_gateway::{GatewayDeps, GatewayError, NodeDirectory};
 use lumen_indexer::IndexerError;
 use lumen_protocol::Deployment;
@@ -91,7 +90,7 @@ impl Services {
 }
 
 /// What the services share: the chain, the store, the bus, and the
-/// settler's signing provider when the indexer runs.
+/// settler's key and provider when the indexer runs.
 #[derive(Debug, Clone)]
 pub struct StackDeps {
     /// The deployment, with its RPC URL (the gateway and the indexer need
@@ -101,8 +100,8 @@ pub struct StackDeps {
     pub store: Store,
     /// Wake-ups between the services of this process.
     pub bus: Bus,
-    /// Signs releases, closes and refunds (the indexer's only).
-    pub settler: Option<DynProvider>,
+    /// Signs releases, closes, refunds and slashes (the indexer's only).
+    pub settler: Option<lumen_chain::Settler>,
 }
 
 impl StackDeps {
@@ -117,7 +116,7 @@ impl StackDeps {
                 let key = lumen_chain::key_from_env(&config.chain.settler_key_env)?;
                 let url =
                     deployment.rpc_url.as_deref().ok_or(StackError::Missing("chain.rpc_url (--rpc-url)"))?;
-                Some(lumen_chain::signer_provider(&key, url)?)
+                Some(lumen_chain::Settler::connect(key, url)?)
             }
             _ => None,
         };

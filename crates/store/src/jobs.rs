@@ -119,6 +119,15 @@ impl JobRow {
 
 impl Store {
     /// Registers a job and creates its frames, all `pending`.
+    ///
+    /// The id may be taken by a registration the chain does not back
+    /// (`rejected`, or still `awaiting_chain`) with another spec hash: a
+    /// reorg gave the id to another job. The caller has checked that the
+    /// chain now holds `job` under this id (the gateway reads the escrow),
+    /// so the old registration is kept in `superseded_jobs` and replaced,
+    /// with its frames and tasks. Otherwise a taken id is
+    /// [`StoreError::JobExists`] (a `rendering` job waits for the indexer
+    /// to take back its confirmation first).
     pub async fn insert_job(&self, job: &NewJob) -> StoreResult<()> {
         let now = now_ms();
         let frame_count = u32::try_from(job.frame_numbers.len()).unwrap_or(u32::MAX);
@@ -146,7 +155,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
-            return Err(StoreError::JobExists(job.job_id));
+            drop(tx);
+            return self.supersede_job(job).await;
         }
         for (index, number) in job.frame_numbers.iter().enumerate() {
             sqlx::query(
@@ -163,6 +173,49 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Replaces a registration of `job.job_id` the chain does not back
+    /// (see [`Store::insert_job`]).
+    async fn supersede_job(&self, job: &NewJob) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        let archived = sqlx::query(
+            "INSERT INTO superseded_jobs (job_id, artist, spec_hash, spec_json, state, failure, created_at, \
+             superseded_at) SELECT job_id, artist, spec_hash, spec_json, state, failure, created_at, $1 \
+             FROM jobs WHERE job_id = $2 AND spec_hash <> $3 AND state IN ($4, $5)",
+        )
+        .bind(now_ms())
+        .bind(job.job_id)
+        .bind(Hex(job.spec_hash))
+        .bind(JobState::Rejected)
+        .bind(JobState::AwaitingChain)
+        .execute(&mut *tx)
+        .await?;
+        if archived.rows_affected() == 0 {
+            return Err(StoreError::JobExists(job.job_id));
+        }
+        for delete in [
+            "DELETE FROM tasks WHERE job_id = $1",
+            "DELETE FROM frames WHERE job_id = $1",
+            "DELETE FROM settlement_parks WHERE job_id = $1",
+            "DELETE FROM unpayable_nodes WHERE job_id = $1",
+            "DELETE FROM jobs WHERE job_id = $1",
+        ] {
+            sqlx::query(delete).bind(job.job_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        debug!(target: "store::jobs", job_id = %job.job_id, "registration superseded: the chain gave its id to another job");
+        Box::pin(self.insert_job(job)).await
+    }
+
+    /// Takes back the confirmation of a job whose `JobOpened` a reorg
+    /// removed or gave to another spec: `from` (`rendering` or `settling`)
+    /// → `awaiting_chain`. Nothing is dispatched for it any more and the
+    /// matchmaker cancels its running tasks; its frames keep their states,
+    /// so a job whose `JobOpened` comes back is confirmed and goes on.
+    /// False when the job was not in `from`.
+    pub async fn unconfirm_job(&self, job_id: JobId, from: JobState) -> StoreResult<bool> {
+        self.transition_job(job_id, from, JobState::AwaitingChain, None).await
     }
 
     /// One job.

@@ -27,6 +27,7 @@ pub mod error;
 pub mod jobs;
 pub mod mirror;
 mod scenes;
+pub mod settlement;
 pub mod trust;
 pub mod work;
 
@@ -45,6 +46,7 @@ pub use codec::{Hex, OptHex};
 pub use error::{StoreError, StoreResult};
 pub use jobs::{JobRow, NewJob, StopReason};
 pub use mirror::{Cursor, PayoutRow};
+pub use settlement::{EventMark, ParkRow};
 pub use trust::{BanRow, NewBan, NodeRecord};
 pub use work::{FrameCounts, FrameRow, Renderer, TaskEnd, TaskRow};
 

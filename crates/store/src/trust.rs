@@ -67,6 +67,8 @@ pub struct BanRow {
     pub slash_tx: Option<B256>,
     /// Amount slashed.
     pub slashed_amount: Option<Wei>,
+    /// Why the slash is parked (`slash_state` `parked`).
+    pub slash_failure: Option<String>,
 }
 
 /// A ban to record.

@@ -61,6 +61,11 @@ impl TestChain {
         self.account(0)
     }
 
+    /// The settler (the admin account) with a provider, as the indexer takes it.
+    pub fn settler(&self) -> lumen_chain::Settler {
+        lumen_chain::Settler { provider: self.provider(&self.admin()), key: self.admin() }
+    }
+
     /// HTTP RPC URL.
     pub fn rpc_url(&self) -> String {
         self.anvil.endpoint()

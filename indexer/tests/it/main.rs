@@ -11,4 +11,5 @@ mod release;
 mod reorg;
 mod settle;
 mod slash;
+mod stall;
 mod support;

@@ -3,7 +3,15 @@
 //! bound to two owners. Frames are made verified along the real path
 //! (claim, upload, signed result, verdict).
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -12,7 +20,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use lumen_chain::{
-    DeployConfig,
+    DeployConfig, Settler,
     contracts::RenderEscrow::{self, RenderEscrowInstance},
     sign::{FrameResult, result_digest, sign_digest},
 };
@@ -84,10 +92,22 @@ impl World {
 
     /// An indexer on this world with the settler key, configured by `tune`.
     pub(crate) fn indexer(&self, tune: impl FnOnce(&mut IndexerConfig)) -> Indexer {
+        self.indexer_with(self.chain.settler(), tune)
+    }
+
+    /// An indexer that sends as `settler` (another key, or another RPC URL).
+    pub(crate) fn indexer_with(&self, settler: Settler, tune: impl FnOnce(&mut IndexerConfig)) -> Indexer {
         let mut config = IndexerConfig::default();
         tune(&mut config);
-        let settler = self.chain.provider(&self.chain.admin());
         Indexer::new(self.store.clone(), Bus::new(), settler, &self.chain.deployment, config)
+    }
+
+    /// Turns Anvil's mining of each transaction as it arrives on or off
+    /// (off: transactions wait in the pool for [`TestChain::mine`]).
+    pub(crate) async fn automine(&self, on: bool) -> eyre::Result<()> {
+        let _: serde_json::Value =
+            self.escrow().provider().raw_request("evm_setAutomine".into(), [on]).await?;
+        Ok(())
     }
 
     /// An indexer that releases whatever is verified at once.
@@ -325,5 +345,58 @@ pub(crate) async fn round(indexer: &Indexer) {
     match tokio::time::timeout(ROUND_LIMIT, indexer.round()).await {
         Ok(done) => done.unwrap(),
         Err(_) => panic!("an indexer round is stuck: a settler transaction is never mined"),
+    }
+}
+
+/// A TCP relay to Anvil that can be cut: a real network failure between the
+/// indexer and its RPC, Anvil itself untouched.
+pub(crate) struct Relay {
+    pub(crate) url: String,
+    up: Arc<AtomicBool>,
+    cut: Arc<std::sync::Mutex<CancellationToken>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    pub(crate) async fn to(upstream: &str) -> eyre::Result<Self> {
+        let upstream = tokio::net::lookup_host(upstream.trim_start_matches("http://").trim_end_matches('/'))
+            .await?
+            .next()
+            .ok_or_else(|| eyre::eyre!("{upstream} resolves to nothing"))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(std::sync::Mutex::new(CancellationToken::new()));
+        let task = tokio::spawn({
+            let (up, cut) = (up.clone(), cut.clone());
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        continue; // dropped: the connection is refused as soon as it opens
+                    }
+                    let cancelled = cut.lock().unwrap().clone();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            () = cancelled.cancelled() => {}
+                        }
+                    });
+                }
+            }
+        });
+        Ok(Self { url, up, cut, _task: task })
+    }
+
+    /// Cuts every open connection and refuses new ones.
+    pub(crate) fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        let mut cut = self.cut.lock().unwrap();
+        cut.cancel();
+        *cut = CancellationToken::new();
+    }
+
+    pub(crate) fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
     }
 }

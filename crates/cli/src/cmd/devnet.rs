@@ -92,7 +92,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         deployment: Some(deployment.clone()),
         store: Store::open(&dir).await?,
         bus: Bus::new(),
-        settler: Some(admin_provider.clone()),
+        settler: Some(lumen_chain::Settler { provider: admin_provider.clone(), key: admin.clone() }),
     };
     let mut stack = lumen_stack::spawn(&config, Services::ALL, deps).await?;
     let (gateway_url, ws_url) = (

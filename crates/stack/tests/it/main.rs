@@ -16,7 +16,7 @@ async fn deps(chain: &TestChain, dir: &std::path::Path) -> StackDeps {
         deployment: Some(chain.deployment.clone().with_rpc_url(chain.rpc_url())),
         store: Store::open(dir).await.unwrap(),
         bus: Bus::new(),
-        settler: Some(chain.provider(&chain.admin())),
+        settler: Some(chain.settler()),
     }
 }
 
