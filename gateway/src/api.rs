@@ -364,6 +364,14 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
         height: job.height,
         frames,
         transactions,
+        settlement_parked: state.store.settlement_park(job.job_id).await?.map(|p| p.reason),
+        unpayable: state
+            .store
+            .unpayable_nodes(job.job_id)
+            .await?
+            .into_iter()
+            .map(|(node, reason)| lumen_protocol::api::UnpayableNode { node, reason })
+            .collect(),
     })
 }
 

@@ -222,6 +222,23 @@ pub struct JobView {
     pub frames: Vec<FrameView>,
     /// Settlement events of the job (open, releases, close, refund).
     pub transactions: Vec<TxView>,
+    /// Why the indexer parked the job's settlement (a revert it can never
+    /// pass as it is, decoded), while it is parked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement_parked: Option<String>,
+    /// Nodes the escrow never pays for this job's frames (left out of its
+    /// releases), and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpayable: Vec<UnpayableNode>,
+}
+
+/// A node whose frames of a job the escrow never pays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpayableNode {
+    /// The node key.
+    pub node: Address,
+    /// Why (the decoded revert).
+    pub reason: String,
 }
 
 impl JobView {
@@ -453,6 +470,8 @@ mod tests {
             blend_hash: ContentHash(B256::repeat_byte(2)),
             width: 64,
             height: 36,
+            settlement_parked: None,
+            unpayable: Vec::new(),
             frames: vec![FrameView {
                 frame: 1,
                 index: FrameIndex(0),

@@ -314,6 +314,12 @@ fn print_summary(job: &JobView) {
             f.failure.as_deref().map(|r| format!("failed: {r}")).unwrap_or_default(),
         ));
     }
+    if let Some(reason) = &job.settlement_parked {
+        output::line(format!("settlement parked: {reason}"));
+    }
+    for u in &job.unpayable {
+        output::line(format!("node {} cannot be paid for this job: {}", u.node, u.reason));
+    }
     let verified = job.count(FrameState::Verified);
     let failed = job.count(FrameState::Failed);
     output::line(format!("frames: {} total, {verified} verified, {failed} failed", job.frame_count));
