@@ -6,7 +6,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 "$root/tools/bin/forge" build --quiet
-for contract in RenderEscrow NodeRegistry; do
+# MockERC20 (contracts/test/mocks) is the test token devnets and tests pay jobs in.
+for contract in RenderEscrow NodeRegistry MockERC20; do
   node "$root/scripts/artifact.cjs" "out/$contract.sol/$contract.json" \
     >"crates/chain/artifacts/$contract.json"
   echo "wrote crates/chain/artifacts/$contract.json"

@@ -26,8 +26,22 @@ pub mod registry {
     );
 }
 
+/// `MockERC20`: a mintable ERC-20 (from `contracts/test/mocks`) that
+/// devnets and tests pay jobs in; its calls are the standard ERC-20 ones
+/// the CLI uses on any token (`decimals`, `symbol`, `balanceOf`,
+/// `allowance`, `approve`).
+pub mod token {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        MockERC20,
+        "artifacts/MockERC20.json"
+    );
+}
+
 pub use escrow::RenderEscrow;
 pub use registry::NodeRegistry;
+pub use token::MockERC20 as Erc20;
 
 /// `IRenderEscrow.JobStatus`: the JSON-ABI bindings carry the enum as its
 /// `uint8`; this is its typed form.

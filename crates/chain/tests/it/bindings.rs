@@ -20,7 +20,7 @@ fn reduce(artifact: &Value) -> Value {
 #[test]
 fn bindings_are_fresh() {
     let root = repo_root();
-    for contract in ["RenderEscrow", "NodeRegistry"] {
+    for contract in ["RenderEscrow", "NodeRegistry", "MockERC20"] {
         let built = root.join(format!("out/{contract}.sol/{contract}.json"));
         let built: Value = serde_json::from_str(&std::fs::read_to_string(&built).unwrap_or_else(|e| {
             panic!("{}: {e}; run `tools/bin/forge build` first (scripts/test.sh does)", built.display())

@@ -3,14 +3,17 @@
 use std::{path::PathBuf, time::Duration};
 
 use alloy::{
-    primitives::{Address, U256, utils::format_ether},
+    primitives::{
+        Address, U256,
+        utils::{format_ether, format_units},
+    },
     providers::Provider,
 };
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
 use lumen_chain::{
     ChainError,
-    contracts::RenderEscrow,
+    contracts::{Erc20, RenderEscrow},
     deploy::send,
     sign::{JobSpec, sign_digest, spec_hash},
 };
@@ -59,9 +62,15 @@ pub struct SubmitArgs {
     /// Render only frames A-B (within the scene's range), e.g. `1-24`.
     #[arg(long, value_name = "A-B")]
     pub frames: Option<String>,
-    /// Price of one verified frame, in wei.
+    /// Price of one verified frame, in the smallest unit of the payment
+    /// token (wei for the native coin).
     #[arg(long, value_name = "WEI", default_value = "1000000000000000")]
     pub price_per_frame: u128,
+    /// Pay in this ERC-20 token instead of the native coin. It must be one
+    /// the gateway accepts (`GET /api/v1/market`); the escrow is approved
+    /// for exactly the amount locked, then the job is opened.
+    #[arg(long, value_name = "ADDRESS")]
+    pub token: Option<Address>,
     /// The artist's wallet.
     #[command(flatten)]
     pub wallet: WalletArgs,
@@ -201,7 +210,7 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         width: scene.width,
         height: scene.height,
         engine: scene.engine.clone(),
-        token: Address::ZERO,
+        token: args.token.unwrap_or(Address::ZERO),
         pricePerFrame: args.price_per_frame,
         salt: U256::from_be_bytes(rand::rng().random::<[u8; 32]>()),
     };
@@ -222,8 +231,7 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         "market limits",
     )
     .await?;
-    if let Some((code, message)) = market.problem(Address::ZERO, Wei::from(args.price_per_frame), frame_count)
-    {
+    if let Some((code, message)) = market.problem(spec.token, Wei::from(args.price_per_frame), frame_count) {
         bail!("the gateway would refuse this job ({code}): {message}");
     }
     let verifications = args.verifications.unwrap_or(frame_count);
@@ -243,16 +251,42 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
     let frames_cost = price.checked_mul(u64::from(frame_count)).ok_or_else(|| eyre!("cost overflows"))?;
     let budget =
         Wei(cost).checked_sub(frames_cost).ok_or_else(|| eyre!("the escrow quoted less than the frames"))?;
+    let unit = Unit::of(spec.token, &provider).await?;
     output::line(format!(
-        "cost: {frame_count} frames x {price} wei = {frames_cost} wei ({} ETH), paid only for verified frames",
-        format_ether(frames_cost.0)
+        "cost: {frame_count} frames x {} = {}, paid only for verified frames",
+        unit.show(price.0),
+        unit.show(frames_cost.0)
     ));
     output::line(format!(
-        "verification budget: up to {verifications} verification renders x {price} wei = {budget} wei ({} ETH), \
-         unused part refunded",
-        format_ether(budget.0)
+        "verification budget: up to {verifications} verification renders x {} = {}, unused part refunded",
+        unit.show(price.0),
+        unit.show(budget.0)
     ));
-    output::line(format!("locked in escrow {escrow_address}: {cost} wei ({} ETH)", format_ether(cost)));
+    let me = key.address();
+    if spec.token != Address::ZERO {
+        // The escrow pulls the token: the artist must hold it, and the
+        // escrow may take exactly what is locked, no more.
+        let erc20 = Erc20::new(spec.token, &provider);
+        let balance = erc20.balanceOf(me).call().await.map_err(ChainError::from_contract)?;
+        if balance < cost {
+            bail!(
+                "{me} holds {}, less than the {} to lock; nothing was locked",
+                unit.show(balance),
+                unit.show(cost)
+            );
+        }
+        let allowance =
+            erc20.allowance(me, escrow_address).call().await.map_err(ChainError::from_contract)?;
+        if allowance != cost {
+            let receipt = send(erc20.approve(escrow_address, cost)).await?;
+            output::line(format!(
+                "approved escrow {escrow_address} for {} in tx {}",
+                unit.show(cost),
+                receipt.transaction_hash
+            ));
+        }
+    }
+    output::line(format!("locked in escrow {escrow_address}: {}", unit.show(cost)));
 
     let now = provider
         .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
@@ -262,8 +296,8 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
     let deadline = now + args.deadline_hours.max(1) * 3_600;
     let receipt = send(
         escrow
-            .openJob(hash, Address::ZERO, args.price_per_frame, frame_count, verifications, deadline)
-            .value(cost),
+            .openJob(hash, spec.token, args.price_per_frame, frame_count, verifications, deadline)
+            .value(if spec.token == Address::ZERO { cost } else { U256::ZERO }),
     )
     .await?;
     let opened = receipt
@@ -461,5 +495,57 @@ mod tests {
         assert_eq!(parse_range("7").unwrap(), (7, 7));
         assert!(parse_range("5-2").is_err());
         assert!(parse_range("a-b").is_err());
+    }
+}
+
+/// How amounts of a payment token are shown: in its units and in its
+/// smallest one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unit {
+    symbol: String,
+    decimals: u8,
+    /// The smallest unit's name (`wei` for the native coin).
+    base: &'static str,
+}
+
+impl Unit {
+    /// The native coin, or the ERC-20 at `token` as the token says
+    /// (`symbol`, `decimals`).
+    async fn of<P: Provider>(token: Address, provider: &P) -> eyre::Result<Self> {
+        if token == Address::ZERO {
+            return Ok(Self { symbol: "ETH".into(), decimals: 18, base: "wei" });
+        }
+        let erc20 = Erc20::new(token, provider);
+        let decimals =
+            erc20.decimals().call().await.map_err(ChainError::from_contract).wrap_err_with(|| {
+                format!("{token} does not answer decimals(): is it an ERC-20 on this chain?")
+            })?;
+        let symbol = erc20.symbol().call().await.map_err(ChainError::from_contract)?;
+        // A hostile token names itself: keep what is printed short and plain.
+        let symbol: String = symbol.chars().filter(|c| c.is_ascii_graphic()).take(16).collect();
+        Ok(Self { symbol, decimals, base: "units" })
+    }
+
+    /// `amount` (smallest units) as `1500000 units (1.5 SYM)`.
+    fn show(&self, amount: U256) -> String {
+        let whole = format_units(amount, self.decimals).unwrap_or_else(|_| amount.to_string());
+        let whole =
+            if whole.contains('.') { whole.trim_end_matches('0').trim_end_matches('.') } else { &whole };
+        format!("{amount} {} ({whole} {})", self.base, self.symbol)
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn amounts_show_in_the_smallest_unit_and_the_token_unit() {
+        let eth = Unit { symbol: "ETH".into(), decimals: 18, base: "wei" };
+        assert_eq!(eth.show(U256::from(6_000_000_000_000_000u64)), "6000000000000000 wei (0.006 ETH)");
+        assert_eq!(eth.show(U256::from(2) * U256::from(10u64.pow(18))), "2000000000000000000 wei (2 ETH)");
+        let usd = Unit { symbol: "TUSD".into(), decimals: 6, base: "units" };
+        assert_eq!(usd.show(U256::from(1_500_000u64)), "1500000 units (1.5 TUSD)");
+        assert_eq!(usd.show(U256::ZERO), "0 units (0 TUSD)");
     }
 }
