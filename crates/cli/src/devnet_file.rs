@@ -45,6 +45,10 @@ pub struct DevnetFile {
     pub artist: Address,
     /// The demo artist's private key (an Anvil dev account, public knowledge).
     pub artist_private_key: String,
+    /// A test ERC-20 the gateway accepts, minted to the demo artist
+    /// (`lumen job submit --token`).
+    #[serde(default)]
+    pub test_token: Option<Address>,
     /// The local nodes.
     pub nodes: Vec<DevnetNode>,
     /// The devnet process.

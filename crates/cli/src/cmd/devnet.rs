@@ -79,6 +79,13 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     let deploy_config = DeployConfig { fee_bps: args.fee_bps, ..DeployConfig::devnet(admin.address()) };
     let deployment = lumen_chain::deploy(&admin_provider, &deploy_config).await?;
     deployment.save(&dir.join("deployment.json"))?;
+    // A test ERC-20 for jobs paid in a token, minted to the artist.
+    let token =
+        lumen_chain::contracts::Erc20::deploy(&admin_provider, "Lumen Test Dollar".into(), "LTD".into())
+            .await
+            .map_err(lumen_chain::ChainError::from_contract)?;
+    lumen_chain::deploy::send(token.mint(artist.address(), U256::from(10u128.pow(24)))).await?;
+    let test_token = *token.address();
 
     let figment = LumenConfig::figment(args.config.as_deref())?.merge(
         Overrides::new()
@@ -86,7 +93,19 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             .set("gateway.listen", Some(SocketAddr::from(([127, 0, 0, 1], args.gateway_port))))
             .into_figment(),
     );
-    let config = LumenConfig::extract(&figment)?;
+    let mut config = LumenConfig::extract(&figment)?;
+    // The gateway accepts the test token at the native coin's lowest price.
+    let tokens = &mut config.gateway.market.tokens;
+    if !tokens.iter().any(|t| t.token == test_token) {
+        let floor = tokens
+            .iter()
+            .find(|t| t.token == alloy::primitives::Address::ZERO)
+            .map(|t| t.min_price_per_frame);
+        tokens.push(lumen_protocol::api::TokenPrice {
+            token: test_token,
+            min_price_per_frame: floor.unwrap_or(lumen_protocol::Wei::from(1u128)),
+        });
+    }
     let deployment = deployment.with_rpc_url(rpc_url.clone());
     let deps = StackDeps {
         deployment: Some(deployment.clone()),
@@ -129,6 +148,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         fee_bps: args.fee_bps,
         artist: artist.address(),
         artist_private_key: alloy::hex::encode_prefixed(artist.to_bytes()),
+        test_token: Some(test_token),
         nodes: devnet_nodes,
         pid: std::process::id(),
     };
@@ -137,6 +157,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     output::line(format!("Gateway: {gateway_url}"));
     output::line(format!("RPC: {rpc_url} (chain {})", deployment.chain_id));
     output::line(format!("Escrow: {}  Registry: {}", deployment.escrow, deployment.registry));
+    output::line(format!("Test token (LTD, minted to the artist): {test_token}"));
     output::line(format!("devnet ready with {} nodes: {}", args.nodes, path.display()));
 
     tokio::select! {

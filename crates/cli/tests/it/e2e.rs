@@ -177,6 +177,58 @@ async fn renders_verifies_and_pays_every_frame_once() {
 }
 
 #[tokio::test]
+async fn a_job_paid_in_an_erc20_credits_owners_and_refunds_the_artist_in_the_token() {
+    let devnet = Devnet::start(2, &[]);
+    let token = devnet.file.test_token.expect("the devnet deploys a test token");
+    let scene = devnet.dir.path().join("scene.blend");
+    make_scene(&scene, 3, 64, 36, &[]);
+    let provider = devnet.provider();
+    let escrow = RenderEscrow::new(devnet.file.deployment.escrow, &provider);
+    let erc20 = lumen_chain::contracts::Erc20::new(token, &provider);
+    let balance_before = erc20.balanceOf(devnet.file.artist).call().await.unwrap();
+
+    // A token the gateway does not accept is refused before anything is locked.
+    let out = devnet.lumen(&[
+        "job",
+        "submit",
+        scene.to_str().unwrap(),
+        "--token",
+        &format!("{:#x}", Address::repeat_byte(0xee)),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token_not_accepted"), "{out:?}");
+    assert_eq!(erc20.balanceOf(devnet.file.artist).call().await.unwrap(), balance_before);
+
+    let job =
+        devnet.submit(&scene, &["--token", &format!("{token:#x}"), "--price-per-frame", &PRICE.to_string()]);
+    devnet.lumen_ok(&["job", "wait", &job.to_string(), "--timeout", "300"]);
+    let status = devnet.status(job);
+    assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
+    assert_eq!(status["token"].as_str().unwrap().parse::<Address>().unwrap(), token);
+
+    // Owners are credited in the token, not in the native coin; the artist
+    // paid exactly the frames and verification renders released, in the token.
+    let released = released_frames(&devnet, job).await;
+    let checks = released_verifications(&devnet, job).await;
+    assert_eq!(released.len(), 3);
+    let paid = U256::from(PRICE) * U256::from(released.len() + checks.len());
+    let mut credited = U256::ZERO;
+    for owner in devnet.file.nodes.iter().map(|n| n.owner) {
+        credited += escrow.credits(owner, token).call().await.unwrap();
+        assert_eq!(escrow.credits(owner, Address::ZERO).call().await.unwrap(), U256::ZERO);
+    }
+    let fees = escrow.fees(token).call().await.unwrap();
+    assert_eq!(credited + fees, paid);
+    assert_eq!(refunded(&devnet, job).await, U256::from(PRICE) * U256::from(6) - paid);
+    assert_eq!(erc20.balanceOf(devnet.file.artist).call().await.unwrap(), balance_before - paid);
+    assert_eq!(
+        erc20.balanceOf(devnet.file.deployment.escrow).call().await.unwrap(),
+        paid,
+        "the escrow holds what it owes"
+    );
+}
+
+#[tokio::test]
 async fn a_killed_node_loses_its_frames_and_the_job_still_completes() {
     // Three owners: after the kill, two independent ones remain to render and verify.
     let devnet = Devnet::start(3, &[]);
