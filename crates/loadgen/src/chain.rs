@@ -46,11 +46,17 @@ impl Chain {
         self.deployment.save(path).wrap_err("writing the deployment file")
     }
 
-    /// `n` fresh node keys, each bound to one of nine owners (without stake),
-    /// the owners sending their registrations in parallel.
+    /// `n` fresh node keys, each bound to one of nine owners (without stake).
+    /// The registrations go into the pool with mining paused and are then
+    /// mined a few blocks at a time under a raised block gas limit: one
+    /// block per transaction makes Anvil keep thousands of states in memory.
     pub async fn bind_nodes(&self, n: usize) -> eyre::Result<Vec<PrivateKeySigner>> {
         let keys: Vec<PrivateKeySigner> = (0..n).map(|_| PrivateKeySigner::random()).collect();
         let d = &self.deployment;
+        let admin = lumen_chain::signer_provider(&PrivateKeySigner::random(), &self.rpc_url())?;
+        let _: serde_json::Value = admin.raw_request("evm_setAutomine".into(), [false]).await?;
+        let _: serde_json::Value =
+            admin.raw_request("evm_setBlockGasLimit".into(), [U256::from(3_000_000_000u64)]).await?;
         let mut owners = Vec::new();
         for o in 0..OWNERS.min(n.max(1)) {
             let owner = PrivateKeySigner::from(self.anvil.keys()[1 + o].clone());
@@ -60,8 +66,9 @@ impl Chain {
             owners.push(async move {
                 let contract = NodeRegistry::new(registry, &provider);
                 let deadline = U256::from(u64::MAX);
-                let mut last: Option<PendingTransactionBuilder<_>> = None;
-                for node in &nodes {
+                let first = provider.get_transaction_count(owner.address()).await?;
+                let fees = provider.estimate_eip1559_fees().await?;
+                for (i, node) in nodes.iter().enumerate() {
                     // A fresh key's binding nonce is 0.
                     let signature = lumen_chain::bind::sign(
                         node,
@@ -72,19 +79,32 @@ impl Chain {
                         registry,
                     )
                     .await?;
-                    let call = contract.register(node.address(), deadline, signature).gas(300_000);
-                    last = Some(call.send().await?);
+                    let call = contract
+                        .register(node.address(), deadline, signature)
+                        .gas(300_000)
+                        .nonce(first + i as u64)
+                        .max_fee_per_gas(fees.max_fee_per_gas * 2)
+                        .max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+                    let _: PendingTransactionBuilder<_> = call.send().await?;
                 }
-                if let Some(pending) = last {
-                    let receipt = pending.get_receipt().await?;
-                    eyre::ensure!(receipt.status(), "a registration reverted");
-                }
-                eyre::Ok(())
+                eyre::Ok((owner.address(), first + nodes.len() as u64))
             });
         }
-        futures::future::try_join_all(owners).await?;
+        let expected = futures::future::try_join_all(owners).await?;
+        // Mine until every owner's registrations are in.
+        for _ in 0..10_000 {
+            let _: serde_json::Value = admin.raw_request("evm_mine".into(), [0u8; 0]).await?;
+            let mut done = true;
+            for (owner, nonce) in &expected {
+                done &= admin.get_transaction_count(*owner).await? >= *nonce;
+            }
+            if done {
+                break;
+            }
+        }
+        let _: serde_json::Value = admin.raw_request("evm_setAutomine".into(), [true]).await?;
         // Spot-check: every owner's registrations went through.
-        let provider = lumen_chain::signer_provider(&PrivateKeySigner::random(), &self.rpc_url())?;
+        let provider = admin;
         let registry = NodeRegistry::new(d.registry, &provider);
         for key in keys.iter().rev().take(OWNERS) {
             eyre::ensure!(
