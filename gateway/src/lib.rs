@@ -293,6 +293,8 @@ async fn tick_health(state: AppState) {
         if ticks.is_multiple_of(60) {
             state.limits.http.forget_idle();
             state.limits.ws.forget_idle();
+            state.limits.http_key.forget_idle();
+            state.limits.handshakes.forget_idle();
         }
         if ticks.is_multiple_of(60)
             && let Err(err) = state.store.prune_sessions().await

@@ -39,6 +39,18 @@ pub struct LimitsConfig {
     pub http_requests_per_sec: u32,
     /// HTTP requests one connection may make at once (default 100).
     pub http_burst: u32,
+    /// HTTP requests per second under one credential (an artist's session
+    /// or a node's token), over all its connections, sustained (default 100).
+    pub http_key_requests_per_sec: u32,
+    /// HTTP requests one credential may make at once (default 1000: a job
+    /// page loading its frames' previews).
+    pub http_key_burst: u32,
+    /// WebSocket handshakes per second from one IP address, sustained,
+    /// before any authentication (each costs a signature recovery and a
+    /// registry call; default 100).
+    pub ws_handshakes_per_sec: u32,
+    /// WebSocket handshakes one IP address may start at once (default 1000).
+    pub ws_handshake_burst: u32,
     /// WebSocket messages per second one node may send, sustained (default
     /// 10; an honest node sends a heartbeat every 10 s and a progress report
     /// per running frame every 5 s).
@@ -60,6 +72,10 @@ impl Default for LimitsConfig {
         Self {
             http_requests_per_sec: 20,
             http_burst: 100,
+            http_key_requests_per_sec: 100,
+            http_key_burst: 1_000,
+            ws_handshakes_per_sec: 100,
+            ws_handshake_burst: 1_000,
             ws_messages_per_sec: 10,
             ws_burst: 50,
             upload_idle_secs: 30,
@@ -108,6 +124,10 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 pub(crate) struct Limits {
     pub(crate) config: LimitsConfig,
     pub(crate) http: Arc<Limiter<SocketAddr>>,
+    /// HTTP requests per credential (the hash of the presented token).
+    pub(crate) http_key: Arc<Limiter<[u8; 32]>>,
+    /// WebSocket handshakes per IP address.
+    pub(crate) handshakes: Arc<Limiter<std::net::IpAddr>>,
     pub(crate) ws: Arc<Limiter<lumen_protocol::Address>>,
     pub(crate) uploads: Arc<Semaphore>,
 }
@@ -117,6 +137,8 @@ impl Limits {
         Self {
             config,
             http: Arc::new(Limiter::new(config.http_requests_per_sec, config.http_burst)),
+            http_key: Arc::new(Limiter::new(config.http_key_requests_per_sec, config.http_key_burst)),
+            handshakes: Arc::new(Limiter::new(config.ws_handshakes_per_sec, config.ws_handshake_burst)),
             ws: Arc::new(Limiter::new(config.ws_messages_per_sec, config.ws_burst)),
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1) as usize)),
         }
@@ -141,24 +163,50 @@ impl Limits {
 /// Middleware: counts the request against its connection; 429 over the limit.
 /// Requests without a peer address (in-process tests) are not counted.
 pub(crate) async fn per_connection(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limits = &state.limits;
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     if let Some(peer) = peer
-        && !state.limits.http.allow(&peer)
+        && !limits.http.allow(&peer)
     {
         tracing::debug!(target: "gateway::limits", %peer, "HTTP rate limit exceeded (429)");
-        let mut response = ApiError::client(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "more than {} requests a second on this connection; slow down",
-                state.limits.config.http_requests_per_sec
-            ),
-        )
-        .into_response();
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return too_many(format!(
+            "more than {} requests a second on this connection; slow down",
+            limits.config.http_requests_per_sec
+        ));
+    }
+    // A credential counts over all the connections it is used on.
+    if let Some(key) = credential(request.headers())
+        && !limits.http_key.allow(&key)
+    {
+        tracing::debug!(target: "gateway::limits", "HTTP rate limit of a credential exceeded (429)");
+        return too_many(format!(
+            "more than {} requests a second under this session; slow down",
+            limits.config.http_key_requests_per_sec
+        ));
     }
     next.run(request).await
+}
+
+/// The hash of the bearer token or session cookie a request presents.
+fn credential(headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let token = bearer.or_else(|| {
+        let jar = axum_extra::extract::CookieJar::from_headers(headers);
+        jar.get(crate::session::COOKIE).map(|c| c.value().to_owned())
+    })?;
+    Some(*blake3::hash(token.as_bytes()).as_bytes())
+}
+
+/// 429 with `Retry-After: 1`.
+pub(crate) fn too_many(message: String) -> Response {
+    let mut response =
+        ApiError::client(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 #[cfg(test)]

@@ -42,7 +42,24 @@ const WRITE_BUFFER_BYTES: usize = 0;
 /// session ends): the largest message, twice.
 const MAX_WRITE_BUFFER_BYTES: usize = 2 * MAX_MESSAGE_BYTES;
 
-pub(crate) async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().copied();
+    // Before any authentication: each handshake costs a signature recovery
+    // and a registry call, so they are limited per IP address.
+    if let Some(axum::extract::ConnectInfo(peer)) = peer
+        && !state.limits.handshakes.allow(&peer.ip())
+    {
+        tracing::debug!(target: "gateway::limits", %peer, "WebSocket handshake rate exceeded (429)");
+        return crate::limits::too_many(format!(
+            "more than {} node connections a second from {}; slow down",
+            state.limits.config.ws_handshakes_per_sec,
+            peer.ip()
+        ));
+    }
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)

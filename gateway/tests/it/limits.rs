@@ -252,3 +252,45 @@ async fn a_node_flooding_its_websocket_is_closed_with_4006_and_a_steady_node_is_
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
 }
+
+#[tokio::test]
+async fn a_credential_is_held_to_its_rate_over_all_its_connections() {
+    let limits = LimitsConfig { http_key_requests_per_sec: 1, http_key_burst: 5, ..LimitsConfig::default() };
+    let g = Offline::start(with_limits(limits)).await;
+    let (_, greedy) = g.artist().await;
+    let (_, calm) = g.artist().await;
+    let token = |auth: &str| auth.trim_start_matches("Authorization: Bearer ").to_owned();
+    let url = format!("{}/api/v1/auth/session", g.gateway.url);
+    // Every request on a fresh connection: the per-connection limit never bites.
+    let fresh = || reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    for _ in 0..5 {
+        assert_eq!(fresh().get(&url).bearer_auth(token(&greedy)).send().await.unwrap().status(), 200);
+    }
+    let refused = fresh().get(&url).bearer_auth(token(&greedy)).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.json::<ApiErrorBody>().await.unwrap().code, "rate_limited");
+    // The same through the session cookie.
+    let cookie = format!("lumen_session={}", token(&greedy));
+    let refused = fresh().get(&url).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    // Another artist is not affected.
+    assert_eq!(fresh().get(&url).bearer_auth(token(&calm)).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn node_handshakes_from_one_address_are_limited_before_authentication() {
+    let limits = LimitsConfig { ws_handshakes_per_sec: 1, ws_handshake_burst: 3, ..LimitsConfig::default() };
+    let g = Offline::start(with_limits(limits)).await;
+    let url = g.gateway.ws_url();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let (socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+        open.push(socket);
+    }
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("expected 429, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(tokio_tungstenite::connect_async(url.as_str()).await.is_ok(), "again at the sustained rate");
+}
