@@ -162,7 +162,13 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
     }
 
     /// @inheritdoc INodeRegistry
-    function slash(address node, uint256 amount, uint256 jobId, bytes32 evidenceHash) external {
+    function slash(
+        address node,
+        uint256 amount,
+        uint256 jobId,
+        IRenderEscrow.JobTerms calldata terms,
+        bytes32 evidenceHash
+    ) external {
         require(msg.sender == settler, Registry_NotSettler(msg.sender));
         require(evidenceHash != bytes32(0), Registry_NoEvidence());
         require(!slashedWith[node][evidenceHash], Registry_EvidenceUsed(node, evidenceHash));
@@ -170,7 +176,7 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
         address linked = escrow;
         require(linked != address(0), Registry_EscrowLink());
         address recipient =
-            jobId == 0 ? IRenderEscrow(linked).treasury() : IRenderEscrow(linked).getJob(jobId).artist;
+            jobId == 0 ? IRenderEscrow(linked).treasury() : IRenderEscrow(linked).artistOf(jobId, terms);
         require(recipient != address(0), Registry_UnknownJob(jobId));
         slashedWith[node][evidenceHash] = true;
         NodeInfo storage info = _nodes[node];

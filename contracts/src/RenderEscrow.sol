@@ -29,17 +29,59 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     ///      thousand); beyond it the refund is credited instead.
     uint256 private constant REFUND_GAS = 50_000;
 
-    /// @dev Job fields and running totals of one `release` call, kept in memory (cheap, and off the stack).
-    struct ReleaseCtx {
+    /// @dev Low byte of a job's storage word: its status (bits 0-1) and whether it has a `Progress` entry
+    ///      (bit 2, so that a job settled in one call never reads that slot); the other 248 bits: the hash of
+    ///      its terms.
+    uint256 private constant STATUS_MASK = 0xff;
+    uint256 private constant STATUS_BITS = 0x03;
+    uint256 private constant HAS_PROGRESS = 0x04;
+    /// @dev Transient scratch of the paid frames (kind 0) and verification renders (kind 1) of the jobs a call
+    ///      settles and closes: such a call writes no bitmap to storage (see `_paySets`).
+    bytes32 private constant SCRATCH = keccak256("lumen.RenderEscrow.scratch");
+
+    /// @dev Counts of a job settled in several calls, and its cancel time; zero for a job settled in one.
+    struct Progress {
+        uint32 framesPaid;
+        uint32 verificationsPaid;
+        uint40 cancelledAt;
+    }
+
+    /// @dev Totals of one job within a settlement.
+    struct JobCtx {
+        uint256 jobId;
+        // The job's storage word.
+        uint256 word;
         address token;
         uint256 feeBps;
         uint256 frameCount;
         uint256 price;
-        uint256 total;
-        uint256 totalFee;
-        uint256 count;
+        uint256 openedAt;
+        // Whether earlier settlements wrote bitmaps (they paid frames without closing).
+        bool prior;
+        // Whether this settlement writes bitmaps (it does not close the job).
+        bool persist;
         bool verification;
-        uint40 openedAt;
+        uint256 count;
+    }
+
+    /// @dev What one settle call owes, added to storage once at its end: credits per (owner, token), fees per
+    ///      token, refunds per closed job; and the node bindings it looked up.
+    struct Batch {
+        address[] nodes;
+        address[] nodeOwners;
+        uint256[] nodeBoundAt;
+        uint256 nodeCount;
+        address[] creditOwners;
+        address[] creditTokens;
+        uint256[] creditAmounts;
+        uint256 creditCount;
+        address[] feeTokens;
+        uint256[] feeAmounts;
+        uint256 feeCount;
+        address[] refundArtists;
+        address[] refundTokens;
+        uint256[] refundAmounts;
+        uint256 refundCount;
     }
 
     /// @inheritdoc IRenderEscrow
@@ -47,7 +89,7 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     /// @inheritdoc IRenderEscrow
     uint64 public immutable cancelGrace;
 
-    // treasury, feeBps and paused share one slot.
+    // treasury, feeBps, paused and nextJobId share one slot: openJob reads and writes it once.
     /// @inheritdoc IRenderEscrow
     address public treasury;
     /// @inheritdoc IRenderEscrow
@@ -55,9 +97,11 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     /// @inheritdoc IRenderEscrow
     bool public paused;
     /// @inheritdoc IRenderEscrow
-    uint256 public nextJobId = 1;
+    uint64 public nextJobId = 1;
 
-    mapping(uint256 jobId => Job) private _jobs;
+    /// @dev Per job one word: the hash of its terms (high 248 bits) and its status (low byte).
+    mapping(uint256 jobId => uint256 word) private _jobs;
+    mapping(uint256 jobId => Progress) private _progress;
     /// @inheritdoc IRenderEscrow
     mapping(uint256 jobId => mapping(uint256 wordIndex => uint256 bits)) public paidFrames;
     /// @inheritdoc IRenderEscrow
@@ -116,34 +160,24 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         uint256 expectedValue = token == address(0) ? amount : 0;
         require(msg.value == expectedValue, Escrow_WrongValue(expectedValue, msg.value));
 
-        jobId = nextJobId;
-        // Job ids cannot realistically reach 2^256.
+        uint64 id = nextJobId;
+        // Job ids cannot realistically reach 2^64.
         unchecked {
-            nextJobId = jobId + 1;
+            nextJobId = id + 1;
         }
-        uint16 fee = feeBps;
-        // The casts below are safe: deadline was checked against 2^40 - 1, the timestamp is below it until
-        // the year 36812, and quote() bounds frameCount by MAX_FRAMES (2^20) and verifications by frameCount.
-        _jobs[jobId] = Job({
+        jobId = id;
+        JobTerms memory terms = JobTerms({
+            specHash: specHash,
             artist: msg.sender,
-            // forge-lint: disable-next-line(unsafe-typecast)
-            deadline: uint40(deadline),
-            // forge-lint: disable-next-line(unsafe-typecast)
-            openedAt: uint40(block.timestamp),
-            feeBps: fee,
             token: token,
-            cancelledAt: 0,
-            status: JobStatus.Open,
-            // forge-lint: disable-next-line(unsafe-typecast)
-            frameCount: uint24(frameCount),
-            // forge-lint: disable-next-line(unsafe-typecast)
-            verificationsLeft: uint24(verifications),
             pricePerFrame: pricePerFrame,
-            // casting to 'uint128' is safe because quote() reverts on amounts above 2^128-1
-            // forge-lint: disable-next-line(unsafe-typecast)
-            remaining: uint128(amount),
-            specHash: specHash
+            frameCount: frameCount,
+            verifications: verifications,
+            deadline: deadline,
+            openedAt: uint64(block.timestamp),
+            feeBps: feeBps
         });
+        _jobs[jobId] = _termsHash(terms) | uint256(JobStatus.Open);
         emit JobOpened(
             jobId,
             msg.sender,
@@ -153,8 +187,9 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
             frameCount,
             verifications,
             deadline,
+            terms.openedAt,
             amount,
-            fee
+            terms.feeBps
         );
 
         if (token != address(0)) {
@@ -167,33 +202,36 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     }
 
     /// @inheritdoc IRenderEscrow
-    function cancel(uint256 jobId) external {
-        Job storage job = _jobs[jobId];
-        JobStatus status = job.status;
+    function cancel(uint256 jobId, JobTerms calldata terms) external {
+        uint256 word = _jobs[jobId];
+        JobStatus status = _status(jobId, word, terms);
         require(status == JobStatus.Open, Escrow_JobNotOpen(jobId, status));
-        address artist = job.artist;
-        require(msg.sender == artist, Escrow_NotArtist(jobId, msg.sender));
-        job.status = JobStatus.Cancelled;
+        require(msg.sender == terms.artist, Escrow_NotArtist(jobId, msg.sender));
+        _jobs[jobId] = (word & ~STATUS_BITS) | uint256(JobStatus.Cancelled) | HAS_PROGRESS;
         // casting to 'uint40' is safe until the year 36812
         // forge-lint: disable-next-line(unsafe-typecast)
-        job.cancelledAt = uint40(block.timestamp);
+        _progress[jobId].cancelledAt = uint40(block.timestamp);
         uint64 refundableAt = uint64(block.timestamp) + cancelGrace;
-        uint64 deadline = job.deadline;
-        emit JobCancelled(jobId, artist, refundableAt < deadline ? refundableAt : deadline);
+        uint64 deadline = terms.deadline;
+        emit JobCancelled(jobId, terms.artist, refundableAt < deadline ? refundableAt : deadline);
     }
 
     /// @inheritdoc IRenderEscrow
-    function refund(uint256 jobId) external nonReentrant {
-        Job storage job = _jobs[jobId];
-        JobStatus status = job.status;
+    function refund(uint256 jobId, JobTerms calldata terms) external nonReentrant {
+        uint256 word = _jobs[jobId];
+        JobStatus status = _status(jobId, word, terms);
+        Progress memory progress = _loadProgress(jobId, word);
         bool live = status == JobStatus.Open || status == JobStatus.Cancelled;
         require(
-            (live && block.timestamp >= job.deadline)
+            (live && block.timestamp >= terms.deadline)
                 || (status == JobStatus.Cancelled
-                    && block.timestamp >= uint256(job.cancelledAt) + cancelGrace),
+                    && block.timestamp >= uint256(progress.cancelledAt) + cancelGrace),
             Escrow_NotRefundable(jobId)
         );
-        _refund(jobId, job);
+        uint256 amount = _remaining(terms, progress.framesPaid, progress.verificationsPaid);
+        _jobs[jobId] = (word & ~STATUS_BITS) | uint256(JobStatus.Refunded);
+        emit JobRefunded(jobId, terms.artist, amount);
+        if (amount != 0) _pushRefund(terms.artist, terms.token, amount);
     }
 
     // ------------------------------------------------------------------ settlement role
@@ -201,50 +239,28 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     /// @inheritdoc IRenderEscrow
     function settle(
         uint256 jobId,
-        bytes32 specHash,
+        JobTerms calldata terms,
         FrameSet[] calldata frames,
         FrameSet[] calldata verifications,
         bool close
     ) external nonReentrant onlySettler {
-        require(close || frames.length + verifications.length != 0, Escrow_NothingToSettle());
-        Job storage job = _jobs[jobId];
-        ReleaseCtx memory ctx;
-        {
-            JobStatus status = job.status;
-            require(
-                status == JobStatus.Open || status == JobStatus.Cancelled,
-                Escrow_JobNotReleasable(jobId, status)
-            );
-            require(job.specHash == specHash, Escrow_SpecMismatch(jobId, specHash));
-            ctx.token = job.token;
-            ctx.feeBps = job.feeBps;
-            ctx.frameCount = job.frameCount;
-            ctx.price = job.pricePerFrame;
-            ctx.openedAt = job.openedAt;
+        Batch memory batch = _newBatch(frames.length + verifications.length, 1);
+        _settleJob(jobId, terms, frames, verifications, close, batch);
+        _finish(batch);
+    }
+
+    /// @inheritdoc IRenderEscrow
+    function settleMany(Settlement[] calldata settlements) external nonReentrant onlySettler {
+        uint256 sets;
+        for (uint256 i; i < settlements.length; ++i) {
+            sets += settlements[i].frames.length + settlements[i].verifications.length;
         }
-        mapping(uint256 => uint256) storage paid = paidFrames[jobId];
-        if (frames.length != 0) _paySets(jobId, frames, paid, paid, ctx);
-        if (verifications.length != 0) {
-            // The frames above are written back already: a verification render may be paid with its frame.
-            ctx.verification = true;
-            ctx.count = 0;
-            _paySets(jobId, verifications, verifiedFrames[jobId], paid, ctx);
-            uint256 left = job.verificationsLeft;
-            require(ctx.count <= left, Escrow_VerificationBudgetExceeded(jobId, ctx.count, left));
-            // casting to 'uint24' is safe because count <= left < 2^24
-            // forge-lint: disable-next-line(unsafe-typecast)
-            job.verificationsLeft = uint24(left - ctx.count);
+        Batch memory batch = _newBatch(sets, settlements.length);
+        for (uint256 i; i < settlements.length; ++i) {
+            Settlement calldata s = settlements[i];
+            _settleJob(s.jobId, s.terms, s.frames, s.verifications, s.close, batch);
         }
-        if (ctx.totalFee != 0) fees[ctx.token] += ctx.totalFee;
-        // Checked: a frame and its verification render are each paid at most once, and verification renders
-        // at most `verifications` times, so the total never exceeds the locked rest; the result is therefore
-        // <= remaining and fits in 128 bits.
-        uint128 remaining = uint128(uint256(job.remaining) - ctx.total);
-        job.remaining = remaining;
-        if (close) {
-            emit JobClosed(jobId, remaining);
-            _refund(jobId, job);
-        }
+        _finish(batch);
     }
 
     // ------------------------------------------------------------------ withdrawals
@@ -325,8 +341,33 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     }
 
     /// @inheritdoc IRenderEscrow
-    function getJob(uint256 jobId) external view returns (Job memory) {
-        return _jobs[jobId];
+    function getJob(uint256 jobId, JobTerms calldata terms) external view returns (JobState memory state) {
+        uint256 word = _jobs[jobId];
+        if (word == 0) return state;
+        state.status = _status(jobId, word, terms);
+        Progress memory progress = _loadProgress(jobId, word);
+        state.cancelledAt = progress.cancelledAt;
+        state.framesPaid = progress.framesPaid;
+        state.verificationsPaid = progress.verificationsPaid;
+        if (state.status != JobStatus.Refunded) {
+            state.verificationsLeft = terms.verifications - progress.verificationsPaid;
+            // casting to 'uint128' is safe because the rest is at most the lock, which quote() bounds
+            // forge-lint: disable-next-line(unsafe-typecast)
+            state.remaining = uint128(_remaining(terms, progress.framesPaid, progress.verificationsPaid));
+        }
+    }
+
+    /// @inheritdoc IRenderEscrow
+    function jobStatus(uint256 jobId) external view returns (JobStatus) {
+        return JobStatus(_jobs[jobId] & STATUS_BITS);
+    }
+
+    /// @inheritdoc IRenderEscrow
+    function artistOf(uint256 jobId, JobTerms calldata terms) external view returns (address) {
+        uint256 word = _jobs[jobId];
+        if (word == 0) return address(0);
+        _status(jobId, word, terms);
+        return terms.artist;
     }
 
     /// @inheritdoc IRenderEscrow
@@ -336,76 +377,281 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
 
     // ------------------------------------------------------------------ internal
 
-    /// @dev Marks `sets` in `bitmap` and credits their nodes: frames (`bitmap` is `paid`), or verification
-    ///      renders (`ctx.verification`), each of a frame already set in `paid`.
-    function _paySets(
+    /// @dev The high 248 bits of the hash of `terms` (the low byte of a job's word holds its status; 248 bits
+    ///      leave a collision search 2^124 hashes away).
+    function _termsHash(JobTerms memory terms) private pure returns (uint256) {
+        return uint256(keccak256(abi.encode(terms))) & ~STATUS_MASK;
+    }
+
+    /// @dev The status of job `jobId` stored as `word`, after checking that `terms` are its terms (a job that
+    ///      does not exist matches no terms).
+    function _status(uint256 jobId, uint256 word, JobTerms calldata terms) private pure returns (JobStatus) {
+        require(word != 0 && word & ~STATUS_MASK == _termsHash(terms), Escrow_TermsMismatch(jobId));
+        return JobStatus(word & STATUS_BITS);
+    }
+
+    /// @dev The stored counts of job `jobId` (stored as `word`), all zero if it never stored any.
+    function _loadProgress(uint256 jobId, uint256 word) private view returns (Progress memory progress) {
+        if (word & HAS_PROGRESS != 0) progress = _progress[jobId];
+    }
+
+    /// @dev The locked rest of a job with these terms after `framesPaid` frames and `verificationsPaid`
+    ///      verification renders: checked, though both stay within the counts the lock was made for.
+    function _remaining(JobTerms calldata terms, uint256 framesPaid, uint256 verificationsPaid)
+        private
+        pure
+        returns (uint256)
+    {
+        return (uint256(terms.frameCount) + terms.verifications - framesPaid - verificationsPaid)
+            * terms.pricePerFrame;
+    }
+
+    /// @dev Settles one job into `batch` (see `settle`).
+    function _settleJob(
         uint256 jobId,
-        FrameSet[] calldata sets,
-        mapping(uint256 => uint256) storage bitmap,
-        mapping(uint256 => uint256) storage paid,
-        ReleaseCtx memory ctx
+        JobTerms calldata terms,
+        FrameSet[] calldata frames,
+        FrameSet[] calldata verifications,
+        bool close,
+        Batch memory batch
     ) private {
-        // The bitmap word being worked on is cached and written back only when the word changes, so
-        // several sets of one word (one per node, the common case) cost one SSTORE.
+        require(close || frames.length + verifications.length != 0, Escrow_NothingToSettle());
+        JobCtx memory ctx;
+        ctx.word = _jobs[jobId];
+        {
+            JobStatus status = _status(jobId, ctx.word, terms);
+            require(
+                status == JobStatus.Open || status == JobStatus.Cancelled,
+                Escrow_JobNotReleasable(jobId, status)
+            );
+        }
+        Progress memory progress = _loadProgress(jobId, ctx.word);
+        ctx.jobId = jobId;
+        ctx.token = terms.token;
+        ctx.feeBps = terms.feeBps;
+        ctx.frameCount = terms.frameCount;
+        ctx.price = terms.pricePerFrame;
+        ctx.openedAt = terms.openedAt;
+        // Bitmaps exist only once a settlement paid frames without closing the job (a verification render
+        // needs its frame paid, so no frames paid means no verification renders paid either).
+        ctx.prior = progress.framesPaid != 0;
+        ctx.persist = !close;
+        if (frames.length != 0) _paySets(frames, ctx, batch);
+        // Each frame is paid at most once (bitmaps within the frame count), so this stays <= frameCount.
+        uint256 framesPaid = progress.framesPaid + ctx.count;
+        uint256 verificationsPaid = progress.verificationsPaid;
+        if (verifications.length != 0) {
+            // The frames above are recorded already: a verification render may be paid with its frame.
+            ctx.verification = true;
+            ctx.count = 0;
+            _paySets(verifications, ctx, batch);
+            uint256 left = terms.verifications - verificationsPaid;
+            require(ctx.count <= left, Escrow_VerificationBudgetExceeded(jobId, ctx.count, left));
+            verificationsPaid += ctx.count;
+        }
+        if (close) _close(jobId, ctx.word, terms, framesPaid, verificationsPaid, batch);
+        else _record(jobId, ctx.word, progress, framesPaid, verificationsPaid);
+    }
+
+    /// @dev Ends job `jobId` after it paid `framesPaid` frames and `verificationsPaid` verification renders:
+    ///      marks it refunded and queues the refund of its rest in `batch`.
+    function _close(
+        uint256 jobId,
+        uint256 word,
+        JobTerms calldata terms,
+        uint256 framesPaid,
+        uint256 verificationsPaid,
+        Batch memory batch
+    ) private {
+        uint256 rest = _remaining(terms, framesPaid, verificationsPaid);
+        _jobs[jobId] = (word & ~STATUS_BITS) | uint256(JobStatus.Refunded);
+        emit JobClosed(jobId, rest);
+        emit JobRefunded(jobId, terms.artist, rest);
+        if (rest != 0) {
+            uint256 r = batch.refundCount++;
+            batch.refundArtists[r] = terms.artist;
+            batch.refundTokens[r] = terms.token;
+            batch.refundAmounts[r] = rest;
+        }
+    }
+
+    /// @dev Stores the counts of a job (stored as `word`) that stays open.
+    function _record(
+        uint256 jobId,
+        uint256 word,
+        Progress memory progress,
+        uint256 framesPaid,
+        uint256 verificationsPaid
+    ) private {
+        if (word & HAS_PROGRESS == 0) _jobs[jobId] = word | HAS_PROGRESS;
+        // Both counts are within frameCount and the budget, which fit in 32 bits.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        progress.framesPaid = uint32(framesPaid);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        progress.verificationsPaid = uint32(verificationsPaid);
+        _progress[jobId] = progress;
+    }
+
+    /// @dev Pays `sets` of one job: frames, or verification renders (`ctx.verification`) of frames paid before
+    ///      or earlier in this call. A settlement that keeps the job open records them in the job's bitmaps
+    ///      (`ctx.persist`); one that closes it records them in transient scratch only, on top of the bitmaps
+    ///      of earlier settlements (`ctx.prior`): the job ends with the call, so nothing can be paid for it
+    ///      later, and within the call the scratch pays every frame at most once.
+    function _paySets(FrameSet[] calldata sets, JobCtx memory ctx, Batch memory batch) private {
+        mapping(uint256 => uint256) storage bitmap =
+            ctx.verification ? verifiedFrames[ctx.jobId] : paidFrames[ctx.jobId];
+        // With `persist`, the bitmap word being worked on is cached and written back only when the word
+        // changes, so several sets of one word (one per node, the common case) cost one SSTORE.
         uint256 wordIndex = type(uint256).max;
         uint256 word;
         for (uint256 i; i < sets.length; ++i) {
             FrameSet calldata set = sets[i];
             uint256 bits = set.bits;
             uint32 w = set.wordIndex;
-            require(bits != 0, Escrow_EmptyFrameSet(jobId, i));
-            _checkRange(jobId, w, bits, ctx.frameCount);
-            if (w != wordIndex) {
-                if (wordIndex != type(uint256).max) bitmap[wordIndex] = word;
-                wordIndex = w;
-                word = bitmap[w];
-            }
-            if (ctx.verification) {
-                uint256 unpaid = bits & ~paid[w];
-                require(unpaid == 0, Escrow_FrameNotPaid(jobId, w, unpaid));
-                require(word & bits == 0, Escrow_VerificationAlreadyPaid(jobId, w, word & bits));
+            require(bits != 0, Escrow_EmptyFrameSet(ctx.jobId, i));
+            _checkRange(ctx.jobId, w, bits, ctx.frameCount);
+            uint256 done;
+            if (ctx.persist) {
+                if (w != wordIndex) {
+                    if (wordIndex != type(uint256).max) bitmap[wordIndex] = word;
+                    wordIndex = w;
+                    word = bitmap[w];
+                }
+                done = word;
+                word |= bits;
             } else {
-                require(word & bits == 0, Escrow_FrameAlreadyPaid(jobId, w, word & bits));
+                done = _scratch(ctx.jobId, ctx.verification, w);
+                if (ctx.prior) done |= bitmap[w];
+                _setScratch(ctx.jobId, ctx.verification, w, done | bits);
             }
-            word |= bits;
-            _creditNode(jobId, set.node, w, bits, ctx);
+            _checkUnpaid(ctx, w, bits, done);
+            _creditNode(set.node, w, bits, ctx, batch);
         }
-        bitmap[wordIndex] = word;
+        if (ctx.persist) bitmap[wordIndex] = word;
     }
 
-    /// @dev Credits the owner of `node` for the frames `bits` of word `w`, adds to the release totals.
-    function _creditNode(uint256 jobId, address node, uint32 w, uint256 bits, ReleaseCtx memory ctx) private {
-        (address owner_, uint40 boundAt) = registry.bindingOf(node);
+    /// @dev Reverts unless `bits` of word `w` are unpaid (`done`: those paid of this kind) and, for
+    ///      verification renders, their frames are paid.
+    function _checkUnpaid(JobCtx memory ctx, uint32 w, uint256 bits, uint256 done) private view {
+        if (!ctx.verification) {
+            require(done & bits == 0, Escrow_FrameAlreadyPaid(ctx.jobId, w, done & bits));
+            return;
+        }
+        // Frames paid in this call are in the bitmap (`persist`) or the scratch (otherwise) already.
+        uint256 paidWord;
+        if (ctx.persist || ctx.prior) paidWord = paidFrames[ctx.jobId][w];
+        if (!ctx.persist) paidWord |= _scratch(ctx.jobId, false, w);
+        uint256 unpaid = bits & ~paidWord;
+        require(unpaid == 0, Escrow_FrameNotPaid(ctx.jobId, w, unpaid));
+        require(done & bits == 0, Escrow_VerificationAlreadyPaid(ctx.jobId, w, done & bits));
+    }
+
+    /// @dev Credits the owner of `node` (in `batch`) for the frames `bits` of word `w`, counts them.
+    function _creditNode(address node, uint32 w, uint256 bits, JobCtx memory ctx, Batch memory batch)
+        private
+    {
+        (address owner_, uint256 boundAt) = _binding(node, batch);
         require(owner_ != address(0), Escrow_NodeNotBound(node));
         // Strictly before: a node bound in the block that opened the job could have been bound after it.
-        require(boundAt < ctx.openedAt, Escrow_NodeBoundAfterOpen(jobId, node, boundAt, ctx.openedAt));
+        require(
+            boundAt < ctx.openedAt,
+            // casting to 'uint40' is safe: both are block timestamps, below 2^40 until the year 36812
+            // forge-lint: disable-next-line(unsafe-typecast)
+            Escrow_NodeBoundAfterOpen(ctx.jobId, node, uint40(boundAt), uint40(ctx.openedAt))
+        );
         uint256 amount;
         uint256 fee;
-        // popcount <= 256, price < 2^128 and feeBps <= 1000, so no product overflows and fee <= amount;
-        // the running totals stay below frameCount * price < 2^128. Credits are sums of released amounts of
-        // jobs whose locks each fit in 128 bits and cannot realistically reach 2^256.
+        // popcount <= 256, price < 2^128 and feeBps <= 1000, so no product overflows and fee <= amount; the
+        // count stays below 2^21.
         unchecked {
             uint256 count = _popcount(bits);
             amount = count * ctx.price;
             fee = amount * ctx.feeBps / BPS;
-            credits[owner_][ctx.token] += amount - fee;
-            ctx.total += amount;
-            ctx.totalFee += fee;
             ctx.count += count;
         }
-        if (ctx.verification) emit VerificationsReleased(jobId, node, owner_, w, bits, amount, fee);
-        else emit FramesReleased(jobId, node, owner_, w, bits, amount, fee);
+        _addCredit(batch, owner_, ctx.token, amount - fee);
+        if (fee != 0) _addFee(batch, ctx.token, fee);
+        if (ctx.verification) emit VerificationsReleased(ctx.jobId, node, owner_, w, bits, amount, fee);
+        else emit FramesReleased(ctx.jobId, node, owner_, w, bits, amount, fee);
     }
 
-    /// @dev Ends `job`: its rest goes to the artist (sent, or credited if the artist refuses the transfer).
-    function _refund(uint256 jobId, Job storage job) private {
-        uint256 amount = job.remaining;
-        address artist = job.artist;
-        job.remaining = 0;
-        job.status = JobStatus.Refunded;
-        emit JobRefunded(jobId, artist, amount);
-        if (amount == 0) return;
-        address token = job.token;
+    /// @dev The registry binding of `node`, looked up once per call.
+    function _binding(address node, Batch memory batch)
+        private
+        view
+        returns (address owner_, uint256 boundAt)
+    {
+        uint256 n = batch.nodeCount;
+        for (uint256 i; i < n; ++i) {
+            if (batch.nodes[i] == node) return (batch.nodeOwners[i], batch.nodeBoundAt[i]);
+        }
+        (owner_, boundAt) = registry.bindingOf(node);
+        batch.nodes[n] = node;
+        batch.nodeOwners[n] = owner_;
+        batch.nodeBoundAt[n] = boundAt;
+        batch.nodeCount = n + 1;
+    }
+
+    function _addCredit(Batch memory batch, address owner_, address token, uint256 amount) private pure {
+        uint256 n = batch.creditCount;
+        for (uint256 i; i < n; ++i) {
+            if (batch.creditOwners[i] == owner_ && batch.creditTokens[i] == token) {
+                batch.creditAmounts[i] += amount;
+                return;
+            }
+        }
+        batch.creditOwners[n] = owner_;
+        batch.creditTokens[n] = token;
+        batch.creditAmounts[n] = amount;
+        batch.creditCount = n + 1;
+    }
+
+    function _addFee(Batch memory batch, address token, uint256 amount) private pure {
+        uint256 n = batch.feeCount;
+        for (uint256 i; i < n; ++i) {
+            if (batch.feeTokens[i] == token) {
+                batch.feeAmounts[i] += amount;
+                return;
+            }
+        }
+        batch.feeTokens[n] = token;
+        batch.feeAmounts[n] = amount;
+        batch.feeCount = n + 1;
+    }
+
+    /// @dev Room for `sets` frame sets (each names at most one node, owner and fee token) and `jobs` refunds.
+    function _newBatch(uint256 sets, uint256 jobs) private pure returns (Batch memory batch) {
+        batch.nodes = new address[](sets);
+        batch.nodeOwners = new address[](sets);
+        batch.nodeBoundAt = new uint256[](sets);
+        batch.creditOwners = new address[](sets);
+        batch.creditTokens = new address[](sets);
+        batch.creditAmounts = new uint256[](sets);
+        batch.feeTokens = new address[](sets);
+        batch.feeAmounts = new uint256[](sets);
+        batch.refundArtists = new address[](jobs);
+        batch.refundTokens = new address[](jobs);
+        batch.refundAmounts = new uint256[](jobs);
+    }
+
+    /// @dev Writes what `batch` owes (one SSTORE per owner and token, one per fee token), then sends the
+    ///      refunds of the jobs it closed: effects before interactions.
+    function _finish(Batch memory batch) private {
+        // Credits and fees are sums of released amounts of jobs whose locks each fit in 128 bits; they cannot
+        // realistically reach 2^256, but stay checked.
+        for (uint256 i; i < batch.creditCount; ++i) {
+            credits[batch.creditOwners[i]][batch.creditTokens[i]] += batch.creditAmounts[i];
+        }
+        for (uint256 i; i < batch.feeCount; ++i) {
+            fees[batch.feeTokens[i]] += batch.feeAmounts[i];
+        }
+        for (uint256 i; i < batch.refundCount; ++i) {
+            _pushRefund(batch.refundArtists[i], batch.refundTokens[i], batch.refundAmounts[i]);
+        }
+    }
+
+    /// @dev Sends a refund to `artist`, or credits it if the artist refuses the transfer.
+    function _pushRefund(address artist, address token, uint256 amount) private {
         bool sent;
         if (token == address(0)) {
             // Gas-capped, so that an artist contract cannot burn the settlement's gas to block it.
@@ -415,6 +661,31 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         }
         // Credited instead, so that a refusing artist cannot block settlement; it withdraws like an owner.
         if (!sent) credits[artist][token] += amount;
+    }
+
+    /// @dev Transient bits of word `w` of job `jobId` paid earlier in this transaction by closing settlements.
+    function _scratch(uint256 jobId, bool verification, uint256 w) private view returns (uint256 bits) {
+        bytes32 slot = _scratchSlot(jobId, verification, w);
+        // Reads transient storage (EIP-1153); the slot is private to this contract and this transaction.
+        assembly ("memory-safe") {
+            bits := tload(slot)
+        }
+    }
+
+    function _setScratch(uint256 jobId, bool verification, uint256 w, uint256 bits) private {
+        bytes32 slot = _scratchSlot(jobId, verification, w);
+        // Writes transient storage (EIP-1153): gone at the end of the transaction, by which time the job is
+        // closed and nothing more can be paid for it.
+        assembly ("memory-safe") {
+            tstore(slot, bits)
+        }
+    }
+
+    /// @dev A distinct transient slot per (job, kind, word): job ids are below 2^64 and words below 2^32, so
+    ///      the value xored in (below 2^98) never repeats (no hashing: this runs once per frame set).
+    function _scratchSlot(uint256 jobId, bool verification, uint256 w) private pure returns (bytes32) {
+        uint256 kind = verification ? 1 : 0;
+        return bytes32(uint256(SCRATCH) ^ ((jobId << 34) | (w << 1) | kind));
     }
 
     /// @dev Pays `amount` of `token` (address(0): native coin) to `to`.

@@ -388,7 +388,7 @@ contract NodeRegistryTest is BaseTest {
         vm.expectEmit(address(registry));
         emit INodeRegistry.NodeSlashed(node1, owner1, alice, 1.5 ether, EVIDENCE);
         vm.prank(settler);
-        registry.slash(node1, 1.5 ether, job, EVIDENCE);
+        registry.slash(node1, 1.5 ether, job, _t(job), EVIDENCE);
         INodeRegistry.NodeInfo memory info = _info(node1);
         assertEq(info.stake, 0.5 ether);
         assertEq(info.unbonding, 1 ether);
@@ -400,7 +400,7 @@ contract NodeRegistryTest is BaseTest {
         vm.prank(owner1);
         registry.requestUnstake(node1, 1 ether);
         vm.prank(settler);
-        registry.slash(node1, 2.5 ether, 0, EVIDENCE);
+        registry.slash(node1, 2.5 ether, 0, _t(0), EVIDENCE);
         assertEq(registry.claimable(treasury), 2.5 ether, "job 0: the treasury");
         INodeRegistry.NodeInfo memory info = _info(node1);
         assertEq(info.stake, 0);
@@ -413,7 +413,7 @@ contract NodeRegistryTest is BaseTest {
         vm.prank(owner1);
         registry.deregister(node1);
         vm.prank(settler);
-        registry.slash(node1, 2 ether, job, EVIDENCE);
+        registry.slash(node1, 2 ether, job, _t(job), EVIDENCE);
         assertEq(_info(node1).unbonding, 0);
         vm.warp(block.timestamp + UNSTAKE_DELAY);
         vm.prank(owner1);
@@ -425,32 +425,32 @@ contract NodeRegistryTest is BaseTest {
         _register(owner1, node1Pk, 1 ether);
         vm.prank(admin);
         vm.expectRevert(abi.encodeWithSelector(INodeRegistry.Registry_NotSettler.selector, admin));
-        registry.slash(node1, 1, 0, EVIDENCE);
+        registry.slash(node1, 1, 0, _t(0), EVIDENCE);
     }
 
     function test_RevertWhen_SlashForAnUnknownJob() public {
         _register(owner1, node1Pk, 1 ether);
         vm.prank(settler);
         vm.expectRevert(abi.encodeWithSelector(INodeRegistry.Registry_UnknownJob.selector, 42));
-        registry.slash(node1, 1, 42, EVIDENCE);
+        registry.slash(node1, 1, 42, _t(42), EVIDENCE);
     }
 
     function test_RevertWhen_SlashWithoutEvidence() public {
         _register(owner1, node1Pk, 1 ether);
         vm.prank(settler);
         vm.expectRevert(INodeRegistry.Registry_NoEvidence.selector);
-        registry.slash(node1, 1, 0, bytes32(0));
+        registry.slash(node1, 1, 0, _t(0), bytes32(0));
     }
 
     function test_RevertWhen_SlashTwiceWithTheSameEvidence() public {
         _register(owner1, node1Pk, 1 ether);
         _register(owner2, node2Pk, 1 ether);
         vm.startPrank(settler);
-        registry.slash(node1, 1, 0, EVIDENCE);
+        registry.slash(node1, 1, 0, _t(0), EVIDENCE);
         vm.expectRevert(abi.encodeWithSelector(INodeRegistry.Registry_EvidenceUsed.selector, node1, EVIDENCE));
-        registry.slash(node1, 1, 0, EVIDENCE);
+        registry.slash(node1, 1, 0, _t(0), EVIDENCE);
         // Two cheaters outvoted on one frame share its evidence bundle.
-        registry.slash(node2, 1, 0, EVIDENCE);
+        registry.slash(node2, 1, 0, _t(0), EVIDENCE);
         vm.stopPrank();
         assertTrue(registry.slashedWith(node1, EVIDENCE));
     }
@@ -468,7 +468,7 @@ contract NodeRegistryTest is BaseTest {
         _register(owner1, node1Pk, 1 ether);
         vm.prank(settler);
         vm.expectRevert(INodeRegistry.Registry_ZeroAmount.selector);
-        registry.slash(node1, 0, 0, EVIDENCE);
+        registry.slash(node1, 0, 0, _t(0), EVIDENCE);
     }
 
     function test_RevertWhen_SlashMoreThanStake() public {
@@ -481,7 +481,7 @@ contract NodeRegistryTest is BaseTest {
                 INodeRegistry.Registry_InsufficientStake.selector, node1, 1 ether + 1, 1 ether
             )
         );
-        registry.slash(node1, 1 ether + 1, 0, EVIDENCE);
+        registry.slash(node1, 1 ether + 1, 0, _t(0), EVIDENCE);
     }
 
     function testFuzz_Slash(uint96 stake, uint256 unstake, uint256 amount) public {
@@ -495,7 +495,7 @@ contract NodeRegistryTest is BaseTest {
         }
         uint256 job = _aliceJob();
         vm.prank(settler);
-        registry.slash(node1, amount, job, EVIDENCE);
+        registry.slash(node1, amount, job, _t(job), EVIDENCE);
         INodeRegistry.NodeInfo memory info = _info(node1);
         assertEq(info.stake + info.unbonding, uint256(stake) - amount);
         uint256 active = uint256(stake) - unstake;
@@ -510,7 +510,7 @@ contract NodeRegistryTest is BaseTest {
         _register(owner1, node1Pk, 1 ether);
         uint256 job = _aliceJob();
         vm.prank(settler);
-        registry.slash(node1, 0.4 ether, job, EVIDENCE);
+        registry.slash(node1, 0.4 ether, job, _t(job), EVIDENCE);
         vm.expectEmit(address(registry));
         emit INodeRegistry.ClaimableWithdrawn(alice, 0.4 ether);
         vm.prank(alice);
@@ -532,9 +532,9 @@ contract NodeRegistryTest is BaseTest {
         _rotateSettler(registry, bob);
         vm.prank(settler);
         vm.expectRevert(abi.encodeWithSelector(INodeRegistry.Registry_NotSettler.selector, settler));
-        registry.slash(node, 1, 0, keccak256("evidence"));
+        registry.slash(node, 1, 0, _t(0), keccak256("evidence"));
         vm.prank(bob);
-        registry.slash(node, 1, 0, keccak256("evidence"));
+        registry.slash(node, 1, 0, _t(0), keccak256("evidence"));
     }
 
     function test_SetUnstakeDelay() public {

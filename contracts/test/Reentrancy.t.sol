@@ -42,8 +42,10 @@ contract ReentrancyTest is BaseTest {
         evil.mint(artist, amount);
         vm.startPrank(artist);
         evil.approve(address(escrow), amount);
-        jobId = escrow.openJob(SPEC, address(evil), PRICE, frames, 0, uint64(block.timestamp + 1 days));
+        uint64 deadline = uint64(block.timestamp + 1 days);
+        jobId = escrow.openJob(SPEC, address(evil), PRICE, frames, 0, deadline);
         vm.stopPrank();
+        _remember(jobId, artist, address(evil), PRICE, frames, 0, deadline);
     }
 
     // ------------------------------------------------------------------ malicious ERC-20
@@ -74,7 +76,7 @@ contract ReentrancyTest is BaseTest {
         settlerContract.execute(
             address(escrow),
             0,
-            abi.encodeCall(IRenderEscrow.settle, (jobId, SPEC, _sets(node2, 0, 0x1), _none(), false))
+            abi.encodeCall(IRenderEscrow.settle, (jobId, _t(jobId), _sets(node2, 0, 0x1), _none(), false))
         );
         evil.arm(
             address(settlerContract),
@@ -83,7 +85,9 @@ contract ReentrancyTest is BaseTest {
                 (
                     address(escrow),
                     0,
-                    abi.encodeCall(IRenderEscrow.settle, (jobId, SPEC, _sets(node2, 0, 0x2), _none(), false))
+                    abi.encodeCall(
+                        IRenderEscrow.settle, (jobId, _t(jobId), _sets(node2, 0, 0x2), _none(), false)
+                    )
                 )
             )
         );
@@ -91,15 +95,15 @@ contract ReentrancyTest is BaseTest {
         escrow.withdraw(address(evil));
         _assertTokenBlocked();
         assertFalse(escrow.isFramePaid(jobId, 1));
-        assertEq(escrow.getJob(jobId).remaining, 3 * uint256(PRICE));
+        assertEq(_job(jobId).remaining, 3 * uint256(PRICE));
     }
 
     function test_EvilToken_RefundReentersRefund() public {
         uint256 jobId = _openEvil(alice, 4);
         _release(jobId, _sets(node2, 0, 0x1));
         vm.warp(block.timestamp + 1 days);
-        evil.arm(address(escrow), abi.encodeCall(IRenderEscrow.refund, (jobId)));
-        escrow.refund(jobId);
+        evil.arm(address(escrow), abi.encodeCall(IRenderEscrow.refund, (jobId, _t(jobId))));
+        escrow.refund(jobId, _t(jobId));
         _assertTokenBlocked();
         assertEq(evil.balanceOf(alice), 3 * uint256(PRICE));
         assertEq(evil.balanceOf(address(escrow)), uint256(PRICE));
@@ -108,10 +112,10 @@ contract ReentrancyTest is BaseTest {
     function test_EvilToken_OpenJobReentersRefund() public {
         uint256 first = _openEvil(alice, 2);
         vm.warp(block.timestamp + 1 days);
-        evil.arm(address(escrow), abi.encodeCall(IRenderEscrow.refund, (first)));
+        evil.arm(address(escrow), abi.encodeCall(IRenderEscrow.refund, (first, _t(first))));
         _openEvil(bob, 3);
         _assertTokenBlocked();
-        assertEq(uint8(escrow.getJob(first).status), uint8(IRenderEscrow.JobStatus.Open));
+        assertEq(uint8(_job(first).status), uint8(IRenderEscrow.JobStatus.Open));
         assertEq(evil.balanceOf(address(escrow)), 5 * uint256(PRICE));
     }
 
@@ -123,10 +127,11 @@ contract ReentrancyTest is BaseTest {
             IRenderEscrow.openJob, (SPEC, address(0), PRICE, 4, 0, uint64(block.timestamp + 1 days))
         );
         uint256 jobId = abi.decode(attacker.execute(address(escrow), 4 * uint256(PRICE), open), (uint256));
+        _remember(jobId, address(attacker), address(0), PRICE, 4, 0, uint64(block.timestamp + 1 days));
         _release(jobId, _sets(node2, 0, 0x1));
         vm.warp(block.timestamp + 1 days);
-        attacker.arm(address(escrow), abi.encodeCall(IRenderEscrow.refund, (jobId)));
-        escrow.refund(jobId);
+        attacker.arm(address(escrow), abi.encodeCall(IRenderEscrow.refund, (jobId, _t(jobId))));
+        escrow.refund(jobId, _t(jobId));
         _assertReceiverBlocked();
         assertEq(address(attacker).balance, 3 * uint256(PRICE));
         assertEq(address(escrow).balance, uint256(PRICE));
@@ -147,10 +152,10 @@ contract ReentrancyTest is BaseTest {
         uint256 jobId = _openNative(alice, 8, PRICE);
         _release(jobId, _sets(node1, 0, 0x1));
         vm.warp(block.timestamp + 1 days);
-        attacker.arm(address(escrow), abi.encodeCall(IRenderEscrow.refund, (jobId)));
+        attacker.arm(address(escrow), abi.encodeCall(IRenderEscrow.refund, (jobId, _t(jobId))));
         attacker.execute(address(escrow), 0, abi.encodeCall(IRenderEscrow.withdraw, (address(0))));
         _assertReceiverBlocked();
-        assertEq(uint8(escrow.getJob(jobId).status), uint8(IRenderEscrow.JobStatus.Open));
+        assertEq(uint8(_job(jobId).status), uint8(IRenderEscrow.JobStatus.Open));
     }
 
     function test_Receiver_WithdrawStakeReentersWithdrawStake() public {
@@ -177,8 +182,9 @@ contract ReentrancyTest is BaseTest {
             )
         );
         uint256 jobId = abi.decode(opened, (uint256));
+        _remember(jobId, address(attacker), address(0), PRICE, 1, 0, uint64(block.timestamp + 1 days));
         vm.prank(settler);
-        registry.slash(node2, 0.3 ether, jobId, bytes32("evidence"));
+        registry.slash(node2, 0.3 ether, jobId, _t(jobId), bytes32("evidence"));
         attacker.arm(address(registry), abi.encodeCall(INodeRegistry.withdrawClaimable, ()));
         attacker.execute(address(registry), 0, abi.encodeCall(INodeRegistry.withdrawClaimable, ()));
         _assertReceiverBlocked();

@@ -108,23 +108,59 @@ contract RenderEscrowTest is BaseTest {
         uint64 deadline = uint64(block.timestamp + 1 days);
         vm.deal(alice, 10 * PRICE);
         vm.expectEmit(address(escrow));
-        emit IRenderEscrow.JobOpened(1, alice, SPEC, address(0), PRICE, 10, 0, deadline, 10 * PRICE, FEE_BPS);
+        emit IRenderEscrow.JobOpened(
+            1, alice, SPEC, address(0), PRICE, 10, 0, deadline, uint64(block.timestamp), 10 * PRICE, FEE_BPS
+        );
         vm.prank(alice);
         uint256 jobId = escrow.openJob{value: 10 * PRICE}(SPEC, address(0), PRICE, 10, 0, deadline);
         assertEq(jobId, 1);
         assertEq(escrow.nextJobId(), 2);
         assertEq(address(escrow).balance, 10 * PRICE);
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
-        assertEq(job.artist, alice);
-        assertEq(job.deadline, deadline);
-        assertEq(job.frameCount, 10);
-        assertEq(job.token, address(0));
+        // The terms of the event are the job's terms: getJob accepts exactly them.
+        _remember(jobId, alice, address(0), PRICE, 10, 0, deadline);
+        IRenderEscrow.JobState memory job = _job(jobId);
         assertEq(job.cancelledAt, 0);
-        assertEq(job.feeBps, FEE_BPS);
         assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.Open));
-        assertEq(job.pricePerFrame, PRICE);
+        assertEq(uint8(escrow.jobStatus(jobId)), uint8(IRenderEscrow.JobStatus.Open));
         assertEq(job.remaining, 10 * PRICE);
-        assertEq(job.specHash, SPEC);
+        assertEq(job.verificationsLeft, 0);
+        assertEq(escrow.artistOf(jobId, _t(jobId)), alice);
+    }
+
+    /// @dev Every field of the terms is bound by the stored hash: changing any one of them is refused.
+    function test_RevertWhen_TermsDiffer() public {
+        uint256 jobId = _openVerified(alice, 10, 2, PRICE);
+        for (uint256 field; field < 9; ++field) {
+            IRenderEscrow.JobTerms memory t = _t(jobId);
+            if (field == 0) t.specHash = keccak256("other");
+            if (field == 1) t.artist = bob;
+            if (field == 2) t.token = address(token);
+            if (field == 3) t.pricePerFrame = PRICE + 1;
+            if (field == 4) t.frameCount = 11;
+            if (field == 5) t.verifications = 3;
+            if (field == 6) t.deadline += 1;
+            if (field == 7) t.openedAt -= 1;
+            if (field == 8) t.feeBps = 0;
+            bytes memory err = abi.encodeWithSelector(IRenderEscrow.Escrow_TermsMismatch.selector, jobId);
+            vm.expectRevert(err);
+            escrow.getJob(jobId, t);
+            vm.prank(settler);
+            vm.expectRevert(err);
+            escrow.settle(jobId, t, _sets(node1, 0, 1), _none(), false);
+            vm.prank(alice);
+            vm.expectRevert(err);
+            escrow.cancel(jobId, t);
+            vm.warp(block.timestamp + 2 days);
+            vm.expectRevert(err);
+            escrow.refund(jobId, t);
+            vm.expectRevert(err);
+            escrow.artistOf(jobId, t);
+        }
+        // A job that does not exist has no terms at all.
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_TermsMismatch.selector, 77));
+        escrow.settle(77, _t(jobId), _none(), _none(), true);
+        assertEq(escrow.artistOf(77, _t(jobId)), address(0));
     }
 
     function test_OpenJob_Token() public {
@@ -133,13 +169,24 @@ contract RenderEscrowTest is BaseTest {
         token.approve(address(escrow), 5 * PRICE);
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobOpened(
-            1, alice, SPEC, address(token), PRICE, 5, 0, uint64(block.timestamp + 1), 5 * PRICE, FEE_BPS
+            1,
+            alice,
+            SPEC,
+            address(token),
+            PRICE,
+            5,
+            0,
+            uint64(block.timestamp + 1),
+            uint64(block.timestamp),
+            5 * PRICE,
+            FEE_BPS
         );
         uint256 jobId = escrow.openJob(SPEC, address(token), PRICE, 5, 0, uint64(block.timestamp + 1));
         vm.stopPrank();
+        _remember(jobId, alice, address(token), PRICE, 5, 0, uint64(block.timestamp + 1));
         assertEq(token.balanceOf(address(escrow)), 5 * PRICE);
         assertEq(token.balanceOf(alice), 0);
-        assertEq(escrow.getJob(jobId).remaining, 5 * PRICE);
+        assertEq(_job(jobId).remaining, 5 * PRICE);
     }
 
     function test_OpenJob_SequentialIds() public {
@@ -153,8 +200,8 @@ contract RenderEscrowTest is BaseTest {
         vm.prank(admin);
         escrow.setFeeBps(1000);
         uint256 later = _openNative(alice, 4, PRICE);
-        assertEq(escrow.getJob(jobId).feeBps, FEE_BPS);
-        assertEq(escrow.getJob(later).feeBps, 1000);
+        assertEq(_t(jobId).feeBps, FEE_BPS);
+        assertEq(_t(later).feeBps, 1000);
         _release(jobId, _sets(node1, 0, 1));
         assertEq(escrow.fees(address(0)), _fee(PRICE, FEE_BPS));
     }
@@ -270,6 +317,7 @@ contract RenderEscrowTest is BaseTest {
         usdt.approve(address(escrow), type(uint256).max);
         uint256 jobId = escrow.openJob(SPEC, address(usdt), price, 8, 0, uint64(block.timestamp + 1 days));
         vm.stopPrank();
+        _remember(jobId, alice, address(usdt), price, 8, 0, uint64(block.timestamp + 1 days));
         assertEq(usdt.balanceOf(address(escrow)), 8 * uint256(price));
 
         _release(jobId, _sets(node1, 0, 0x0f));
@@ -294,8 +342,8 @@ contract RenderEscrowTest is BaseTest {
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobCancelled(jobId, alice, uint64(block.timestamp + CANCEL_GRACE));
         vm.prank(alice);
-        escrow.cancel(jobId);
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        escrow.cancel(jobId, _t(jobId));
+        IRenderEscrow.JobState memory job = _job(jobId);
         assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.Cancelled));
         assertEq(job.cancelledAt, block.timestamp);
     }
@@ -305,38 +353,38 @@ contract RenderEscrowTest is BaseTest {
         vm.prank(alice);
         uint64 deadline = uint64(block.timestamp + 60);
         uint256 jobId = escrow.openJob{value: PRICE}(SPEC, address(0), PRICE, 1, 0, deadline);
+        _remember(jobId, alice, address(0), PRICE, 1, 0, deadline);
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobCancelled(jobId, alice, deadline);
         vm.prank(alice);
-        escrow.cancel(jobId);
+        escrow.cancel(jobId, _t(jobId));
     }
 
     function test_RevertWhen_CancelNotArtist() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotArtist.selector, jobId, bob));
-        escrow.cancel(jobId);
+        escrow.cancel(jobId, _t(jobId));
     }
 
     function test_RevertWhen_CancelTwice() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.startPrank(alice);
-        escrow.cancel(jobId);
+        escrow.cancel(jobId, _t(jobId));
         vm.expectRevert(
             abi.encodeWithSelector(
                 IRenderEscrow.Escrow_JobNotOpen.selector, jobId, IRenderEscrow.JobStatus.Cancelled
             )
         );
-        escrow.cancel(jobId);
+        escrow.cancel(jobId, _t(jobId));
         vm.stopPrank();
     }
 
     function test_RevertWhen_CancelUnknownJob() public {
+        // A job that does not exist matches no terms.
         vm.prank(alice);
-        vm.expectRevert(
-            abi.encodeWithSelector(IRenderEscrow.Escrow_JobNotOpen.selector, 42, IRenderEscrow.JobStatus.None)
-        );
-        escrow.cancel(42);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_TermsMismatch.selector, 42));
+        escrow.cancel(42, _t(42));
     }
 
     // ------------------------------------------------------------------ release
@@ -352,7 +400,7 @@ contract RenderEscrowTest is BaseTest {
         assertEq(escrow.credits(owner1, address(0)), amount - fee);
         assertEq(escrow.fees(address(0)), fee);
         assertEq(escrow.paidFrames(jobId, 0), bits);
-        assertEq(escrow.getJob(jobId).remaining, 10 * uint256(PRICE) - amount);
+        assertEq(_job(jobId).remaining, 10 * uint256(PRICE) - amount);
         assertTrue(escrow.isFramePaid(jobId, 9));
         assertTrue(escrow.isFramePaid(jobId, 0));
         assertFalse(escrow.isFramePaid(jobId, 1));
@@ -382,16 +430,16 @@ contract RenderEscrowTest is BaseTest {
         assertEq(escrow.credits(owner1, address(token)), a1 - f1);
         assertEq(escrow.credits(owner2, address(token)), a2 - f2);
         assertEq(escrow.fees(address(token)), f1 + f2);
-        assertEq(escrow.getJob(jobId).remaining, (600 - 262) * uint256(PRICE));
+        assertEq(_job(jobId).remaining, (600 - 262) * uint256(PRICE));
     }
 
     function test_Release_AfterCancelAndDeadline() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(alice);
-        escrow.cancel(jobId);
+        escrow.cancel(jobId, _t(jobId));
         vm.warp(block.timestamp + 2 days);
         _release(jobId, _sets(node1, 0, 0xf));
-        assertEq(escrow.getJob(jobId).remaining, 0);
+        assertEq(_job(jobId).remaining, 0);
     }
 
     function test_Release_DeregisteredNodePaysOwner() public {
@@ -407,16 +455,12 @@ contract RenderEscrowTest is BaseTest {
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, stranger));
-        escrow.settle(jobId, SPEC, sets, _none(), false);
+        escrow.settle(jobId, _t(jobId), sets, _none(), false);
     }
 
     function test_RevertWhen_ReleaseUnknownJob() public {
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IRenderEscrow.Escrow_JobNotReleasable.selector, 7, IRenderEscrow.JobStatus.None
-            )
-        );
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_TermsMismatch.selector, 7));
         _release(7, sets);
     }
 
@@ -436,19 +480,20 @@ contract RenderEscrowTest is BaseTest {
         // Job ids are sequential: after a reorg the same id can name another artist's job. The settler names
         // the spec it rendered, and the escrow refuses to pay it from a job opened for another.
         uint256 jobId = _openNative(alice, 4, PRICE);
-        bytes32 other = keccak256("the spec the nodes rendered");
+        IRenderEscrow.JobTerms memory other = _t(jobId);
+        other.specHash = keccak256("the spec the nodes rendered");
         vm.prank(settler);
-        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_SpecMismatch.selector, jobId, other));
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_TermsMismatch.selector, jobId));
         escrow.settle(jobId, other, _sets(node1, 0, 1), _none(), false);
         vm.prank(settler);
-        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_SpecMismatch.selector, jobId, other));
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_TermsMismatch.selector, jobId));
         escrow.settle(jobId, other, _none(), _none(), true);
-        assertEq(escrow.getJob(jobId).remaining, 4 * uint256(PRICE));
+        assertEq(_job(jobId).remaining, 4 * uint256(PRICE));
     }
 
     function test_RevertWhen_NodeBoundAfterTheJobOpened() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
-        uint40 openedAt = escrow.getJob(jobId).openedAt;
+        uint40 openedAt = uint40(_t(jobId).openedAt);
         assertEq(openedAt, block.timestamp);
         // A settler binding a node of its own to an open job cannot pay it, in the same block or later.
         address late = _register(settler, node3Pk, 0);
@@ -458,7 +503,7 @@ contract RenderEscrowTest is BaseTest {
                 IRenderEscrow.Escrow_NodeBoundAfterOpen.selector, jobId, late, openedAt, openedAt
             )
         );
-        escrow.settle(jobId, SPEC, _sets(late, 0, 1), _none(), false);
+        escrow.settle(jobId, _t(jobId), _sets(late, 0, 1), _none(), false);
         // Nor re-bind a node that was bound before.
         vm.prank(owner1);
         registry.deregister(node1);
@@ -469,7 +514,7 @@ contract RenderEscrowTest is BaseTest {
                 IRenderEscrow.Escrow_NodeBoundAfterOpen.selector, jobId, node1, openedAt + 1, openedAt
             )
         );
-        escrow.settle(jobId, SPEC, _sets(node1, 0, 2), _none(), false);
+        escrow.settle(jobId, _t(jobId), _sets(node1, 0, 2), _none(), false);
         // A node bound before the job still is paid.
         _release(jobId, _sets(node2, 0, 1));
         // And the next job can pay the late node.
@@ -489,13 +534,13 @@ contract RenderEscrowTest is BaseTest {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(settler);
         vm.expectRevert(IRenderEscrow.Escrow_NothingToSettle.selector);
-        escrow.settle(jobId, SPEC, _none(), _none(), false);
+        escrow.settle(jobId, _t(jobId), _none(), _none(), false);
     }
 
     function test_RevertWhen_ReleaseAfterRefund() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.warp(block.timestamp + 1 days);
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
         vm.expectRevert(
             abi.encodeWithSelector(
@@ -587,7 +632,7 @@ contract RenderEscrowTest is BaseTest {
         _release(jobId, _sets(node2, word, bits));
         assertEq(escrow.paidFrames(jobId, word), bits);
         assertEq(escrow.credits(owner2, address(0)) + escrow.fees(address(0)), amount);
-        assertEq(escrow.getJob(jobId).remaining, uint256(frames) * price - amount);
+        assertEq(_job(jobId).remaining, uint256(frames) * price - amount);
         // Paying any of them again fails.
         uint256 again = bits & (~bits + 1); // lowest set bit
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, word, again);
@@ -634,7 +679,7 @@ contract RenderEscrowTest is BaseTest {
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobRefunded(jobId, alice, 3 * uint256(PRICE));
         _close(jobId);
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        IRenderEscrow.JobState memory job = _job(jobId);
         assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.Refunded));
         assertEq(job.remaining, 0);
         assertEq(alice.balance, 3 * uint256(PRICE));
@@ -643,18 +688,18 @@ contract RenderEscrowTest is BaseTest {
     function test_Close_WithTheLastFramesInOneCall() public {
         uint256 jobId = _openVerified(alice, 4, 4, PRICE);
         vm.prank(settler);
-        escrow.settle(jobId, SPEC, _sets(node1, 0, 0xf), _sets(node2, 0, 0x1), true);
+        escrow.settle(jobId, _t(jobId), _sets(node1, 0, 0xf), _sets(node2, 0, 0x1), true);
         // 4 frames and 1 verification render paid; the 3 unused verifications come back.
         assertEq(alice.balance, 3 * uint256(PRICE));
-        assertEq(uint8(escrow.getJob(jobId).status), uint8(IRenderEscrow.JobStatus.Refunded));
+        assertEq(uint8(_job(jobId).status), uint8(IRenderEscrow.JobStatus.Refunded));
     }
 
     function test_Close_Cancelled() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(alice);
-        escrow.cancel(jobId);
+        escrow.cancel(jobId, _t(jobId));
         _close(jobId);
-        assertEq(uint8(escrow.getJob(jobId).status), uint8(IRenderEscrow.JobStatus.Refunded));
+        assertEq(uint8(_job(jobId).status), uint8(IRenderEscrow.JobStatus.Refunded));
         assertEq(alice.balance, 4 * uint256(PRICE));
     }
 
@@ -668,6 +713,7 @@ contract RenderEscrowTest is BaseTest {
                 IRenderEscrow.openJob, (SPEC, address(0), PRICE, 2, 0, uint64(block.timestamp + 1))
             )
         );
+        _remember(1, address(artist), address(0), PRICE, 2, 0, uint64(block.timestamp + 1));
         // An artist that rejects payments would make any transfer fail: none is attempted.
         artist.setRejectPayments(true);
         _release(1, _sets(node1, 0, 0x3));
@@ -687,10 +733,11 @@ contract RenderEscrowTest is BaseTest {
                 IRenderEscrow.openJob, (SPEC, address(0), PRICE, 2, 0, uint64(block.timestamp + 1))
             )
         );
+        _remember(1, address(artist), address(0), PRICE, 2, 0, uint64(block.timestamp + 1));
         artist.setRejectPayments(true);
         // The frames are paid and the job ends all the same: the refusing artist cannot block settlement.
         vm.prank(settler);
-        escrow.settle(1, SPEC, _sets(node1, 0, 0x1), _none(), true);
+        escrow.settle(1, _t(1), _sets(node1, 0, 0x1), _none(), true);
         assertEq(escrow.credits(owner1, address(0)), PRICE - _fee(PRICE, FEE_BPS));
         assertEq(escrow.credits(address(artist), address(0)), PRICE);
         artist.setRejectPayments(false);
@@ -702,7 +749,7 @@ contract RenderEscrowTest is BaseTest {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, alice));
-        escrow.settle(jobId, SPEC, _none(), _none(), true);
+        escrow.settle(jobId, _t(jobId), _none(), _none(), true);
     }
 
     function test_RevertWhen_CloseTwice() public {
@@ -714,7 +761,7 @@ contract RenderEscrowTest is BaseTest {
                 IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Refunded
             )
         );
-        escrow.settle(jobId, SPEC, _none(), _none(), true);
+        escrow.settle(jobId, _t(jobId), _none(), _none(), true);
     }
 
     // ------------------------------------------------------------------ refund
@@ -725,16 +772,16 @@ contract RenderEscrowTest is BaseTest {
         _close(jobId);
         assertEq(alice.balance, 2 * uint256(PRICE));
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, jobId));
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
     }
 
     function test_Refund_AfterCancelGrace() public {
         uint256 jobId = _openToken(alice, 4, PRICE);
         vm.prank(alice);
-        escrow.cancel(jobId);
+        escrow.cancel(jobId, _t(jobId));
         vm.warp(block.timestamp + CANCEL_GRACE);
         vm.prank(bob);
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
         assertEq(token.balanceOf(alice), 4 * uint256(PRICE));
         assertEq(token.balanceOf(bob), 0);
     }
@@ -743,8 +790,8 @@ contract RenderEscrowTest is BaseTest {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(admin);
         escrow.pause();
-        vm.warp(escrow.getJob(jobId).deadline);
-        escrow.refund(jobId);
+        vm.warp(_t(jobId).deadline);
+        escrow.refund(jobId, _t(jobId));
         assertEq(alice.balance, 4 * uint256(PRICE));
     }
 
@@ -754,7 +801,7 @@ contract RenderEscrowTest is BaseTest {
         vm.warp(block.timestamp + 1 days);
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobRefunded(jobId, alice, 0);
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
         assertEq(alice.balance, 0);
     }
 
@@ -762,30 +809,30 @@ contract RenderEscrowTest is BaseTest {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.warp(block.timestamp + 1 days - 1);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, jobId));
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
     }
 
     function test_RevertWhen_RefundCancelledWithinGrace() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.prank(alice);
-        escrow.cancel(jobId);
+        escrow.cancel(jobId, _t(jobId));
         vm.warp(block.timestamp + CANCEL_GRACE - 1);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, jobId));
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
     }
 
     function test_RevertWhen_RefundTwice() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         vm.warp(block.timestamp + 1 days);
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, jobId));
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
     }
 
     function test_RevertWhen_RefundUnknownJob() public {
         vm.warp(block.timestamp + 365 days);
-        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotRefundable.selector, 99));
-        escrow.refund(99);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_TermsMismatch.selector, 99));
+        escrow.refund(99, _t(99));
     }
 
     function test_Refund_ToARejectingArtistCreditsIt() public {
@@ -798,9 +845,10 @@ contract RenderEscrowTest is BaseTest {
                 IRenderEscrow.openJob, (SPEC, address(0), PRICE, 1, 0, uint64(block.timestamp + 1))
             )
         );
+        _remember(1, address(artist), address(0), PRICE, 1, 0, uint64(block.timestamp + 1));
         artist.setRejectPayments(true);
         vm.warp(block.timestamp + 1);
-        escrow.refund(1);
+        escrow.refund(1, _t(1));
         assertEq(escrow.credits(address(artist), address(0)), PRICE, "credited, not lost");
     }
 
@@ -819,7 +867,7 @@ contract RenderEscrowTest is BaseTest {
             released = _popcount(bits) * price;
         }
         vm.warp(block.timestamp + 1 days);
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
         uint256 refunded = useToken ? token.balanceOf(alice) : alice.balance;
         assertEq(refunded, locked - released);
         assertEq(escrow.credits(owner1, t) + escrow.fees(t), released);
@@ -840,10 +888,13 @@ contract RenderEscrowTest is BaseTest {
         uint64 deadline = uint64(block.timestamp + 1 days);
         vm.deal(alice, 14 * PRICE);
         vm.expectEmit(address(escrow));
-        emit IRenderEscrow.JobOpened(1, alice, SPEC, address(0), PRICE, 10, 4, deadline, 14 * PRICE, FEE_BPS);
+        emit IRenderEscrow.JobOpened(
+            1, alice, SPEC, address(0), PRICE, 10, 4, deadline, uint64(block.timestamp), 14 * PRICE, FEE_BPS
+        );
         vm.prank(alice);
         uint256 jobId = escrow.openJob{value: 14 * PRICE}(SPEC, address(0), PRICE, 10, 4, deadline);
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        _remember(jobId, alice, address(0), PRICE, 10, 4, deadline);
+        IRenderEscrow.JobState memory job = _job(jobId);
         assertEq(job.verificationsLeft, 4);
         assertEq(job.remaining, 14 * PRICE);
         assertEq(escrow.quote(10, 4, PRICE), 14 * PRICE);
@@ -869,7 +920,7 @@ contract RenderEscrowTest is BaseTest {
         assertEq(escrow.credits(owner2, address(0)), amount - fee);
         assertEq(escrow.verifiedFrames(jobId, 0), 0x11);
         assertEq(escrow.paidFrames(jobId, 0), 0x3ff, "the frame bitmap is untouched");
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        IRenderEscrow.JobState memory job = _job(jobId);
         assertEq(job.verificationsLeft, 1);
         assertEq(job.remaining, PRICE, "one verification render of budget left");
         // The unused budget goes back to the artist.
@@ -882,19 +933,19 @@ contract RenderEscrowTest is BaseTest {
         uint256 jobId = _openVerified(alice, 8, 8, PRICE);
         vm.recordLogs();
         vm.prank(settler);
-        escrow.settle(jobId, SPEC, _sets(node1, 0, 0xff), _sets(node2, 0, 0x81), false);
+        escrow.settle(jobId, _t(jobId), _sets(node1, 0, 0xff), _sets(node2, 0, 0x81), false);
         assertEq(vm.getRecordedLogs().length, 2, "one FramesReleased, one VerificationsReleased");
         assertEq(escrow.paidFrames(jobId, 0), 0xff);
         assertEq(escrow.verifiedFrames(jobId, 0), 0x81);
-        assertEq(escrow.getJob(jobId).remaining, 6 * uint256(PRICE));
-        assertEq(escrow.getJob(jobId).verificationsLeft, 6);
+        assertEq(_job(jobId).remaining, 6 * uint256(PRICE));
+        assertEq(_job(jobId).verificationsLeft, 6);
     }
 
     function test_RevertWhen_ReleaseBothListsEmpty() public {
         uint256 jobId = _openVerified(alice, 8, 8, PRICE);
         vm.prank(settler);
         vm.expectRevert(IRenderEscrow.Escrow_NothingToSettle.selector);
-        escrow.settle(jobId, SPEC, _none(), _none(), false);
+        escrow.settle(jobId, _t(jobId), _none(), _none(), false);
     }
 
     function test_RevertWhen_VerificationOfUnpaidFrame() public {
@@ -902,7 +953,7 @@ contract RenderEscrowTest is BaseTest {
         _release(jobId, _sets(node1, 0, 0x1));
         vm.prank(settler);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_FrameNotPaid.selector, jobId, 0, 0x2));
-        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x3), false);
+        escrow.settle(jobId, _t(jobId), _none(), _sets(node2, 0, 0x3), false);
     }
 
     function test_RevertWhen_VerificationPaidTwice() public {
@@ -913,7 +964,7 @@ contract RenderEscrowTest is BaseTest {
         vm.expectRevert(
             abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationAlreadyPaid.selector, jobId, 0, 0x1)
         );
-        escrow.settle(jobId, SPEC, _none(), _sets(node3, 0, 0x3), false);
+        escrow.settle(jobId, _t(jobId), _none(), _sets(node3, 0, 0x3), false);
     }
 
     function test_RevertWhen_VerificationBudgetExceeded() public {
@@ -924,7 +975,7 @@ contract RenderEscrowTest is BaseTest {
         vm.expectRevert(
             abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, 2, 1)
         );
-        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x6), false);
+        escrow.settle(jobId, _t(jobId), _none(), _sets(node2, 0, 0x6), false);
     }
 
     function test_RevertWhen_VerificationsWithoutBudget() public {
@@ -934,7 +985,7 @@ contract RenderEscrowTest is BaseTest {
         vm.expectRevert(
             abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, 1, 0)
         );
-        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x1), false);
+        escrow.settle(jobId, _t(jobId), _none(), _sets(node2, 0, 0x1), false);
     }
 
     function test_RevertWhen_ReleaseVerificationsNotSettler() public {
@@ -942,7 +993,7 @@ contract RenderEscrowTest is BaseTest {
         _release(jobId, _sets(node1, 0, 0xf));
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, alice));
-        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x1), false);
+        escrow.settle(jobId, _t(jobId), _none(), _sets(node2, 0, 0x1), false);
     }
 
     function test_RevertWhen_ReleaseVerificationsAfterRefund() public {
@@ -955,7 +1006,7 @@ contract RenderEscrowTest is BaseTest {
                 IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Refunded
             )
         );
-        escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, 0x1), false);
+        escrow.settle(jobId, _t(jobId), _none(), _sets(node2, 0, 0x1), false);
     }
 
     /// Whatever frames and verification renders are paid, the artist gets back exactly the rest, the lock
@@ -987,17 +1038,17 @@ contract RenderEscrowTest is BaseTest {
                         IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, verified, budget
                     )
                 );
-                escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, verifyBits), false);
+                escrow.settle(jobId, _t(jobId), _none(), _sets(node2, 0, verifyBits), false);
                 verified = 0;
             } else {
-                escrow.settle(jobId, SPEC, _none(), _sets(node2, 0, verifyBits), false);
+                escrow.settle(jobId, _t(jobId), _none(), _sets(node2, 0, verifyBits), false);
             }
         }
         released += verified * price;
-        assertEq(escrow.getJob(jobId).verificationsLeft, budget - verified);
+        assertEq(_job(jobId).verificationsLeft, budget - verified);
         vm.warp(block.timestamp + 1 days);
         uint256 before = alice.balance;
-        escrow.refund(jobId);
+        escrow.refund(jobId, _t(jobId));
         assertEq(alice.balance - before, (uint256(frames) + budget) * price - released);
         assertEq(
             escrow.credits(owner1, address(0)) + escrow.credits(owner2, address(0)) + escrow.fees(address(0)),
@@ -1079,9 +1130,9 @@ contract RenderEscrowTest is BaseTest {
         IRenderEscrow.FrameSet[] memory sets = _sets(node1, 0, 1);
         vm.prank(settler);
         vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, settler));
-        escrow.settle(jobId, SPEC, sets, _none(), false);
+        escrow.settle(jobId, _t(jobId), sets, _none(), false);
         vm.prank(bob);
-        escrow.settle(jobId, SPEC, sets, _none(), false);
+        escrow.settle(jobId, _t(jobId), sets, _none(), false);
     }
 
     function test_SetTreasury() public {
@@ -1132,7 +1183,7 @@ contract RenderEscrowTest is BaseTest {
         escrow.pause();
         _release(jobId, _sets(node1, 0, 1));
         vm.prank(alice);
-        escrow.cancel(jobId);
+        escrow.cancel(jobId, _t(jobId));
         vm.prank(owner1);
         escrow.withdraw(address(0));
         escrow.withdrawFees(address(0));
@@ -1182,8 +1233,162 @@ contract RenderEscrowTest is BaseTest {
     }
 
     function test_GetJob_Unknown() public view {
-        IRenderEscrow.Job memory job = escrow.getJob(123);
-        assertEq(job.artist, address(0));
+        IRenderEscrow.JobState memory job = _job(123);
+        assertEq(job.remaining, 0);
         assertEq(uint8(job.status), uint8(IRenderEscrow.JobStatus.None));
+        assertEq(uint8(escrow.jobStatus(123)), uint8(IRenderEscrow.JobStatus.None));
+    }
+
+    // ------------------------------------------------------------------ closing settlements and settleMany
+
+    function test_SettleAndClose_WritesNoBitmapAndPaysOnce() public {
+        uint256 jobId = _openVerified(alice, 8, 8, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](2);
+        sets[0] = IRenderEscrow.FrameSet({node: node1, wordIndex: 0, bits: 0x0f});
+        sets[1] = IRenderEscrow.FrameSet({node: node2, wordIndex: 0, bits: 0xf0});
+        uint256 before = alice.balance;
+        vm.prank(settler);
+        escrow.settle(jobId, _t(jobId), sets, _sets(node1, 0, 0x81), true);
+        // Paid: 8 frames and 2 verification renders; the 6 unused renders of the budget went back.
+        assertEq(alice.balance - before, 6 * uint256(PRICE));
+        uint256 perFrame = PRICE - _fee(PRICE, FEE_BPS);
+        assertEq(escrow.credits(owner1, address(0)), 6 * perFrame, "frames and renders: one credit");
+        assertEq(escrow.credits(owner2, address(0)), 4 * perFrame);
+        assertEq(escrow.fees(address(0)), 10 * _fee(PRICE, FEE_BPS));
+        // The job ended in that call: no bitmap was written, and nothing can be paid for it any more.
+        assertEq(escrow.paidFrames(jobId, 0), 0);
+        assertEq(escrow.verifiedFrames(jobId, 0), 0);
+        assertEq(uint8(escrow.jobStatus(jobId)), uint8(IRenderEscrow.JobStatus.Refunded));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_JobNotReleasable.selector, jobId, IRenderEscrow.JobStatus.Refunded
+            )
+        );
+        _release(jobId, _sets(node1, 0, 0x100));
+    }
+
+    function test_RevertWhen_SettleAndCloseNamesAFrameTwice() public {
+        uint256 jobId = _openVerified(alice, 8, 8, PRICE);
+        IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](2);
+        sets[0] = IRenderEscrow.FrameSet({node: node1, wordIndex: 0, bits: 0x0f});
+        sets[1] = IRenderEscrow.FrameSet({node: node2, wordIndex: 0, bits: 0x18});
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_FrameAlreadyPaid.selector, jobId, 0, 0x08)
+        );
+        escrow.settle(jobId, _t(jobId), sets, _none(), true);
+        // Verification renders: only of frames paid (in this call), and once each.
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_FrameNotPaid.selector, jobId, 0, 0x10));
+        escrow.settle(jobId, _t(jobId), _sets(node1, 0, 0x0f), _sets(node2, 0, 0x11), true);
+        IRenderEscrow.FrameSet[] memory checks = new IRenderEscrow.FrameSet[](2);
+        checks[0] = IRenderEscrow.FrameSet({node: node2, wordIndex: 0, bits: 0x03});
+        checks[1] = IRenderEscrow.FrameSet({node: node1, wordIndex: 0, bits: 0x02});
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationAlreadyPaid.selector, jobId, 0, 0x02)
+        );
+        escrow.settle(jobId, _t(jobId), _sets(node1, 0, 0x0f), checks, true);
+        assertEq(_job(jobId).remaining, 16 * uint256(PRICE), "nothing moved");
+    }
+
+    function test_SettleAndClose_AfterPartialSettlementsChecksTheirBitmaps() public {
+        uint256 jobId = _openVerified(alice, 300, 2, PRICE);
+        _release(jobId, _sets(node1, 1, 0x3));
+        _releaseVerifications(jobId, _sets(node2, 1, 0x1));
+        IRenderEscrow.JobState memory job = _job(jobId);
+        assertEq(job.framesPaid, 2);
+        assertEq(job.verificationsPaid, 1);
+        // Frame 257 was paid by the earlier call, and frame 256's verification render too.
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_FrameAlreadyPaid.selector, jobId, 1, 0x2));
+        escrow.settle(jobId, _t(jobId), _sets(node1, 1, 0x6), _none(), true);
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationAlreadyPaid.selector, jobId, 1, 0x1)
+        );
+        escrow.settle(jobId, _t(jobId), _none(), _sets(node2, 1, 0x1), true);
+        // The budget counts the earlier render: one more fits, two do not.
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRenderEscrow.Escrow_VerificationBudgetExceeded.selector, jobId, 2, 1)
+        );
+        escrow.settle(jobId, _t(jobId), _sets(node1, 1, 0x4), _sets(node2, 1, 0x6), true);
+        uint256 before = alice.balance;
+        vm.prank(settler);
+        escrow.settle(jobId, _t(jobId), _sets(node1, 1, 0x4), _sets(node2, 1, 0x2), true);
+        // Locked 302, paid 3 frames and 2 renders.
+        assertEq(alice.balance - before, 297 * uint256(PRICE));
+    }
+
+    function test_SettleMany_PaysSeveralJobsInOneCall() public {
+        uint256 a = _openVerified(alice, 4, 4, PRICE);
+        uint256 b = _openToken(bob, 4, PRICE);
+        uint256 c = _openNative(alice, 4, PRICE);
+        IRenderEscrow.Settlement[] memory many = new IRenderEscrow.Settlement[](3);
+        many[0] = IRenderEscrow.Settlement({
+            jobId: a,
+            terms: _t(a),
+            frames: _sets(node1, 0, 0xf),
+            verifications: _sets(node2, 0, 0x1),
+            close: true
+        });
+        many[1] = IRenderEscrow.Settlement({
+            jobId: b, terms: _t(b), frames: _sets(node1, 0, 0x3), verifications: _none(), close: false
+        });
+        many[2] = IRenderEscrow.Settlement({
+            jobId: c, terms: _t(c), frames: _sets(node2, 0, 0x1), verifications: _none(), close: true
+        });
+        uint256 aliceBefore = alice.balance;
+        vm.prank(settler);
+        escrow.settleMany(many);
+        uint256 perFrame = PRICE - _fee(PRICE, FEE_BPS);
+        assertEq(escrow.credits(owner1, address(0)), 4 * perFrame);
+        assertEq(escrow.credits(owner2, address(0)), 2 * perFrame);
+        assertEq(escrow.credits(owner1, address(token)), 2 * perFrame);
+        assertEq(escrow.fees(address(0)), 6 * _fee(PRICE, FEE_BPS));
+        assertEq(escrow.fees(address(token)), 2 * _fee(PRICE, FEE_BPS));
+        // Job a: 8 locked, 5 paid; job c: 4 locked, 1 paid.
+        assertEq(alice.balance - aliceBefore, 6 * uint256(PRICE));
+        assertEq(uint8(escrow.jobStatus(b)), uint8(IRenderEscrow.JobStatus.Open));
+        assertEq(escrow.paidFrames(b, 0), 0x3);
+        assertEq(_job(b).remaining, 2 * uint256(PRICE));
+        // One bad entry reverts them all.
+        many[1].frames = _sets(node1, 0, 0x3);
+        many[0].close = false;
+        vm.prank(settler);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRenderEscrow.Escrow_JobNotReleasable.selector, a, IRenderEscrow.JobStatus.Refunded
+            )
+        );
+        escrow.settleMany(many);
+    }
+
+    function test_RevertWhen_SettleManyNotSettler() public {
+        IRenderEscrow.Settlement[] memory many = new IRenderEscrow.Settlement[](0);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IRenderEscrow.Escrow_NotSettler.selector, alice));
+        escrow.settleMany(many);
+    }
+
+    function test_RefundAfterPartialSettlementAndCancel() public {
+        uint256 jobId = _openVerified(alice, 10, 5, PRICE);
+        _release(jobId, _sets(node1, 0, 0x7));
+        _releaseVerifications(jobId, _sets(node2, 0, 0x1));
+        vm.prank(alice);
+        escrow.cancel(jobId, _t(jobId));
+        IRenderEscrow.JobState memory job = _job(jobId);
+        assertEq(job.cancelledAt, block.timestamp);
+        assertEq(job.framesPaid, 3, "cancel keeps the counts");
+        assertEq(job.remaining, 11 * uint256(PRICE));
+        vm.warp(block.timestamp + CANCEL_GRACE);
+        uint256 before = alice.balance;
+        escrow.refund(jobId, _t(jobId));
+        assertEq(alice.balance - before, 11 * uint256(PRICE));
+        assertEq(
+            address(escrow).balance,
+            escrow.fees(address(0)) + escrow.credits(owner1, address(0)) + escrow.credits(owner2, address(0))
+        );
     }
 }

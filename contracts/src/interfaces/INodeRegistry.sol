@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {IRenderEscrow} from "./IRenderEscrow.sol";
 import {ISettlerTimelock} from "./ISettlerTimelock.sol";
 
 /// @title INodeRegistry
@@ -134,12 +135,19 @@ interface INodeRegistry is ISettlerTimelock {
     ///         of the job `jobId` it harmed, or to the escrow's treasury when `jobId` is 0, for the evidence
     ///         `evidenceHash` (the hash of the published evidence bundle).
     /// @dev Only the settlement role. The evidence is required and slashes a node once; the recipient comes
-    ///      from the linked escrow, never from the caller.
+    ///      from the linked escrow (which checks `terms` against the job's stored hash), never from the caller.
     /// @param node The node hot key.
     /// @param amount Wei to slash (1..stake+unbonding).
     /// @param jobId The job the node cheated on (its artist is paid), or 0 for the treasury.
+    /// @param terms The terms of job `jobId` (its `JobOpened` event); ignored when `jobId` is 0.
     /// @param evidenceHash Hash of the off-chain evidence; nonzero.
-    function slash(address node, uint256 amount, uint256 jobId, bytes32 evidenceHash) external;
+    function slash(
+        address node,
+        uint256 amount,
+        uint256 jobId,
+        IRenderEscrow.JobTerms calldata terms,
+        bytes32 evidenceHash
+    ) external;
 
     /// @notice Links the escrow whose jobs and treasury slashes pay. Once, by whoever deployed the registry.
     /// @param escrow_ The escrow.

@@ -9,7 +9,7 @@ import {ISettlerTimelock} from "./ISettlerTimelock.sol";
 ///         front, the settlement role releases payment per verified frame to the owners of the nodes that
 ///         rendered them, and for each paid frame at most one independent verification render, from the
 ///         artist's verification budget; the unreleased rest goes back to the artist.
-/// @dev Payments are pull-based: `release` credits `credits[owner][token]` and owners call `withdraw`.
+/// @dev Payments are pull-based: `settle` credits `credits[owner][token]` and owners call `withdraw`.
 ///      Frames are addressed by their 0-based index within the job (not the Blender frame number);
 ///      bit `i` of bitmap word `w` is frame `w * 256 + i`. `token == address(0)` means the native coin.
 interface IRenderEscrow is ISettlerTimelock {
@@ -24,33 +24,46 @@ interface IRenderEscrow is ISettlerTimelock {
         Refunded
     }
 
-    /// @notice One job (packed into four storage slots).
+    /// @notice The terms a job was opened with. They never change, so the escrow stores only their hash (one
+    ///         storage slot per job) and every call that needs them takes them as an argument, checked
+    ///         against that hash: wrong terms revert with `Escrow_TermsMismatch`. They are exactly the fields of
+    ///         the job's `JobOpened` event.
+    /// @param specHash Hash of the signed job spec (blend hash, frames, settings, price).
     /// @param artist Who opened the job and receives the refund.
+    /// @param token Payment token; address(0) is the native coin.
+    /// @param pricePerFrame Price of one frame (and of one verification render) in token units.
+    /// @param frameCount Number of frames (1..MAX_FRAMES).
+    /// @param verifications Verification budget given at open (0..frameCount).
     /// @param deadline After this timestamp anyone may trigger the refund of the rest.
     /// @param openedAt When the job was opened: only nodes bound before it can be paid for its frames.
     /// @param feeBps Protocol fee in basis points, snapshotted at open.
-    /// @param token Payment token; address(0) is the native coin.
-    /// @param cancelledAt Timestamp of `cancel` (0 if not cancelled).
-    /// @param status Lifecycle status.
-    /// @param frameCount Number of frames (1..MAX_FRAMES).
-    /// @param verificationsLeft Verification renders the job may still pay (its budget, 0..frameCount,
-    ///        minus those paid).
-    /// @param pricePerFrame Price of one frame in token units.
-    /// @param remaining Locked amount not yet released nor refunded.
-    /// @param specHash Hash of the signed job spec (blend hash, frames, settings, price).
-    struct Job {
-        address artist;
-        uint40 deadline;
-        uint40 openedAt;
-        uint16 feeBps;
-        address token;
-        uint40 cancelledAt;
-        JobStatus status;
-        uint24 frameCount;
-        uint24 verificationsLeft;
-        uint128 pricePerFrame;
-        uint128 remaining;
+    struct JobTerms {
         bytes32 specHash;
+        address artist;
+        address token;
+        uint128 pricePerFrame;
+        uint32 frameCount;
+        uint32 verifications;
+        uint64 deadline;
+        uint64 openedAt;
+        uint16 feeBps;
+    }
+
+    /// @notice The state of a job, as `getJob` computes it from storage and the job's terms.
+    /// @param status Lifecycle status.
+    /// @param framesPaid Frames paid by settlements that did not close the job (a closing settlement ends the
+    ///        job and stores no counts).
+    /// @param verificationsPaid Verification renders paid likewise.
+    /// @param verificationsLeft Verification renders the job may still pay (0 once it ended).
+    /// @param cancelledAt Timestamp of `cancel` (0 if not cancelled).
+    /// @param remaining Locked amount not yet released nor refunded (0 once it ended).
+    struct JobState {
+        JobStatus status;
+        uint32 framesPaid;
+        uint32 verificationsPaid;
+        uint32 verificationsLeft;
+        uint64 cancelledAt;
+        uint128 remaining;
     }
 
     /// @notice Frames of one job rendered by one node, as a 256-bit bitmap word.
@@ -61,6 +74,15 @@ interface IRenderEscrow is ISettlerTimelock {
         address node;
         uint32 wordIndex;
         uint256 bits;
+    }
+
+    /// @notice One job's part of `settleMany`: the arguments of `settle`.
+    struct Settlement {
+        uint256 jobId;
+        JobTerms terms;
+        FrameSet[] frames;
+        FrameSet[] verifications;
+        bool close;
     }
 
     // ------------------------------------------------------------------ errors
@@ -97,9 +119,10 @@ interface IRenderEscrow is ISettlerTimelock {
     error Escrow_JobNotOpen(uint256 jobId, JobStatus status);
     /// @notice `settle` got no frame sets and was not asked to close the job: nothing to do.
     error Escrow_NothingToSettle();
-    /// @notice Job `jobId` was opened for another spec than `specHash` (a job id reused after a reorg, or a
-    ///         settler confused about which job it renders).
-    error Escrow_SpecMismatch(uint256 jobId, bytes32 specHash);
+    /// @notice The terms given for job `jobId` are not those it was opened with (a job id that a reorg gave to
+    ///         another spec, a confused caller, or an attempt to pay or refund on made-up terms); also raised
+    ///         for a job that does not exist.
+    error Escrow_TermsMismatch(uint256 jobId);
     /// @notice Frame set number `setIndex` of a release of `jobId` has no bits set.
     error Escrow_EmptyFrameSet(uint256 jobId, uint256 setIndex);
     /// @notice `frameIndex` is not a frame of job `jobId` (>= frameCount).
@@ -129,7 +152,8 @@ interface IRenderEscrow is ISettlerTimelock {
 
     // ------------------------------------------------------------------ events
 
-    /// @notice Job `jobId` was opened and `amount` (= (frameCount + verifications) × pricePerFrame) locked.
+    /// @notice Job `jobId` was opened and `amount` (= (frameCount + verifications) × pricePerFrame) locked. The
+    ///         fields other than `amount` are the job's `JobTerms`, which later calls pass back.
     event JobOpened(
         uint256 indexed jobId,
         address indexed artist,
@@ -139,6 +163,7 @@ interface IRenderEscrow is ISettlerTimelock {
         uint32 frameCount,
         uint32 verifications,
         uint64 deadline,
+        uint64 openedAt,
         uint256 amount,
         uint16 feeBps
     );
@@ -212,13 +237,15 @@ interface IRenderEscrow is ISettlerTimelock {
     /// @notice Cancels an Open job; releases stay possible until the refund, which anyone may trigger from
     ///         `min(now + cancelGrace, deadline)`. Only the artist.
     /// @param jobId The job.
-    function cancel(uint256 jobId) external;
+    /// @param terms The job's terms (its `JobOpened` event).
+    function cancel(uint256 jobId, JobTerms calldata terms) external;
 
     /// @notice Pays the unreleased rest of a job to its artist and ends the job. Callable by anyone.
     /// @dev Allowed when the job is Cancelled for at least `cancelGrace`, or Open/Cancelled past its deadline
     ///      (also while paused). An artist that does not accept the transfer is credited instead.
     /// @param jobId The job.
-    function refund(uint256 jobId) external;
+    /// @param terms The job's terms (its `JobOpened` event).
+    function refund(uint256 jobId, JobTerms calldata terms) external;
 
     // ------------------------------------------------------------------ settlement role
 
@@ -226,23 +253,33 @@ interface IRenderEscrow is ISettlerTimelock {
     ///         ends the job and refunds its unreleased rest to the artist, all in one call. For each frame set,
     ///         `popcount(bits) × pricePerFrame` leaves the lock, the fee goes to the protocol and the rest is
     ///         credited to the node's registry owner. Only the settler.
-    /// @dev The job must be Open or Cancelled (also after its deadline, until refunded), and opened for
-    ///      `specHash`: a job id that a reorg gave to another spec is never paid from. Every frame index must
-    ///      be < frameCount and every node bound in the registry. A frame is paid once; a verification render
-    ///      only for a frame paid (before, or in `frames` of this call), once per frame, and never more of
-    ///      them than the budget given at open. A refund nobody needs (zero left) moves no coin.
+    /// @dev The job must be Open or Cancelled (also after its deadline, until refunded), and `terms` must be
+    ///      the ones it was opened with: a job id that a reorg gave to another spec is never paid from. Every
+    ///      frame index must be < frameCount and every node bound in the registry before the job opened. A
+    ///      frame is paid once; a verification render only for a frame paid (before, or in `frames` of this
+    ///      call), once per frame, and never more of them than the budget given at open. A refund nobody needs
+    ///      (zero left) moves no coin. A settlement that closes the job writes no paid-frame bitmaps: the job
+    ///      is final, and within the call a frame is still paid at most once. Credits are added once per owner
+    ///      and token per call, fees once per token.
     /// @param jobId The job.
-    /// @param specHash The spec the settled renders belong to; must be the job's.
+    /// @param terms The job's terms (its `JobOpened` event).
     /// @param frames The frames, grouped per node and bitmap word.
     /// @param verifications The verification renders, grouped per verifying node and bitmap word.
     /// @param close Whether to end the job and refund its rest now.
     function settle(
         uint256 jobId,
-        bytes32 specHash,
+        JobTerms calldata terms,
         FrameSet[] calldata frames,
         FrameSet[] calldata verifications,
         bool close
     ) external;
+
+    /// @notice `settle` for several jobs in one call (each entry as one `settle`, in order; any failing entry
+    ///         reverts the whole call). Owners paid by several jobs get one credit update per token. Only
+    ///         the settler.
+    /// @param settlements The jobs to settle (a job may appear more than once, but not after an entry that
+    ///        closed it).
+    function settleMany(Settlement[] calldata settlements) external;
 
     // ------------------------------------------------------------------ withdrawals
 
@@ -287,16 +324,27 @@ interface IRenderEscrow is ISettlerTimelock {
         pure
         returns (uint256 amount);
 
-    /// @notice The job `jobId` (all zero if it does not exist).
-    function getJob(uint256 jobId) external view returns (Job memory);
+    /// @notice The state of job `jobId` opened with `terms` (status None and all zero if no such job).
+    /// @dev Reverts with `Escrow_TermsMismatch` when the job exists but was opened with other terms.
+    function getJob(uint256 jobId, JobTerms calldata terms) external view returns (JobState memory);
 
-    /// @notice Bitmap word `wordIndex` of the paid frames of `jobId`.
+    /// @notice The lifecycle status of job `jobId` (None if no such job); needs no terms.
+    function jobStatus(uint256 jobId) external view returns (JobStatus);
+
+    /// @notice The artist of job `jobId` opened with `terms`, or address(0) if no such job (the registry pays
+    ///         slashes to it).
+    /// @dev Reverts with `Escrow_TermsMismatch` when the job exists but was opened with other terms.
+    function artistOf(uint256 jobId, JobTerms calldata terms) external view returns (address);
+
+    /// @notice Bitmap word `wordIndex` of the frames of `jobId` paid by settlements that did not close it.
     function paidFrames(uint256 jobId, uint256 wordIndex) external view returns (uint256);
 
-    /// @notice Bitmap word `wordIndex` of the frames of `jobId` whose verification render was paid.
+    /// @notice Bitmap word `wordIndex` of the frames of `jobId` whose verification render was paid by settlements
+    ///         that did not close it.
     function verifiedFrames(uint256 jobId, uint256 wordIndex) external view returns (uint256);
 
-    /// @notice Whether frame `frameIndex` (0-based within the job) of `jobId` was paid.
+    /// @notice Whether frame `frameIndex` (0-based within the job) of `jobId` was paid by a settlement that did
+    ///         not close it (the closing settlement's frames are in its `FramesReleased` events only).
     function isFramePaid(uint256 jobId, uint256 frameIndex) external view returns (bool);
 
     /// @notice Unwithdrawn credits of `account` in `token`.
@@ -321,5 +369,5 @@ interface IRenderEscrow is ISettlerTimelock {
     function cancelGrace() external view returns (uint64);
 
     /// @notice The id the next opened job gets.
-    function nextJobId() external view returns (uint256);
+    function nextJobId() external view returns (uint64);
 }

@@ -43,7 +43,7 @@ contract ReleaseGasTest is BaseTest {
             sets[i] =
                 IRenderEscrow.FrameSet({node: nodes[i], wordIndex: 0, bits: uint256(0xffff) << (16 * i)});
         }
-        bytes memory data = abi.encodeCall(IRenderEscrow.settle, (jobId, SPEC, sets, _none(), false));
+        bytes memory data = abi.encodeCall(IRenderEscrow.settle, (jobId, _t(jobId), sets, _none(), false));
         vm.prank(settler);
         uint256 exec = _measure(address(escrow), data);
         uint256 total = _txGas(data, exec);
@@ -60,7 +60,7 @@ contract ReleaseGasTest is BaseTest {
 
         // Sanity: the release really paid everything.
         assertEq(escrow.paidFrames(jobId, 0), type(uint256).max);
-        assertEq(escrow.getJob(jobId).remaining, 0);
+        assertEq(_job(jobId).remaining, 0);
         assertEq(owners[0].balance, 16 * amounts[0]);
 
         uint256 perFrame = total / FRAMES;

@@ -58,7 +58,7 @@ contract EscrowInvariantTest is BaseTest {
         selectors[16] = EscrowHandler.withdrawClaimable.selector;
         selectors[17] = EscrowHandler.unauthorizedSettlement.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
-        bytes4[] memory more = new bytes4[](7);
+        bytes4[] memory more = new bytes4[](9);
         more[0] = EscrowHandler.deregister.selector;
         more[1] = EscrowHandler.reRegister.selector;
         more[2] = EscrowHandler.releaseVerifications.selector;
@@ -66,11 +66,14 @@ contract EscrowInvariantTest is BaseTest {
         more[4] = EscrowHandler.verifyUnpaid.selector;
         more[5] = EscrowHandler.settleWrongSpec.selector;
         more[6] = EscrowHandler.releaseToLateNode.selector;
+        more[7] = EscrowHandler.settleMany.selector;
+        more[8] = EscrowHandler.close.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: more}));
     }
 
     /// (1) Escrow holdings equal Σ remaining + Σ unwithdrawn credits + fees, per token; registry holdings
-    ///     equal Σ stake + Σ unbonding + Σ claimable.
+    ///     equal Σ stake + Σ unbonding + Σ claimable. Σ remaining is computed from each job's terms and stored
+    ///     counts, so this also checks that the hashed-terms storage keeps the lock.
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: ci.invariant.fail-on-revert = true
     function invariant_Solvency() public view {
@@ -90,7 +93,8 @@ contract EscrowInvariantTest is BaseTest {
     }
 
     /// (2) No frame is paid twice: FramesReleased names each frame at most once, repeat releases revert,
-    ///     and every job's on-chain bitmap matches the frames the events paid. A verification render is paid
+    ///     and every live job's on-chain bitmap matches the frames the events paid (a closing settlement, which
+    ///     ends the job, writes none). A verification render is paid
     ///     only for a paid frame, at most once per frame, and never beyond the job's budget. (3) Refunds never exceed
     ///     locked - released, and per job locked = released + refunded + remaining.
     /// forge-config: default.invariant.fail-on-revert = true
@@ -102,35 +106,52 @@ contract EscrowInvariantTest is BaseTest {
         assertFalse(handler.ghostPaidLateNode(), "a node bound after the job opened was paid for it");
         for (uint256 i; i < handler.jobCount(); ++i) {
             uint256 jobId = handler.jobIds(i);
-            IRenderEscrow.Job memory job = escrow.getJob(jobId);
+            IRenderEscrow.JobTerms memory t = handler.jobTerms(jobId);
+            IRenderEscrow.JobState memory job = escrow.getJob(jobId, t);
+            bool live = job.status != IRenderEscrow.JobStatus.Refunded;
             uint256 paidCount;
             uint256 verifiedCount;
-            for (uint256 w; w * 256 < job.frameCount; ++w) {
+            for (uint256 w; w * 256 < t.frameCount; ++w) {
+                // A live job's bitmaps are the exact record of what it paid (that is what stops a second
+                // payment); a settlement that closes a job adds nothing to them, so an ended job's bitmaps
+                // hold only what was paid before its closing call.
                 uint256 word = escrow.paidFrames(jobId, w);
-                assertEq(word, handler.ghostBitmap(jobId, w), "bitmap differs from events");
-                paidCount += _popcount(word);
+                uint256 ghost = handler.ghostBitmap(jobId, w);
+                if (live) assertEq(word, ghost, "bitmap differs from events");
+                else assertEq(word & ~ghost, 0, "bitmap names a frame no event paid");
                 uint256 verified = escrow.verifiedFrames(jobId, w);
-                assertEq(verified, handler.ghostVerified(jobId, w), "verification bitmap differs from events");
+                uint256 ghostChecked = handler.ghostVerified(jobId, w);
+                if (live) assertEq(verified, ghostChecked, "verification bitmap differs from events");
+                else assertEq(verified & ~ghostChecked, 0, "verification bitmap names an unpaid render");
                 assertEq(verified & ~word, 0, "verification render paid for an unpaid frame");
-                verifiedCount += _popcount(verified);
+                assertEq(ghostChecked & ~ghost, 0, "verification render paid for an unpaid frame (events)");
+                paidCount += _popcount(ghost);
+                verifiedCount += _popcount(ghostChecked);
+                if (live) {
+                    assertEq(_popcount(word), _popcount(ghost));
+                }
             }
             assertEq(verifiedCount, handler.ghostVerificationsPaid(jobId), "paid verification count");
-            assertEq(
-                verifiedCount + job.verificationsLeft,
-                handler.ghostBudget(jobId),
-                "verification budget accounting"
-            );
             assertEq(paidCount, handler.ghostFramesPaid(jobId), "paid frame count");
-            assertLe(paidCount, job.frameCount, "more frames paid than exist");
+            assertLe(paidCount, t.frameCount, "more frames paid than exist");
+            assertLe(verifiedCount, t.verifications, "more verification renders paid than the budget");
+            if (live) {
+                assertEq(job.framesPaid, paidCount, "stored frame count");
+                assertEq(job.verificationsPaid, verifiedCount, "stored verification count");
+                assertEq(
+                    verifiedCount + job.verificationsLeft, handler.ghostBudget(jobId), "verification budget"
+                );
+            }
             uint256 locked = handler.ghostLocked(jobId);
             uint256 released = handler.ghostReleased(jobId);
             uint256 refunded = handler.ghostRefunded(jobId);
+            assertEq(locked, (uint256(t.frameCount) + t.verifications) * t.pricePerFrame, "lock = terms");
             assertEq(
-                released, (paidCount + verifiedCount) * job.pricePerFrame, "released != paid renders x price"
+                released, (paidCount + verifiedCount) * t.pricePerFrame, "released != paid renders x price"
             );
             assertLe(refunded, locked - released, "artist got back more than locked - released");
             assertEq(locked, released + refunded + job.remaining, "job accounting");
-            if (job.status == IRenderEscrow.JobStatus.Refunded) assertEq(job.remaining, 0);
+            if (!live) assertEq(job.remaining, 0);
             else assertEq(refunded, 0);
         }
     }
@@ -147,6 +168,8 @@ contract EscrowInvariantTest is BaseTest {
         console.log("release calls", handler.ghostReleaseCalls());
         console.log("verification release calls", handler.ghostVerificationCalls());
         console.log("refund calls", handler.ghostRefundCalls());
+        console.log("closing settles", handler.ghostClosingSettles());
+        console.log("settleMany calls", handler.ghostManyCalls());
         console.log("slash calls", handler.ghostSlashCalls());
         console.log("unauthorized attempts", handler.ghostUnauthorizedAttempts());
     }
@@ -154,8 +177,9 @@ contract EscrowInvariantTest is BaseTest {
     function _assertEscrowSolvent(address t) internal view {
         uint256 locked;
         for (uint256 i; i < handler.jobCount(); ++i) {
-            IRenderEscrow.Job memory job = escrow.getJob(handler.jobIds(i));
-            if (job.token == t) locked += job.remaining;
+            uint256 jobId = handler.jobIds(i);
+            IRenderEscrow.JobTerms memory terms = handler.jobTerms(jobId);
+            if (terms.token == t) locked += escrow.getJob(jobId, terms).remaining;
         }
         uint256 owed = escrow.fees(t);
         for (uint256 i; i < owners.length; ++i) {

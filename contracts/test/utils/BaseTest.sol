@@ -17,6 +17,9 @@ abstract contract BaseTest is Test {
     uint256 internal constant START = 1_700_000_000;
     bytes32 internal constant SPEC = keccak256("spec");
 
+    /// @dev Terms of the jobs opened through the helpers below (or `_remember`), by job id.
+    mapping(uint256 jobId => IRenderEscrow.JobTerms) internal terms;
+
     NodeRegistry internal registry;
     RenderEscrow internal escrow;
     MockERC20 internal token;
@@ -89,12 +92,7 @@ abstract contract BaseTest is Test {
     // ------------------------------------------------------------------ escrow helpers
 
     function _openNative(address artist, uint32 frames, uint128 price) internal returns (uint256 jobId) {
-        uint256 amount = uint256(frames) * price;
-        vm.deal(artist, artist.balance + amount);
-        vm.prank(artist);
-        jobId = escrow.openJob{value: amount}(
-            SPEC, address(0), price, frames, 0, uint64(block.timestamp + 1 days)
-        );
+        return _openVerified(artist, frames, 0, price);
     }
 
     function _openToken(address artist, uint32 frames, uint128 price) internal returns (uint256 jobId) {
@@ -102,8 +100,10 @@ abstract contract BaseTest is Test {
         token.mint(artist, amount);
         vm.startPrank(artist);
         token.approve(address(escrow), amount);
-        jobId = escrow.openJob(SPEC, address(token), price, frames, 0, uint64(block.timestamp + 1 days));
+        uint64 deadline = uint64(block.timestamp + 1 days);
+        jobId = escrow.openJob(SPEC, address(token), price, frames, 0, deadline);
         vm.stopPrank();
+        _remember(jobId, artist, address(token), price, frames, 0, deadline);
     }
 
     /// @dev Opens a native job of `frames` frames with a budget of `verifications` verification renders.
@@ -113,15 +113,48 @@ abstract contract BaseTest is Test {
     {
         uint256 amount = (uint256(frames) + verifications) * price;
         vm.deal(artist, artist.balance + amount);
+        uint64 deadline = uint64(block.timestamp + 1 days);
         vm.prank(artist);
-        jobId = escrow.openJob{value: amount}(
-            SPEC, address(0), price, frames, verifications, uint64(block.timestamp + 1 days)
-        );
+        jobId = escrow.openJob{value: amount}(SPEC, address(0), price, frames, verifications, deadline);
+        _remember(jobId, artist, address(0), price, frames, verifications, deadline);
+    }
+
+    /// @dev Records the terms of job `jobId`, opened (spec `SPEC`) in this block with the escrow's current fee.
+    function _remember(
+        uint256 jobId,
+        address artist,
+        address token_,
+        uint128 price,
+        uint32 frames,
+        uint32 verifications,
+        uint64 deadline
+    ) internal {
+        terms[jobId] = IRenderEscrow.JobTerms({
+            specHash: SPEC,
+            artist: artist,
+            token: token_,
+            pricePerFrame: price,
+            frameCount: frames,
+            verifications: verifications,
+            deadline: deadline,
+            openedAt: uint64(block.timestamp),
+            feeBps: escrow.feeBps()
+        });
+    }
+
+    /// @dev The terms of job `jobId` (see `_remember`).
+    function _t(uint256 jobId) internal view returns (IRenderEscrow.JobTerms memory) {
+        return terms[jobId];
+    }
+
+    /// @dev The state of job `jobId`.
+    function _job(uint256 jobId) internal view returns (IRenderEscrow.JobState memory) {
+        return escrow.getJob(jobId, terms[jobId]);
     }
 
     function _releaseVerifications(uint256 jobId, IRenderEscrow.FrameSet[] memory sets) internal {
         vm.prank(settler);
-        escrow.settle(jobId, SPEC, _none(), sets, false);
+        escrow.settle(jobId, _t(jobId), _none(), sets, false);
     }
 
     /// @dev No frame sets (the unused list of a `release`).
@@ -132,7 +165,7 @@ abstract contract BaseTest is Test {
     /// @dev The settler closes job `jobId` (spec `SPEC`), refunding its rest.
     function _close(uint256 jobId) internal {
         vm.prank(settler);
-        escrow.settle(jobId, SPEC, _none(), _none(), true);
+        escrow.settle(jobId, _t(jobId), _none(), _none(), true);
     }
 
     function _sets(address node, uint32 wordIndex, uint256 bits)
@@ -146,7 +179,7 @@ abstract contract BaseTest is Test {
 
     function _release(uint256 jobId, IRenderEscrow.FrameSet[] memory sets) internal {
         vm.prank(settler);
-        escrow.settle(jobId, SPEC, sets, _none(), false);
+        escrow.settle(jobId, _t(jobId), sets, _none(), false);
     }
 
     function _popcount(uint256 x) internal pure returns (uint256 c) {

@@ -36,8 +36,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     mapping(uint256 jobId => uint256) public ghostFramesPaid;
     mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostBitmap;
     mapping(uint256 jobId => uint256) public ghostBudget;
-    /// The spec each job was opened for (read without a call, so that `vm.prank` reaches the settle call).
-    mapping(uint256 jobId => bytes32) internal specOf;
+    /// The terms each job was opened with (read without a call, so that `vm.prank` reaches the settle call).
+    mapping(uint256 jobId => IRenderEscrow.JobTerms) internal termsOf;
     mapping(uint256 jobId => uint256) public ghostVerificationsPaid;
     mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostVerified;
     /// Set when a verification render is paid for an unpaid frame, twice, or beyond the job's budget.
@@ -55,6 +55,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     uint256 public ghostVerificationCalls;
     uint256 public ghostRefundCalls;
     uint256 public ghostSlashCalls;
+    uint256 public ghostClosingSettles;
+    uint256 public ghostManyCalls;
 
     mapping(bytes32 => uint256) public calls;
 
@@ -105,6 +107,10 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         return nodes.length;
     }
 
+    function jobTerms(uint256 jobId) external view returns (IRenderEscrow.JobTerms memory) {
+        return termsOf[jobId];
+    }
+
     // ------------------------------------------------------------------ escrow actions
 
     function openJob(
@@ -143,7 +149,17 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         jobIds.push(jobId);
         ghostLocked[jobId] = amount;
         ghostBudget[jobId] = budget;
-        specOf[jobId] = spec;
+        termsOf[jobId] = IRenderEscrow.JobTerms({
+            specHash: spec,
+            artist: artist,
+            token: useToken ? address(token) : address(0),
+            pricePerFrame: uint128(price),
+            frameCount: uint32(frames),
+            verifications: uint32(budget),
+            deadline: deadline,
+            openedAt: uint64(block.timestamp),
+            feeBps: escrow.feeBps()
+        });
     }
 
     function release(uint256 jobSeed, uint256 nodeSeed, uint256 bitsSeed, uint256 setCount)
@@ -152,22 +168,20 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
-        bool releasable =
-            job.status == IRenderEscrow.JobStatus.Open || job.status == IRenderEscrow.JobStatus.Cancelled;
+        bool releasable = _live(jobId);
         IRenderEscrow.FrameSet[] memory sets =
-            _buildSets(jobId, job.frameCount, nodeSeed, bitsSeed, _bound(setCount, 1, 4));
+            _buildSets(jobId, termsOf[jobId].frameCount, nodeSeed, bitsSeed, _bound(setCount, 1, 4));
         if (sets.length == 0) return;
         if (!releasable) {
             vm.prank(settler);
-            try escrow.settle(jobId, specOf[jobId], sets, _none(), false) {
+            try escrow.settle(jobId, termsOf[jobId], sets, _none(), false) {
                 ghostDoublePay = true; // a closed or refunded job paid out
             } catch {}
             return;
         }
         vm.recordLogs();
         vm.prank(settler);
-        escrow.settle(jobId, specOf[jobId], sets, _none(), false);
+        escrow.settle(jobId, termsOf[jobId], sets, _none(), false);
         ++ghostReleaseCalls;
         _recordReleases(vm.getRecordedLogs());
     }
@@ -187,7 +201,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         sets[0] =
             IRenderEscrow.FrameSet({node: nodes[nodeSeed % nodes.length], wordIndex: uint32(w), bits: bit});
         vm.prank(settler);
-        try escrow.settle(jobId, specOf[jobId], sets, _none(), false) {
+        try escrow.settle(jobId, termsOf[jobId], sets, _none(), false) {
             ghostDoublePay = true;
         } catch {}
     }
@@ -200,7 +214,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        IRenderEscrow.JobState memory job = escrow.getJob(jobId, termsOf[jobId]);
         uint256 w = bitsSeed % 3;
         uint256 r = uint256(keccak256(abi.encode(bitsSeed)));
         // Usually frames not yet verified; one time in four some that were (must revert).
@@ -218,11 +232,11 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         vm.recordLogs();
         vm.prank(settler);
         if (valid) {
-            escrow.settle(jobId, specOf[jobId], _none(), sets, false);
+            escrow.settle(jobId, termsOf[jobId], _none(), sets, false);
             ++ghostVerificationCalls;
             _recordReleases(vm.getRecordedLogs());
         } else {
-            try escrow.settle(jobId, specOf[jobId], _none(), sets, false) {
+            try escrow.settle(jobId, termsOf[jobId], _none(), sets, false) {
                 ghostBadVerification = true;
             } catch {}
         }
@@ -232,17 +246,17 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     function releaseToLateNode(uint256 jobSeed, uint256 nodeSeed) external countCall("releaseToLateNode") {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
-        uint40 openedAt = escrow.getJob(jobId).openedAt;
+        uint64 openedAt = termsOf[jobId].openedAt;
         for (uint256 k; k < nodes.length; ++k) {
             address node = _node(nodeSeed, k);
             (, uint40 boundAt) = registry.bindingOf(node);
             if (boundAt < openedAt) continue;
-            uint256 unpaid = _validMask(escrow.getJob(jobId).frameCount, 0) & ~ghostBitmap[jobId][0];
+            uint256 unpaid = _validMask(termsOf[jobId].frameCount, 0) & ~ghostBitmap[jobId][0];
             if (unpaid == 0) return;
             IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
             sets[0] = IRenderEscrow.FrameSet({node: node, wordIndex: 0, bits: unpaid & (~unpaid + 1)});
             vm.prank(settler);
-            try escrow.settle(jobId, specOf[jobId], sets, new IRenderEscrow.FrameSet[](0), false) {
+            try escrow.settle(jobId, termsOf[jobId], sets, new IRenderEscrow.FrameSet[](0), false) {
                 ghostPaidLateNode = true;
             } catch {}
             return;
@@ -257,14 +271,14 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
         uint256 w = frameSeed % 3;
-        uint256 unpaid = _validMask(escrow.getJob(jobId).frameCount, w) & ~ghostBitmap[jobId][w];
+        uint256 unpaid = _validMask(termsOf[jobId].frameCount, w) & ~ghostBitmap[jobId][w];
         if (unpaid == 0) return;
         IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
         sets[0] = IRenderEscrow.FrameSet({
             node: _node(nodeSeed, 0), wordIndex: uint32(w), bits: unpaid & (~unpaid + 1)
         });
         vm.prank(settler);
-        try escrow.settle(jobId, specOf[jobId], _none(), sets, false) {
+        try escrow.settle(jobId, termsOf[jobId], _none(), sets, false) {
             ghostBadVerification = true;
         } catch {}
     }
@@ -272,33 +286,90 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     function cancel(uint256 jobSeed, uint256 callerSeed) external countCall("cancel") {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        IRenderEscrow.JobTerms memory t = termsOf[jobId];
+        IRenderEscrow.JobStatus status = escrow.jobStatus(jobId);
         // Mostly the artist, sometimes someone else (must fail).
-        address caller = callerSeed % 4 == 0 ? artists[callerSeed % artists.length] : job.artist;
+        address caller = callerSeed % 4 == 0 ? artists[callerSeed % artists.length] : t.artist;
         vm.prank(caller);
-        try escrow.cancel(jobId) {
-            if (caller != job.artist || job.status != IRenderEscrow.JobStatus.Open) ghostBadRefund = true;
+        try escrow.cancel(jobId, t) {
+            if (caller != t.artist || status != IRenderEscrow.JobStatus.Open) ghostBadRefund = true;
         } catch {}
     }
 
-    /// @dev The settler closes a job, refunding its rest to the artist in the same call.
-    function close(uint256 jobSeed) external countCall("close") {
+    /// @dev The settler closes a job, refunding its rest to the artist in the same call; with `pay`, the same
+    ///      call pays random unpaid frames and verification renders of frames paid before or in it (the path
+    ///      that writes no bitmaps).
+    function close(uint256 jobSeed, uint256 nodeSeed, uint256 bitsSeed, bool pay)
+        external
+        countCall("close")
+    {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
-        bool live =
-            job.status == IRenderEscrow.JobStatus.Open || job.status == IRenderEscrow.JobStatus.Cancelled;
-        uint256 before = _balance(job.token, job.artist);
-        IRenderEscrow.FrameSet[] memory none = new IRenderEscrow.FrameSet[](0);
-        vm.prank(settler);
-        try escrow.settle(jobId, job.specHash, none, none, true) {
-            if (!live) ghostDoublePay = true; // a closed or refunded job was closed again
-            uint256 got = _balance(job.token, job.artist) - before;
-            if (got != job.remaining) ghostBadRefund = true;
-            ghostRefunded[jobId] += got;
-        } catch {
-            if (live) ghostBadRefund = true; // closing a live job must succeed
+        IRenderEscrow.JobTerms memory t = termsOf[jobId];
+        IRenderEscrow.JobState memory job = escrow.getJob(jobId, t);
+        bool live = _live(jobId);
+        IRenderEscrow.FrameSet[] memory sets = _none();
+        IRenderEscrow.FrameSet[] memory checks = _none();
+        if (pay && live) {
+            sets = _buildSets(jobId, t.frameCount, nodeSeed, bitsSeed, 3);
+            checks = _buildChecks(jobId, sets, ~nodeSeed, bitsSeed, job.verificationsLeft);
         }
+        uint256 before = _balance(t.token, t.artist);
+        vm.recordLogs();
+        vm.prank(settler);
+        try escrow.settle(jobId, t, sets, checks, true) {
+            if (!live) ghostDoublePay = true; // a closed or refunded job was closed again
+            uint256 released = _recordReleases(vm.getRecordedLogs());
+            uint256 got = _balance(t.token, t.artist) - before;
+            if (got != job.remaining - released) ghostBadRefund = true;
+            ghostRefunded[jobId] += got;
+            ++ghostClosingSettles;
+        } catch {
+            if (live) ghostBadRefund = true; // closing a live job (with valid payments) must succeed
+        }
+    }
+
+    /// @dev The settler settles two jobs in one `settleMany` call: pays random unpaid frames of each, and
+    ///      closes each with probability one half. Must succeed when both are live and distinct.
+    function settleMany(uint256 jobSeed, uint256 nodeSeed, uint256 bitsSeed, uint256 closeSeed)
+        external
+        countCall("settleMany")
+    {
+        if (jobIds.length < 2) return;
+        uint256 n = jobIds.length;
+        uint256 a = jobIds[jobSeed % n];
+        // An offset in 1..n-1: another job.
+        uint256 b = jobIds[(jobSeed % n + 1 + (jobSeed >> 128) % (n - 1)) % n];
+        bool live = _live(a) && _live(b);
+        IRenderEscrow.Settlement[] memory batch = new IRenderEscrow.Settlement[](2);
+        batch[0] = _entry(a, nodeSeed, bitsSeed, closeSeed & 1 == 1, live);
+        batch[1] = _entry(b, ~nodeSeed, ~bitsSeed, closeSeed & 2 == 2, live);
+        vm.recordLogs();
+        vm.prank(settler);
+        try escrow.settleMany(batch) {
+            if (!live) ghostDoublePay = true;
+            Vm.Log[] memory logs = vm.getRecordedLogs();
+            _recordReleases(logs);
+            for (uint256 k; k < 2; ++k) {
+                if (batch[k].close) ghostRefunded[batch[k].jobId] += _refundedIn(logs, batch[k].jobId);
+            }
+            ++ghostManyCalls;
+        } catch {
+            if (live) ghostBadRefund = true;
+        }
+    }
+
+    function _entry(uint256 id, uint256 nodeSeed, uint256 bitsSeed, bool closing, bool live)
+        internal
+        view
+        returns (IRenderEscrow.Settlement memory entry)
+    {
+        IRenderEscrow.JobTerms memory t = termsOf[id];
+        IRenderEscrow.FrameSet[] memory sets =
+            live ? _buildSets(id, t.frameCount, nodeSeed, bitsSeed, 2) : _none();
+        entry = IRenderEscrow.Settlement({
+            jobId: id, terms: t, frames: sets, verifications: _none(), close: closing || sets.length == 0
+        });
     }
 
     /// @dev The settler names another spec than the job's: nothing may move.
@@ -307,7 +378,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         uint256 jobId = jobIds[jobSeed % jobIds.length];
         IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
         sets[0] = IRenderEscrow.FrameSet({node: _node(nodeSeed, 0), wordIndex: 0, bits: 1});
-        bytes32 wrong = keccak256(abi.encode(escrow.getJob(jobId).specHash));
+        IRenderEscrow.JobTerms memory wrong = termsOf[jobId];
+        wrong.specHash = keccak256(abi.encode(wrong.specHash));
         vm.prank(settler);
         try escrow.settle(jobId, wrong, sets, new IRenderEscrow.FrameSet[](0), true) {
             ghostDoublePay = true;
@@ -317,12 +389,13 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     function refund(uint256 jobSeed, uint256 callerSeed) external countCall("refund") {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
-        IRenderEscrow.Job memory job = escrow.getJob(jobId);
+        IRenderEscrow.JobTerms memory t = termsOf[jobId];
+        IRenderEscrow.JobState memory job = escrow.getJob(jobId, t);
         address caller = callerSeed % 2 == 0 ? outsider : artists[callerSeed % artists.length];
-        uint256 before = _balance(job.token, job.artist);
+        uint256 before = _balance(t.token, t.artist);
         vm.prank(caller);
-        try escrow.refund(jobId) {
-            uint256 got = _balance(job.token, job.artist) - before;
+        try escrow.refund(jobId, t) {
+            uint256 got = _balance(t.token, t.artist) - before;
             if (got != job.remaining) ghostBadRefund = true;
             ghostRefunded[jobId] += got;
             ++ghostRefundCalls;
@@ -362,8 +435,9 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         // To the artist of a job, or (job 0) the treasury.
         uint256 jobId =
             recipientSeed % 4 == 0 || jobIds.length == 0 ? 0 : jobIds[recipientSeed % jobIds.length];
+        IRenderEscrow.JobTerms memory t = termsOf[jobId];
         vm.prank(settler);
-        registry.slash(node, amount, jobId, keccak256(abi.encode(node, amount, ghostSlashCalls)));
+        registry.slash(node, amount, jobId, t, keccak256(abi.encode(node, amount, ghostSlashCalls)));
         ++ghostSlashCalls;
     }
 
@@ -436,7 +510,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         if (action % 3 == 0) {
             address node = nodes[callerSeed % nodes.length];
             vm.prank(caller);
-            try registry.slash(node, 1, 0, keccak256("evidence")) {
+            IRenderEscrow.JobTerms memory none;
+            try registry.slash(node, 1, 0, none, keccak256("evidence")) {
                 ghostUnauthorizedSuccess = true;
             } catch {}
             return;
@@ -444,15 +519,18 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         if (jobIds.length == 0) return;
         uint256 jobId = jobIds[jobSeed % jobIds.length];
         if (action % 3 == 1) {
-            bytes32 spec = escrow.getJob(jobId).specHash;
             IRenderEscrow.FrameSet[] memory none = new IRenderEscrow.FrameSet[](0);
+            IRenderEscrow.Settlement[] memory many = new IRenderEscrow.Settlement[](1);
+            many[0] = IRenderEscrow.Settlement({
+                jobId: jobId, terms: termsOf[jobId], frames: none, verifications: none, close: true
+            });
             vm.prank(caller);
-            try escrow.settle(jobId, spec, none, none, true) {
+            try escrow.settleMany(many) {
                 ghostUnauthorizedSuccess = true;
             } catch {}
             return;
         }
-        uint256 frameCount = escrow.getJob(jobId).frameCount;
+        uint256 frameCount = termsOf[jobId].frameCount;
         uint256 bits = _validMask(uint32(frameCount), 0) & ~ghostBitmap[jobId][0];
         if (bits == 0) return;
         IRenderEscrow.FrameSet[] memory sets = new IRenderEscrow.FrameSet[](1);
@@ -460,14 +538,15 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             node: nodes[jobSeed % nodes.length], wordIndex: 0, bits: bits & (~bits + 1)
         });
         vm.prank(caller);
-        try escrow.settle(jobId, specOf[jobId], sets, _none(), false) {
+        try escrow.settle(jobId, termsOf[jobId], sets, _none(), false) {
             ghostUnauthorizedSuccess = true;
         } catch {}
     }
 
     // ------------------------------------------------------------------ internal
 
-    function _recordReleases(Vm.Log[] memory logs) internal {
+    /// @dev Books the payments in `logs` into the ghosts; returns the amount they released.
+    function _recordReleases(Vm.Log[] memory logs) internal returns (uint256 released) {
         for (uint256 i; i < logs.length; ++i) {
             Vm.Log memory log = logs[i];
             if (log.emitter != address(escrow)) continue;
@@ -477,7 +556,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             (uint32 w, uint256 bits, uint256 amount,) =
                 abi.decode(log.data, (uint32, uint256, uint256, uint256));
             (, uint40 boundAt) = registry.bindingOf(address(uint160(uint256(log.topics[2]))));
-            if (boundAt >= escrow.getJob(jobId).openedAt) ghostPaidLateNode = true;
+            if (boundAt >= termsOf[jobId].openedAt) ghostPaidLateNode = true;
+            released += amount;
             if (verification) {
                 if (ghostVerified[jobId][w] & bits != 0 || bits & ~ghostBitmap[jobId][w] != 0) {
                     ghostBadVerification = true;
@@ -524,6 +604,54 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         }
     }
 
+    /// @dev Verification renders for frames of `sets` (paid in the same call) and frames paid before, not yet
+    ///      verified, at most `left` of them, one set per word of `sets`, by another node.
+    function _buildChecks(
+        uint256 jobId,
+        IRenderEscrow.FrameSet[] memory sets,
+        uint256 nodeSeed,
+        uint256 bitsSeed,
+        uint256 left
+    ) internal view returns (IRenderEscrow.FrameSet[] memory checks) {
+        checks = new IRenderEscrow.FrameSet[](sets.length);
+        uint256 used;
+        uint256[3] memory taken;
+        for (uint256 i; i < sets.length; ++i) {
+            uint256 w = sets[i].wordIndex;
+            uint256 pool = (sets[i].bits | ghostBitmap[jobId][w]) & ~ghostVerified[jobId][w] & ~taken[w];
+            uint256 bits = pool & uint256(keccak256(abi.encode(bitsSeed, i, "check")));
+            // Keep within the budget: drop the highest bits until it fits.
+            while (bits != 0 && _popcount(bits) > left) {
+                bits &= bits - 1;
+            }
+            if (bits == 0) continue;
+            address node = _payableNode(jobId, nodeSeed, i);
+            if (node == address(0)) continue;
+            left -= _popcount(bits);
+            taken[w] |= bits;
+            checks[used++] = IRenderEscrow.FrameSet({node: node, wordIndex: uint32(w), bits: bits});
+        }
+        assembly ("memory-safe") {
+            mstore(checks, used)
+        }
+    }
+
+    /// @dev The amount the `JobRefunded` event of `jobId` in `logs` names (0 if none).
+    function _refundedIn(Vm.Log[] memory logs, uint256 jobId) internal view returns (uint256) {
+        for (uint256 i; i < logs.length; ++i) {
+            if (
+                logs[i].emitter == address(escrow) && logs[i].topics[0] == IRenderEscrow.JobRefunded.selector
+                    && uint256(logs[i].topics[1]) == jobId
+            ) return abi.decode(logs[i].data, (uint256));
+        }
+        return 0;
+    }
+
+    function _live(uint256 jobId) internal view returns (bool) {
+        IRenderEscrow.JobStatus status = escrow.jobStatus(jobId);
+        return status == IRenderEscrow.JobStatus.Open || status == IRenderEscrow.JobStatus.Cancelled;
+    }
+
     /// @dev No frame sets (the unused list of a `release`).
     function _none() internal pure returns (IRenderEscrow.FrameSet[] memory) {
         return new IRenderEscrow.FrameSet[](0);
@@ -536,7 +664,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     /// @dev The first node from `_node(seed, offset)` on that was bound before job `jobId` opened (only those
     ///      can be paid for it); zero if none is.
     function _payableNode(uint256 jobId, uint256 seed, uint256 offset) internal view returns (address) {
-        uint40 openedAt = escrow.getJob(jobId).openedAt;
+        uint64 openedAt = termsOf[jobId].openedAt;
         for (uint256 k; k < nodes.length; ++k) {
             address node = _node(seed, offset + k);
             (, uint40 boundAt) = registry.bindingOf(node);
