@@ -155,19 +155,24 @@ pub(crate) async fn register_job(
     }
     // The job must exist on-chain with this spec, opened by the signer: otherwise
     // anyone could squat another artist's job id with a spec of their own.
-    let onchain = state
-        .escrow
-        .getJob(job_id.to_u256())
-        .call()
-        .await
-        .map_err(|e| ApiError::internal(format!("escrow getJob: {e}")))?;
-    if onchain.specHash != hash || onchain.artist != artist {
+    // The escrow keeps a hash of the job's terms: they come from its JobOpened
+    // event, checked against that hash (a job that does not exist has none).
+    let onchain = lumen_chain::job::find_terms(
+        state.escrow.provider(),
+        state.chain.escrow,
+        state.chain.deploy_block,
+        job_id,
+    )
+    .await
+    .map_err(|e| ApiError::internal(format!("escrow job terms: {e}")))?
+    .map(|(terms, _)| terms);
+    let Some(onchain) = onchain.filter(|t| t.specHash == hash && t.artist == artist) else {
         return Err(ApiError::client(
             StatusCode::CONFLICT,
             "chain_mismatch",
             format!("job {job_id} on-chain was not opened by the spec's signer with this spec hash"),
         ));
-    }
+    };
     // Time to render and settle before the artist can refund.
     use alloy::providers::Provider as _;
     let now = state
@@ -178,7 +183,7 @@ pub(crate) async fn register_job(
         .map_err(|e| ApiError::internal(format!("latest block: {e}")))?
         .map_or(0, |b| b.header.timestamp);
     let min = state.config.market.min_deadline_secs;
-    let deadline: u64 = onchain.deadline.to();
+    let deadline = onchain.deadline;
     if deadline < now.saturating_add(min) {
         return Err(ApiError::client(
             StatusCode::UNPROCESSABLE_ENTITY,

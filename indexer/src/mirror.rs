@@ -113,6 +113,7 @@ fn escrow_event(event: RenderEscrowEvents) -> Option<ChainEvent> {
             frame_count: e.frameCount,
             verifications: e.verifications,
             deadline: e.deadline,
+            opened_at: e.openedAt,
             amount: Wei(e.amount),
             fee_bps: e.feeBps,
         },

@@ -12,6 +12,8 @@
 //! - [`sign`]: EIP-712 job specs (the escrow's `specHash`) and signed
 //!   frame results.
 //! - [`frames`]: packing frame indices into the escrow's release bitmaps.
+//! - [`job`]: a job's terms, which the escrow keeps only as a hash and takes
+//!   back as call arguments.
 //! - [`sender`]: the settler's transaction sender (one nonce, simulation,
 //!   receipt timeouts, fee-bumped replacements).
 //! - [`anvil`]: finds and starts the project-local Anvil for devnets and tests.
@@ -23,6 +25,7 @@ pub mod contracts;
 pub mod deploy;
 pub mod error;
 pub mod frames;
+pub mod job;
 pub mod sender;
 pub mod sign;
 

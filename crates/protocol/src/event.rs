@@ -67,6 +67,9 @@ pub enum ChainEvent {
         verifications: u32,
         /// Unix time after which the artist may always refund.
         deadline: u64,
+        /// Unix time the job was opened (block timestamp): only nodes bound
+        /// before it can be paid for the job.
+        opened_at: u64,
         /// Amount locked.
         amount: Wei,
         /// Protocol fee snapshotted for the job, basis points.

@@ -80,6 +80,7 @@ struct EventRow {
     frame_count: Option<i64>,
     verifications: Option<i64>,
     at_time: Option<i64>,
+    opened_at: Option<i64>,
     fee_bps: Option<i64>,
     word_index: Option<i64>,
     #[sqlx(try_from = "OptHex<B256>")]
@@ -118,6 +119,7 @@ impl EventRow {
                 frame_count,
                 verifications,
                 deadline,
+                opened_at,
                 fee_bps,
                 ..
             } => {
@@ -128,6 +130,7 @@ impl EventRow {
                 row.frame_count = Some(i64::from(*frame_count));
                 row.verifications = Some(i64::from(*verifications));
                 row.at_time = unix(*deadline);
+                row.opened_at = unix(*opened_at);
                 row.fee_bps = Some(i64::from(*fee_bps));
             }
             ChainEvent::FramesReleased { node, owner, frames, fee, .. }
@@ -206,6 +209,10 @@ impl EventRow {
                     .and_then(|n| u32::try_from(n).ok())
                     .ok_or_else(|| need("verifications"))?,
                 deadline: time()?,
+                opened_at: self
+                    .opened_at
+                    .and_then(|t| u64::try_from(t).ok())
+                    .ok_or_else(|| need("opened_at"))?,
                 amount: amount()?,
                 fee_bps: self.fee_bps.and_then(|n| u16::try_from(n).ok()).ok_or_else(|| need("fee_bps"))?,
             },
@@ -322,9 +329,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, kind, job_id, node, account, \
                  owner, token, amount, fee, total, price, hash, frame_count, at_time, fee_bps, word_index, bits, name, \
-                 verifications) \
+                 verifications, opened_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-                 $22) \
+                 $22, $23) \
                  ON CONFLICT DO NOTHING",
             )
             .bind(to_i64(r.block_number))
@@ -349,6 +356,7 @@ impl Store {
             .bind(OptHex(r.bits))
             .bind(r.name)
             .bind(r.verifications)
+            .bind(r.opened_at)
             .execute(&mut *tx)
             .await?;
             let insert = match e.event.kind() {

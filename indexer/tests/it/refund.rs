@@ -19,7 +19,7 @@ async fn after_a_cancel_and_its_grace_the_artist_refund_ends_the_job() -> eyre::
     let job = w.confirmed_job(&batching, 4).await?;
     let id = job.job_id;
 
-    send(w.artist_escrow().cancel(id.to_u256())).await?;
+    send(w.artist_escrow().cancel(id.to_u256(), w.terms(id).await)).await?;
     w.verify(id, 0, &w.a).await?;
 
     // Within the grace period verified frames can still be paid.
@@ -31,7 +31,7 @@ async fn after_a_cancel_and_its_grace_the_artist_refund_ends_the_job() -> eyre::
 
     // The artist cannot refund early. (A fresh provider for every send: a failed
     // send leaves a gap in a provider's cached nonce.)
-    let early = send(w.artist_escrow().refund(id.to_u256())).await.unwrap_err();
+    let early = send(w.artist_escrow().refund(id.to_u256(), w.terms(id).await)).await.unwrap_err();
     assert!(matches!(early, ChainError::EscrowReverted(Escrow_NotRefundable(_))), "{early:?}");
 
     // Frame 1 is verified but waits for its batch; then the grace runs out and the artist refunds.
@@ -40,7 +40,7 @@ async fn after_a_cancel_and_its_grace_the_artist_refund_ends_the_job() -> eyre::
     assert!(!w.is_paid(id, 1).await);
     w.chain.advance_time(CANCEL_GRACE).await?;
     let before = w.balance(w.artist.address()).await;
-    let refund = send(w.artist_escrow().refund(id.to_u256())).await?;
+    let refund = send(w.artist_escrow().refund(id.to_u256(), w.terms(id).await)).await?;
     let rest = job.amount - price(1);
     assert_eq!(w.balance(w.artist.address()).await, before + rest - gas_cost(&refund));
 
@@ -67,7 +67,8 @@ async fn after_a_cancel_and_its_grace_the_artist_refund_ends_the_job() -> eyre::
 async fn after_the_deadline_the_artist_refund_ends_the_job() -> eyre::Result<()> {
     let w = World::new().await?;
     let batching = w.batching(64);
-    let job = w.chain.open_job(&w.artist, SPEC, PRICE, 3, 600).await?;
+    // Further than the batch window (an hour): the frames wait for their batch.
+    let job = w.chain.open_job(&w.artist, SPEC, PRICE, 3, 7_200).await?;
     let id = job.job_id;
     w.register(&w.registration(id, 3)).await?;
     round(&batching).await;
@@ -78,9 +79,10 @@ async fn after_the_deadline_the_artist_refund_ends_the_job() -> eyre::Result<()>
     round(&batching).await;
     assert!(w.payouts(id).await.is_empty(), "two frames are no batch of 64");
 
-    w.chain.advance_time(600).await?;
+    // The settler is down until the deadline has passed: the artist takes everything back.
+    w.chain.advance_time(7_200).await?;
     let before = w.balance(w.artist.address()).await;
-    let refund = send(w.artist_escrow().refund(id.to_u256())).await?;
+    let refund = send(w.artist_escrow().refund(id.to_u256(), w.terms(id).await)).await?;
     assert_eq!(w.balance(w.artist.address()).await, before + job.amount - gas_cost(&refund));
 
     let nonce = w.settler_nonce().await;

@@ -16,12 +16,17 @@ use tokio_util::sync::CancellationToken;
 use alloy::{
     primitives::{Address, B256, U256},
     providers::{DynProvider, Provider},
-    rpc::types::TransactionReceipt,
+    rpc::types::{Filter, TransactionReceipt},
     signers::local::PrivateKeySigner,
+    sol_types::SolEvent,
 };
 use lumen_chain::{
     DeployConfig, Settler,
-    contracts::RenderEscrow::{self, RenderEscrowInstance},
+    contracts::{
+        RenderEscrow::{self, RenderEscrowInstance},
+        escrow::IRenderEscrow::JobTerms,
+    },
+    job::find_terms,
     sign::{FrameResult, result_digest, sign_digest},
 };
 use lumen_indexer::{Indexer, IndexerConfig};
@@ -276,10 +281,24 @@ impl World {
         self.escrow().fees(Address::ZERO).call().await.unwrap()
     }
 
+    /// The job's terms, from its JobOpened event (the escrow keeps their hash).
+    pub(crate) async fn terms(&self, job: JobId) -> JobTerms {
+        let d = &self.chain.deployment;
+        let (terms, _) = find_terms(self.escrow().provider(), d.escrow, d.deploy_block, job)
+            .await
+            .unwrap()
+            .expect("job exists");
+        terms
+    }
+
     /// The job's status in the escrow and what the escrow still holds for it.
     pub(crate) async fn onchain(&self, job: JobId) -> (u8, U256) {
-        let job = self.escrow().getJob(job.to_u256()).call().await.unwrap();
-        (job.status, U256::from(job.remaining))
+        let d = &self.chain.deployment;
+        let (_, state) = find_terms(self.escrow().provider(), d.escrow, d.deploy_block, job)
+            .await
+            .unwrap()
+            .expect("job exists");
+        (state.status, U256::from(state.remaining))
     }
 
     /// What the escrow still holds for a job.
@@ -287,8 +306,22 @@ impl World {
         self.onchain(job).await.1
     }
 
+    /// Whether the chain paid frame `index`: in the escrow's bitmap (a
+    /// payment that kept the job open) or in a `FramesReleased` event (a
+    /// closing payment writes no bitmap).
     pub(crate) async fn is_paid(&self, job: JobId, index: u64) -> bool {
-        self.escrow().isFramePaid(job.to_u256(), U256::from(index)).call().await.unwrap()
+        if self.escrow().isFramePaid(job.to_u256(), U256::from(index)).call().await.unwrap() {
+            return true;
+        }
+        let filter = Filter::new()
+            .address(self.chain.deployment.escrow)
+            .event_signature(RenderEscrow::FramesReleased::SIGNATURE_HASH)
+            .topic1(B256::from(job.to_u256()))
+            .from_block(self.chain.deployment.deploy_block);
+        let logs = self.escrow().provider().get_logs(&filter).await.unwrap();
+        logs.iter().filter_map(|l| RenderEscrow::FramesReleased::decode_log(&l.inner).ok()).any(|e| {
+            u64::from(e.wordIndex) == index / 256 && e.bits.bit(usize::try_from(index % 256).unwrap())
+        })
     }
 
     pub(crate) async fn balance(&self, account: Address) -> U256 {

@@ -96,6 +96,20 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     )?;
     let opened = receipt.decoded_log::<RenderEscrow::JobOpened>().expect("JobOpened in receipt");
     let job_id = opened.jobId;
+    // The escrow keeps a hash of the terms; they are the event's fields, and the chain finds them.
+    let (terms, state) = lumen_chain::job::find_terms(
+        &artist_p,
+        deployment.escrow,
+        deployment.deploy_block,
+        lumen_protocol::JobId::from_u256(job_id).expect("a small id"),
+    )
+    .await?
+    .expect("the job exists");
+    assert_eq!(terms.specHash, SPEC);
+    assert_eq!(terms.artist, artist.address());
+    assert_eq!(terms.openedAt, opened.openedAt);
+    assert_eq!(state.remaining, price128 * 4);
+    assert_eq!(state.status, 1, "Open");
     assert_eq!(opened.amount, amount);
     assert_eq!(opened.artist, artist.address());
     assert_eq!(artist_p.get_balance(artist.address()).await?, artist_before - amount - gas_cost(&receipt));
@@ -106,7 +120,12 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     let escrow_s = RenderEscrow::new(deployment.escrow, &settler_p);
     let sets = frames::pack([(node.address(), 0), (node.address(), 2)], 4)?;
     let receipt = confirmed(
-        escrow_s.settle(job_id, SPEC, sets.clone(), vec![], false).send().await?.get_receipt().await?,
+        escrow_s
+            .settle(job_id, terms.clone(), sets.clone(), vec![], false)
+            .send()
+            .await?
+            .get_receipt()
+            .await?,
     )?;
     let released: Vec<_> = receipt
         .logs()
@@ -127,7 +146,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
 
     // Paying frame 0 again reverts with the typed custom error.
     let err = escrow_s
-        .settle(job_id, SPEC, sets, vec![], false)
+        .settle(job_id, terms.clone(), sets, vec![], false)
         .call()
         .await
         .map_err(ChainError::from_contract)
@@ -139,7 +158,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
 
     // Only the settler releases.
     let err = escrow
-        .settle(job_id, SPEC, frames::pack([(node.address(), 1)], 4)?, vec![], false)
+        .settle(job_id, terms.clone(), frames::pack([(node.address(), 1)], 4)?, vec![], false)
         .call()
         .await
         .map_err(ChainError::from_contract)
@@ -154,18 +173,24 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     assert_eq!(escrow_o.credits(owner.address(), Address::ZERO).call().await?, U256::ZERO);
 
     // A settle naming another spec than the job's moves nothing.
+    let mut other = terms.clone();
+    other.specHash = [8u8; 32].into();
     let err = escrow_s
-        .settle(job_id, [8u8; 32].into(), vec![], vec![], true)
+        .settle(job_id, other, vec![], vec![], true)
         .call()
         .await
         .map_err(ChainError::from_contract)
         .unwrap_err();
-    assert!(matches!(err, ChainError::EscrowReverted(RenderEscrowErrors::Escrow_SpecMismatch(_))), "{err:?}");
+    assert!(
+        matches!(err, ChainError::EscrowReverted(RenderEscrowErrors::Escrow_TermsMismatch(_))),
+        "{err:?}"
+    );
 
     // The settler closes the job, which refunds the artist in the same transaction.
     let artist_before = artist_p.get_balance(artist.address()).await?;
-    let receipt =
-        confirmed(escrow_s.settle(job_id, SPEC, vec![], vec![], true).send().await?.get_receipt().await?)?;
+    let receipt = confirmed(
+        escrow_s.settle(job_id, terms.clone(), vec![], vec![], true).send().await?.get_receipt().await?,
+    )?;
     let refunded = receipt.decoded_log::<RenderEscrow::JobRefunded>().expect("JobRefunded");
     let stranger_p = provider_for(&stranger, &url);
     let escrow_x = RenderEscrow::new(deployment.escrow, &stranger_p);
@@ -181,7 +206,7 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
 
     // Nothing can be released after the refund.
     let err = escrow_s
-        .settle(job_id, SPEC, frames::pack([(node.address(), 1)], 4)?, vec![], false)
+        .settle(job_id, terms.clone(), frames::pack([(node.address(), 1)], 4)?, vec![], false)
         .call()
         .await
         .map_err(ChainError::from_contract)

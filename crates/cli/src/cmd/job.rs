@@ -479,8 +479,17 @@ async fn cancel(args: CancelArgs) -> eyre::Result<()> {
     let conn = args.connect.connect().await?;
     let key = args.wallet.signer(&conn)?;
     let provider = lumen_chain::signer_provider(&key, &conn.rpc_url)?;
+    // The escrow keeps a hash of the job's terms; the call names them.
+    let (terms, _) = lumen_chain::job::find_terms(
+        &provider,
+        conn.deployment.escrow,
+        conn.deployment.deploy_block,
+        args.job,
+    )
+    .await?
+    .ok_or_else(|| eyre!("job {} does not exist on this escrow", args.job))?;
     let escrow = RenderEscrow::new(conn.deployment.escrow, &provider);
-    let receipt = send(escrow.cancel(args.job.to_u256())).await?;
+    let receipt = send(escrow.cancel(args.job.to_u256(), terms)).await?;
     output::line(format!("cancelled job {} in tx {}", args.job, receipt.transaction_hash));
     Ok(())
 }

@@ -164,8 +164,16 @@ async fn renders_verifies_and_pays_every_frame_once() {
     assert!(fees <= paid * U256::from(devnet.file.fee_bps) / U256::from(10_000), "fees at most the fee rate");
     let locked = U256::from(PRICE) * U256::from(12);
     assert_eq!(refunded(&devnet, job).await, locked - paid);
-    let onchain = escrow.getJob(U256::from(job)).call().await.unwrap();
-    assert_eq!((onchain.remaining, onchain.verificationsLeft.to::<u32>()), (0, 0));
+    let (_, onchain) = lumen_chain::job::find_terms(
+        escrow.provider(),
+        *escrow.address(),
+        devnet.file.deployment.deploy_block,
+        lumen_protocol::JobId(job),
+    )
+    .await
+    .unwrap()
+    .expect("the job exists");
+    assert_eq!((onchain.remaining, onchain.verificationsLeft), (0, 0));
 
     // Every node reports itself healthy and connected, as the operator guide describes.
     for node in &devnet.file.nodes {

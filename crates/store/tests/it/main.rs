@@ -271,6 +271,7 @@ async fn mirror_batches_are_typed_idempotent_and_rewindable() {
             frame_count: 2,
             verifications: 1,
             deadline: 1_700_000_000,
+            opened_at: 1_699_990_000,
             amount: Wei::from(3_000u128),
             fee_bps: 250,
         },
