@@ -5,10 +5,11 @@
 //! 2. confirms registered jobs against their `JobOpened` event (spec hash,
 //!    artist, frame count, price, token and locked amount must all match);
 //!    only confirmed jobs are dispatched;
-//! 3. releases verified, unpaid frames in batches with the settler key, to
-//!    the owners bound to the rendering nodes;
-//! 4. closes jobs whose every frame is final and has the contract refund the
-//!    unspent rest to the artist.
+//! 3. settles jobs with the settler key, batched for gas (see
+//!    [`IndexerConfig`]): a job whose every frame is final is paid, closed
+//!    and refunded in one call; a long job is paid along the way only when
+//!    enough frames or time accumulate; several jobs due together share a
+//!    `settleMany` transaction.
 //!
 //! Every transaction goes through one [`lumen_chain::Sender`] (the
 //! settler's only nonce; simulated first, replaced with higher fees when
@@ -49,11 +50,18 @@ use alloy::{
 };
 use lumen_chain::{
     ChainError, Sender, SenderConfig, Settler,
-    contracts::{JobStatus, NodeRegistry, RenderEscrow, escrow::RenderEscrow::RenderEscrowErrors},
+    contracts::{
+        JobStatus, NodeRegistry, RenderEscrow,
+        escrow::{
+            IRenderEscrow::{FrameSet, JobTerms, Settlement},
+            RenderEscrow::RenderEscrowErrors,
+        },
+    },
     frames,
+    job::{for_registry, terms_of},
 };
 use lumen_protocol::{
-    ChainEvent, ChainEventKind, Deployment, FrameIndex, JobId, JobState, SlashState, Wei,
+    ChainEvent, ChainEventKind, Deployment, FrameIndex, JobId, JobState, MirroredEvent, SlashState, Wei,
     event::{FrameWord, WORD_BITS},
 };
 use lumen_runtime::{Pace, Retryable, ServiceHandle};
@@ -116,6 +124,17 @@ impl Retryable for IndexerError {
 }
 
 /// Indexer settings (the `[indexer]` table of `lumen.toml`).
+///
+/// Settlement is batched for gas: every transaction costs 21,000 gas before
+/// it does anything, and each job, node owner and bitmap word it touches
+/// costs a few thousand more whether it pays one frame or hundreds. So a
+/// job is paid when its every frame is final (one call pays everything,
+/// closes the job and refunds the artist), and before that only when
+/// `batch_frames` verified frames wait, or the oldest has waited
+/// `max_batch_delay_ms`, or waiting one more window would pass the job's
+/// deadline (after which the artist may refund what is unpaid). Jobs due in
+/// the same round share transactions. See docs/trust.md for what the
+/// window means for nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IndexerConfig {
@@ -127,12 +146,14 @@ pub struct IndexerConfig {
     pub confirmations: u64,
     /// Poll interval when nothing wakes the indexer, ms (default 1000).
     pub poll_ms: u64,
-    /// Release as soon as this many verified frames of a job wait (default 64).
+    /// Pay a job before it ends once this many of its verified frames wait
+    /// (default 1024: four full bitmap words per payment).
     pub batch_frames: usize,
-    /// Release whatever waits once the oldest verified frame is this old,
-    /// ms (default 2000).
+    /// Pay a job before it ends once its oldest unpaid verified frame is
+    /// this old, ms (default 600000: nodes of a long job are paid every ten
+    /// minutes; a job done sooner is paid once, at its end).
     pub max_batch_delay_ms: u64,
-    /// Most frames in one release transaction (default 1024).
+    /// Most frames and verification renders in one transaction (default 1024).
     pub max_frames_per_tx: usize,
     /// Longest wait before retrying a settle or slash that failed for a
     /// transient reason (RPC down, not mined), ms (default 60000); the
@@ -147,8 +168,8 @@ impl Default for IndexerConfig {
         Self {
             confirmations: 0,
             poll_ms: 1_000,
-            batch_frames: 64,
-            max_batch_delay_ms: 2_000,
+            batch_frames: 1_024,
+            max_batch_delay_ms: 600_000,
             max_frames_per_tx: 1_024,
             max_backoff_ms: 60_000,
             sender: SenderConfig::default(),
@@ -291,23 +312,7 @@ impl Indexer {
                 self.record(step, slashed.map(|_| ()));
             }
         }
-        for state in [JobState::Rendering, JobState::Settling] {
-            for job in self.store.jobs_in_state(state).await? {
-                let step = Step::Settle(job.job_id);
-                if !self.due(step) || self.parked(&job).await? {
-                    continue;
-                }
-                let settled = self.settle(&job).await;
-                if let Some(reason) = settled.as_ref().err().and_then(IndexerError::permanent_revert) {
-                    error!(target: "indexer::settle", job_id = %job.job_id, %reason, "settlement parked: it cannot pass as it is");
-                    self.store.park_settlement(job.job_id, &reason).await?;
-                    self.forget(step);
-                } else {
-                    self.record(step, settled);
-                }
-            }
-        }
-        Ok(())
+        self.settle_due().await
     }
 
     /// Whether a step's backoff has passed.
@@ -406,7 +411,121 @@ impl Indexer {
         Ok(())
     }
 
-    async fn settle(&self, job: &JobRow) -> IndexerResult<()> {
+    /// Settles every job that is due, several jobs per transaction: see
+    /// [`IndexerConfig`] for when a job is due. One transaction carries up
+    /// to `max_frames_per_tx` frames and verification renders; a job whose
+    /// every frame is final is paid, closed and refunded in the same call.
+    async fn settle_due(&self) -> IndexerResult<()> {
+        // Both lists are read before any job moves from one to the other, so
+        // each job is looked at once.
+        let mut jobs = self.store.jobs_in_state(JobState::Rendering).await?;
+        jobs.extend(self.store.jobs_in_state(JobState::Settling).await?);
+        let mut due = Vec::new();
+        for job in jobs {
+            let step = Step::Settle(job.job_id);
+            if !self.due(step) || self.parked(&job).await? {
+                continue;
+            }
+            match self.prepare(&job).await {
+                Ok(Some(d)) => due.extend(d),
+                Ok(None) => {}
+                Err(err) => self.record(step, Err(err)),
+            }
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        let per_tx = self.config.max_frames_per_tx.max(1);
+        for batch in batches(due, per_tx) {
+            let ids: std::collections::BTreeSet<JobId> = batch.iter().map(|d| d.job_id).collect();
+            match self.send_batch(&batch).await {
+                Ok(()) => ids.iter().for_each(|id| self.forget(Step::Settle(*id))),
+                Err(err) if ids.len() == 1 => {
+                    let id = *ids.first().expect("one job");
+                    self.settle_failed(id, err).await?;
+                }
+                Err(err) => {
+                    // One job's revert must not hold the others back: each alone.
+                    warn!(target: "indexer::settle", jobs = ?ids, %err, "settlement of several jobs failed; settling them one by one");
+                    for job_id in ids {
+                        let alone: Vec<Due> = batch.iter().filter(|d| d.job_id == job_id).cloned().collect();
+                        match self.send_batch(&alone).await {
+                            Ok(()) => self.forget(Step::Settle(job_id)),
+                            Err(err) => self.settle_failed(job_id, err).await?,
+                        }
+                    }
+                }
+            }
+        }
+        self.sync().await?;
+        // Jobs closed just now end in this round, not the next.
+        for job in self.store.jobs_in_state(JobState::Settling).await? {
+            self.advance(&job).await?;
+        }
+        Ok(())
+    }
+
+    /// What a failed settlement of `job_id` leads to: a node the escrow
+    /// cannot pay for the job is left out from now on (one node must not
+    /// hold up everyone else's frames; its share goes back to the artist);
+    /// a revert that cannot pass as it is parks the job's settlement; any
+    /// other failure is retried after a backoff.
+    async fn settle_failed(&self, job_id: JobId, err: IndexerError) -> IndexerResult<()> {
+        let step = Step::Settle(job_id);
+        if let Some((node, reason)) = unpayable_node(&err) {
+            if self.store.mark_unpayable(job_id, node, &reason).await? {
+                warn!(target: "indexer::settle", %job_id, %node, %reason, "frames left out of settlement");
+                self.store.set_job_failure(job_id, &format!("some frames cannot be paid: {reason}")).await?;
+            }
+            self.forget(step);
+        } else if let Some(reason) = err.permanent_revert() {
+            error!(target: "indexer::settle", %job_id, %reason, "settlement parked: it cannot pass as it is");
+            self.store.park_settlement(job_id, &reason).await?;
+            self.forget(step);
+        } else {
+            self.record(step, Err(err));
+        }
+        Ok(())
+    }
+
+    /// Sends one settlement transaction: `settle` for one entry,
+    /// `settleMany` for several.
+    async fn send_batch(&self, batch: &[Due]) -> IndexerResult<()> {
+        let escrow = RenderEscrow::new(self.escrow, &self.provider);
+        let frames: usize = batch.iter().map(|d| d.renders).sum();
+        let closed = batch.iter().filter(|d| d.close).count();
+        let receipt = if let [one] = batch {
+            self.sender
+                .send(escrow.settle(
+                    one.job_id.to_u256(),
+                    one.terms.clone(),
+                    one.frames.clone(),
+                    one.verifications.clone(),
+                    one.close,
+                ))
+                .await?
+        } else {
+            let entries = batch
+                .iter()
+                .map(|d| Settlement {
+                    jobId: d.job_id.to_u256(),
+                    terms: d.terms.clone(),
+                    frames: d.frames.clone(),
+                    verifications: d.verifications.clone(),
+                    close: d.close,
+                })
+                .collect();
+            self.sender.send(escrow.settleMany(entries)).await?
+        };
+        let jobs: Vec<String> = batch.iter().map(|d| d.job_id.to_string()).collect();
+        info!(target: "indexer::settle", jobs = ?jobs, renders = frames, closed, tx = %receipt.transaction_hash, gas = receipt.gas_used, "settled");
+        Ok(())
+    }
+
+    /// Moves `job` from Rendering to Settling once every frame is final,
+    /// and to Completed or Failed once the chain refunded it. Returns its
+    /// state and mirrored events while it is not finished.
+    async fn advance(&self, job: &JobRow) -> IndexerResult<Option<(JobState, Vec<MirroredEvent>)>> {
         let counts = self.store.frame_counts(job.job_id).await?;
         let mut state = job.state;
         if state == JobState::Rendering && counts.all_final() {
@@ -415,137 +534,94 @@ impl Indexer {
             info!(target: "indexer::settle", job_id = %job.job_id, verified = counts.verified, failed = counts.failed, "every frame final: settling");
         }
         let events = self.store.chain_events(Some(job.job_id)).await?;
-        let refunded = events.iter().any(|e| e.event.kind() == ChainEventKind::JobRefunded);
-        let closed = events.iter().any(|e| e.event.kind() == ChainEventKind::JobClosed);
+        if !events.iter().any(|e| e.event.kind() == ChainEventKind::JobRefunded) {
+            return Ok(Some((state, events)));
+        }
+        // The job ended on-chain (closed by us, or refunded by the artist after cancel or deadline).
+        let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
+        let outcome = if counts.failed == 0 && unpaid.is_empty() && counts.all_final() {
+            JobState::Completed
+        } else {
+            JobState::Failed
+        };
+        let reason = (outcome == JobState::Failed && job.failure.is_none())
+            .then(|| format!("{} frames failed, {} unpaid at refund", counts.failed, unpaid.len()));
+        if self.store.transition_job(job.job_id, state, outcome, reason.as_deref()).await? {
+            info!(target: "indexer::settle", job_id = %job.job_id, %outcome, "job finished");
+        }
+        Ok(None)
+    }
 
-        if refunded {
-            // The job ended on-chain (closed by us, or refunded by the artist after cancel or deadline).
-            let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
-            let outcome = if counts.failed == 0 && unpaid.is_empty() && counts.all_final() {
-                JobState::Completed
-            } else {
-                JobState::Failed
-            };
-            let reason = (outcome == JobState::Failed && job.failure.is_none())
-                .then(|| format!("{} frames failed, {} unpaid at refund", counts.failed, unpaid.len()));
-            if self.store.transition_job(job.job_id, state, outcome, reason.as_deref()).await? {
-                info!(target: "indexer::settle", job_id = %job.job_id, %outcome, "job finished");
-            }
-            return Ok(());
+    /// Moves `job` along (Rendering → Settling → Completed/Failed) and, when
+    /// a payment or its close is due, returns what to send for it.
+    async fn prepare(&self, job: &JobRow) -> IndexerResult<Option<Vec<Due>>> {
+        let Some((state, events)) = self.advance(job).await? else { return Ok(None) };
+        if events.iter().any(|e| e.event.kind() == ChainEventKind::JobClosed) {
+            // The mirror saw a close the chain no longer has (reorg): wait.
+            return Ok(None);
+        }
+        // The escrow keeps a hash of the job's terms; the mirrored JobOpened
+        // event has them (a confirmed job always has one).
+        let Some(terms) = events.iter().find_map(|e| terms_of(&e.event)) else { return Ok(None) };
+
+        // The policy, from the mirror: is a payment or the close due?
+        let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
+        let settling = state == JobState::Settling;
+        let now_ms = lumen_store::now_ms();
+        let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or(now_ms);
+        let waited = u64::try_from(now_ms.saturating_sub(oldest)).unwrap_or(0);
+        let now_secs = u64::try_from(now_ms / 1_000).unwrap_or(0);
+        // Waiting one more window would pass the deadline, after which the
+        // artist may refund what is not paid yet: pay now.
+        let window_ends_late =
+            now_secs.saturating_add(self.config.max_batch_delay_ms / 1_000) >= job.deadline;
+        let due = settling
+            || (!unpaid.is_empty()
+                && (unpaid.len() >= self.config.batch_frames
+                    || waited >= self.config.max_batch_delay_ms
+                    || window_ends_late));
+        if !due {
+            return Ok(None);
         }
 
         // Money moves on what the chain says now, not on the mirror, which
-        // may stay `confirmations` blocks behind: a release or close already
+        // may stay `confirmations` blocks behind: a payment or close already
         // sent is never sent again.
         let escrow = RenderEscrow::new(self.escrow, &self.provider);
         let job_id = job.job_id.to_u256();
-        let onchain = escrow.getJob(job_id).call().await.map_err(ChainError::from_contract)?;
+        let onchain = match escrow.getJob(job_id, terms.clone()).call().await {
+            Ok(state) => state,
+            Err(err) => match ChainError::from_contract(err) {
+                ChainError::EscrowReverted(RenderEscrowErrors::Escrow_TermsMismatch(_)) => {
+                    warn!(target: "indexer::settle", job_id = %job.job_id, "the escrow's job has other terms than the mirrored JobOpened (reorg?): waiting");
+                    return Ok(None);
+                }
+                other => return Err(other.into()),
+            },
+        };
         match JobStatus::from_raw(onchain.status) {
             // Ended on-chain (or unknown): the mirror will see it and finish the job above.
-            Some(JobStatus::Refunded | JobStatus::None) | None => return Ok(()),
+            Some(JobStatus::Refunded | JobStatus::None) | None => return Ok(None),
             Some(JobStatus::Open | JobStatus::Cancelled) => {}
         }
-        if closed {
-            // The mirror saw a close the chain no longer has (reorg): wait.
-            return Ok(());
-        }
+        // Bitmaps exist only once a settlement paid frames without closing
+        // the job: with none on chain, nothing is paid there yet.
+        let partly_paid = onchain.framesPaid != 0;
+        let mut unpaid = if partly_paid { self.unpaid_on_chain(&escrow, job, unpaid).await? } else { unpaid };
+        let mut verifications =
+            self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft, partly_paid).await?;
         // Frames of nodes the escrow will never pay for this job are left out.
         let unpayable: Vec<Address> =
             self.store.unpayable_nodes(job.job_id).await?.into_iter().map(|(node, _)| node).collect();
-        let payable = |node: &Address| !unpayable.contains(node);
-        let mut unpaid = self.unpaid_on_chain(&escrow, job).await?;
-        unpaid.retain(|f| f.node.as_ref().is_none_or(payable));
-        let settling = state == JobState::Settling;
-        let oldest = unpaid.iter().map(|f| f.updated_at).min().unwrap_or_default();
-        let waited = u64::try_from(lumen_store::now_ms().saturating_sub(oldest)).unwrap_or(0);
-        let due = settling
-            || unpaid.len() >= self.config.batch_frames
-            || (!unpaid.is_empty() && waited >= self.config.max_batch_delay_ms);
-        if !due {
-            return Ok(());
+        unpaid.retain(|f| f.node.is_none_or(|n| !unpayable.contains(&n)));
+        verifications.retain(|v| !unpayable.contains(&v.node));
+        if unpaid.is_empty() && verifications.is_empty() && !settling {
+            return Ok(None);
         }
-        // Verification renders go out with frames, so their bitmaps are read
-        // only when a payment is due, not every round.
-        let mut verifications =
-            self.unpaid_verifications_on_chain(&escrow, job, onchain.verificationsLeft.to()).await?;
-        verifications.retain(|v| payable(&v.node));
-        let sent = if !unpaid.is_empty() || !verifications.is_empty() {
-            // Once every frame is final, the last payment also closes the
-            // job and refunds its rest: one transaction.
-            self.release(&escrow, job, &unpaid, &verifications, settling).await
-        } else if settling {
-            match self.sender.send(escrow.settle(job_id, job.spec_hash, vec![], vec![], true)).await {
-                Ok(receipt) => {
-                    info!(target: "indexer::settle", job_id = %job.job_id, tx = %receipt.transaction_hash, gas = receipt.gas_used, "job closed, unspent escrow refunded to the artist");
-                    self.sync().await.map(|_| ())
-                }
-                Err(err) => Err(err.into()),
-            }
-        } else {
-            Ok(())
-        };
-        match sent {
-            // One node the escrow cannot pay for this job must not hold up
-            // everyone else's frames: leave it out from now on (the next
-            // round pays the rest; its share goes back to the artist).
-            Err(err) if let Some((node, reason)) = unpayable_node(&err) => {
-                if self.store.mark_unpayable(job.job_id, node, &reason).await? {
-                    warn!(target: "indexer::settle", job_id = %job.job_id, %node, %reason, "frames left out of settlement");
-                    self.store
-                        .set_job_failure(job.job_id, &format!("some frames cannot be paid: {reason}"))
-                        .await?;
-                }
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    /// Releases `frames` (verified, unpaid) and `verifications`, in as few
-    /// transactions as `max_frames_per_tx` allows; with `close`, the last
-    /// one also closes the job and refunds its rest. A verification render
-    /// goes out once its frame is paid: before, or in the same call. Every
-    /// call names the job's spec, so a job id that a reorg gave to another
-    /// spec is never paid from.
-    async fn release(
-        &self,
-        escrow: &RenderEscrow::RenderEscrowInstance<&DynProvider>,
-        job: &JobRow,
-        frames: &[FrameRow],
-        verifications: &[Verification],
-        close: bool,
-    ) -> IndexerResult<()> {
+        // Once every frame is final, the last payment also closes the job
+        // and refunds its rest: one call.
         let per_tx = self.config.max_frames_per_tx.max(1);
-        // A verified frame always has the node whose render was accepted.
-        let frames: Vec<(Address, u32)> =
-            frames.iter().filter_map(|f| Some((f.node?, f.frame_index.get()))).collect();
-        let mut frames = frames.as_slice();
-        let mut pending = verifications.to_vec();
-        loop {
-            let (now, later) = frames.split_at(frames.len().min(per_tx));
-            for v in &mut pending {
-                v.frame_paid |= now.iter().any(|(_, f)| *f == v.frame.get());
-            }
-            let (ready, wait): (Vec<Verification>, Vec<Verification>) =
-                pending.into_iter().partition(|v| v.frame_paid);
-            let (checks, over) = ready.split_at(ready.len().min(per_tx - now.len()));
-            let last = later.is_empty() && over.is_empty();
-            if now.is_empty() && checks.is_empty() && !(close && last) {
-                break;
-            }
-            let sets = frames::pack(now.iter().copied(), job.frame_count)?;
-            let checked = frames::pack(checks.iter().map(|v| (v.node, v.frame.get())), job.frame_count)?;
-            let settle = escrow.settle(job.job_id.to_u256(), job.spec_hash, sets, checked, close && last);
-            let receipt = self.sender.send(settle).await?;
-            info!(target: "indexer::settle", job_id = %job.job_id, frames = now.len(), verifications = checks.len(), closed = close && last, tx = %receipt.transaction_hash, gas = receipt.gas_used, "frames released");
-            if last {
-                break;
-            }
-            pending = over.iter().copied().chain(wait).collect();
-            frames = later;
-        }
-        self.sync().await?;
-        Ok(())
+        Ok(Some(chunks(job, &terms, &unpaid, &verifications, settling, per_tx)?))
     }
 
     /// Slashes a banned node's whole stake (bonded and unbonding) to the
@@ -560,10 +636,14 @@ impl Indexer {
             return Ok(());
         }
         let Some(job) = self.store.job(ban.job_id).await? else { return Ok(()) };
+        let events = self.store.chain_events(Some(ban.job_id)).await?;
+        let Some(terms) = events.iter().find_map(|e| terms_of(&e.event)) else { return Ok(()) };
         let evidence = ban.evidence_hash.to_b256();
-        // The registry pays the job's artist (it reads it from the escrow).
-        let receipt =
-            self.sender.send(registry.slash(ban.node, amount, ban.job_id.to_u256(), evidence)).await?;
+        // The registry pays the job's artist (the escrow checks the terms that name it).
+        let receipt = self
+            .sender
+            .send(registry.slash(ban.node, amount, ban.job_id.to_u256(), for_registry(&terms), evidence))
+            .await?;
         self.store
             .record_slash(ban.node, SlashState::Slashed, Some(receipt.transaction_hash), Some(Wei(amount)))
             .await?;
@@ -574,12 +654,14 @@ impl Indexer {
     /// Verification renders of `job` that may be paid: those the chain's
     /// bitmaps do not show paid, at most as many as the budget has left,
     /// each with whether its frame is paid on chain already (if not, it can
-    /// only go in the call that pays the frame).
+    /// only go in the call that pays the frame). With nothing paid on chain
+    /// yet (`partly_paid` false) there are no bitmaps to read.
     async fn unpaid_verifications_on_chain(
         &self,
         escrow: &RenderEscrow::RenderEscrowInstance<&DynProvider>,
         job: &JobRow,
         left: u32,
+        partly_paid: bool,
     ) -> IndexerResult<Vec<Verification>> {
         if left == 0 {
             return Ok(Vec::new());
@@ -587,33 +669,37 @@ impl Indexer {
         let unpaid = self.store.unpaid_verification_renders(job.job_id).await?;
         let job_id = job.job_id.to_u256();
         let mut words = std::collections::HashMap::new();
-        for word in FrameWord::pack(unpaid.iter().map(|(f, _)| *f)) {
-            let index = U256::from(word.index);
-            let paid = escrow.paidFrames(job_id, index).call().await.map_err(ChainError::from_contract)?;
-            let verified =
-                escrow.verifiedFrames(job_id, index).call().await.map_err(ChainError::from_contract)?;
-            words.insert(word.index, (paid, verified));
+        if partly_paid {
+            for word in FrameWord::pack(unpaid.iter().map(|(f, _)| *f)) {
+                let index = U256::from(word.index);
+                let paid =
+                    escrow.paidFrames(job_id, index).call().await.map_err(ChainError::from_contract)?;
+                let verified =
+                    escrow.verifiedFrames(job_id, index).call().await.map_err(ChainError::from_contract)?;
+                words.insert(word.index, (paid, verified));
+            }
         }
         let bit = |bits: U256, f: FrameIndex| bits.bit((f.get() % WORD_BITS) as usize);
         Ok(unpaid
             .into_iter()
             .filter_map(|(frame, node)| {
-                let (paid, verified) = words.get(&FrameWord::containing(frame).index).copied()?;
+                let (paid, verified) =
+                    words.get(&FrameWord::containing(frame).index).copied().unwrap_or_default();
                 (!bit(verified, frame)).then(|| Verification { frame, node, frame_paid: bit(paid, frame) })
             })
             .take(usize::try_from(left).unwrap_or(usize::MAX))
             .collect())
     }
 
-    /// Verified frames of `job` that are unpaid in the mirror and in the
-    /// chain's paid-frame bitmaps (a release the mirror has not reached yet
-    /// is not sent twice).
+    /// Of `unpaid` (verified frames of `job` unpaid in the mirror), those
+    /// also unpaid in the chain's paid-frame bitmaps (a payment the mirror
+    /// has not reached yet is not sent twice).
     async fn unpaid_on_chain(
         &self,
         escrow: &RenderEscrow::RenderEscrowInstance<&DynProvider>,
         job: &JobRow,
+        unpaid: Vec<FrameRow>,
     ) -> IndexerResult<Vec<FrameRow>> {
-        let unpaid = self.store.unpaid_verified_frames(job.job_id).await?;
         let mut paid = std::collections::HashMap::new();
         for word in FrameWord::pack(unpaid.iter().map(|f| f.frame_index)) {
             let bits = escrow
@@ -667,6 +753,86 @@ struct Verification {
     node: Address,
     /// Whether the frame itself is paid on chain already.
     frame_paid: bool,
+}
+
+/// One entry of a settlement transaction: a job's frames and verification
+/// renders, and whether it closes the job.
+#[derive(Debug, Clone)]
+struct Due {
+    job_id: JobId,
+    terms: JobTerms,
+    frames: Vec<FrameSet>,
+    verifications: Vec<FrameSet>,
+    close: bool,
+    /// Frames and verification renders it pays.
+    renders: usize,
+}
+
+/// Splits a job's payment into entries of at most `per_tx` renders each; a
+/// verification render goes in the entry that pays its frame or a later one.
+/// With `close`, the last entry also closes the job (an entry of its own
+/// when nothing is left to pay).
+fn chunks(
+    job: &JobRow,
+    terms: &JobTerms,
+    frames: &[FrameRow],
+    verifications: &[Verification],
+    close: bool,
+    per_tx: usize,
+) -> IndexerResult<Vec<Due>> {
+    // A verified frame always has the node whose render was accepted.
+    let frames: Vec<(Address, u32)> =
+        frames.iter().filter_map(|f| Some((f.node?, f.frame_index.get()))).collect();
+    let mut frames = frames.as_slice();
+    let mut pending = verifications.to_vec();
+    let mut out = Vec::new();
+    loop {
+        let (now, later) = frames.split_at(frames.len().min(per_tx));
+        for v in &mut pending {
+            v.frame_paid |= now.iter().any(|(_, f)| *f == v.frame.get());
+        }
+        let (ready, wait): (Vec<Verification>, Vec<Verification>) =
+            pending.into_iter().partition(|v| v.frame_paid);
+        let (checks, over) = ready.split_at(ready.len().min(per_tx - now.len()));
+        let last = later.is_empty() && over.is_empty();
+        if now.is_empty() && checks.is_empty() && !(close && last) {
+            break;
+        }
+        out.push(Due {
+            job_id: job.job_id,
+            terms: terms.clone(),
+            frames: frames::pack(now.iter().copied(), job.frame_count)?,
+            verifications: frames::pack(checks.iter().map(|v| (v.node, v.frame.get())), job.frame_count)?,
+            close: close && last,
+            renders: now.len() + checks.len(),
+        });
+        if last {
+            break;
+        }
+        pending = over.iter().copied().chain(wait).collect();
+        frames = later;
+    }
+    Ok(out)
+}
+
+/// Groups entries (in order) into transactions of at most `per_tx` renders;
+/// an entry that only closes a job rides along with any transaction.
+fn batches(due: Vec<Due>, per_tx: usize) -> Vec<Vec<Due>> {
+    let mut out: Vec<Vec<Due>> = Vec::new();
+    let mut size = 0;
+    for d in due {
+        match out.last_mut() {
+            Some(batch) if size + d.renders <= per_tx => {
+                size += d.renders;
+                batch.push(d);
+            }
+            _ => {
+                size = d.renders;
+                out.push(vec![d]);
+            }
+        }
+    }
+    out
 }
 
 /// What in a `JobOpened` event disagrees with the job as registered (empty

@@ -125,7 +125,7 @@ impl ChainError {
 
 impl ChainError {
     /// The decoded reason when this is a revert the same call can never
-    /// get past as it is (another spec owns the job id, a node bound after
+    /// get past as it is (another job's terms own the job id, a node bound after
     /// the job opened, the sender is not the settler, …): retrying it only
     /// burns rounds, so it is parked. `None` for everything else, including
     /// reverts that mean the chain moved on since the call was built (a
@@ -136,9 +136,9 @@ impl ChainError {
         use RenderEscrowErrors as E;
         match self {
             Self::EscrowReverted(e) => match e {
-                E::Escrow_SpecMismatch(x) => Some(format!(
-                    "Escrow_SpecMismatch: job {} on chain has another spec than {}",
-                    x.jobId, x.specHash
+                E::Escrow_TermsMismatch(x) => Some(format!(
+                    "Escrow_TermsMismatch: job {} on chain has other terms than the settlement names",
+                    x.jobId
                 )),
                 E::Escrow_NodeBoundAfterOpen(x) => Some(format!(
                     "Escrow_NodeBoundAfterOpen: node {} was bound at {} after job {} opened at {}",

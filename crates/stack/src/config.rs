@@ -289,7 +289,7 @@ mod tests {
             assert_eq!(config, LumenConfig::default());
             assert_eq!(config.gateway.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
             assert_eq!(config.chain.settler_key_env, "LUMEN_SETTLER_KEY");
-            assert_eq!(config.indexer.batch_frames, 64);
+            assert_eq!(config.indexer.batch_frames, 1_024);
             assert_eq!(config.matchmaker.task_timeout_secs, 300);
             Ok(())
         });

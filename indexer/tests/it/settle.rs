@@ -6,7 +6,7 @@ use alloy::primitives::{Address, U256};
 use lumen_chain::{contracts::RenderEscrow, deploy::send};
 use lumen_protocol::{ChainEvent, ChainEventKind, FrameIndex, JobState, TaskRole};
 
-use crate::support::{REFUNDED, World, fee, gas_cost, net, payout_of, price, round, summary};
+use crate::support::{PRICE, REFUNDED, SPEC, World, fee, gas_cost, net, payout_of, price, round, summary};
 
 #[tokio::test]
 async fn a_job_with_failed_frames_is_closed_refunded_and_failed() -> eyre::Result<()> {
@@ -129,5 +129,53 @@ async fn a_fully_verified_job_is_paid_closed_and_completed() -> eyre::Result<()>
     let frames = w.events(id, ChainEventKind::FramesReleased).await;
     assert_eq!(checks.len(), 1);
     assert!(frames.iter().all(|f| f.tx_hash == checks[0].tx_hash), "one transaction");
+    Ok(())
+}
+
+#[tokio::test]
+async fn frames_are_paid_before_a_window_that_would_pass_the_deadline() -> eyre::Result<()> {
+    let w = World::new().await?;
+    // A batch of 64 frames or an hour: neither comes before this job's deadline, in 10 minutes.
+    let batching = w.batching(64);
+    let job = w.chain.open_job(&w.artist, SPEC, PRICE, 3, 600).await?;
+    let id = job.job_id;
+    w.register(&w.registration(id, 3)).await?;
+    round(&batching).await;
+    assert_eq!(w.state(id).await, JobState::Rendering);
+
+    // Waiting one more window would let the artist refund these frames' pay: they go out now.
+    w.verify(id, 0, &w.a).await?;
+    w.verify(id, 1, &w.b).await?;
+    round(&batching).await;
+    assert_eq!(summary(&w.payouts(id).await), [payout_of(id, 0, &w.a), payout_of(id, 1, &w.b)]);
+    assert_eq!(w.state(id).await, JobState::Rendering, "paid, not closed: frame 2 is not final");
+    assert!(w.is_paid(id, 0).await && w.is_paid(id, 1).await && !w.is_paid(id, 2).await);
+    Ok(())
+}
+
+#[tokio::test]
+async fn jobs_due_in_the_same_round_share_one_transaction() -> eyre::Result<()> {
+    let w = World::new().await?;
+    let indexer = w.batching(64);
+    let first = w.confirmed_job(&indexer, 2).await?;
+    let second = w.confirmed_job(&indexer, 2).await?;
+    for job in [first.job_id, second.job_id] {
+        w.verify(job, 0, &w.a).await?;
+        w.verify(job, 1, &w.b).await?;
+    }
+    let nonce = w.settler_nonce().await;
+    round(&indexer).await;
+    assert_eq!(w.settler_nonce().await, nonce + 1, "one settleMany pays, closes and refunds both jobs");
+    for job in [first.job_id, second.job_id] {
+        assert_eq!(w.state(job).await, JobState::Completed);
+        assert_eq!(summary(&w.payouts(job).await), [payout_of(job, 0, &w.a), payout_of(job, 1, &w.b)]);
+        assert_eq!(w.onchain(job).await, (REFUNDED, U256::ZERO));
+    }
+    let a = w.events(first.job_id, ChainEventKind::JobRefunded).await;
+    let b = w.events(second.job_id, ChainEventKind::JobRefunded).await;
+    assert_eq!(a[0].tx_hash, b[0].tx_hash);
+    // The owners were credited once per transaction, with both jobs' frames.
+    assert_eq!(w.credits(w.a.owner.address()).await, net(2));
+    assert_eq!(w.credits(w.b.owner.address()).await, net(2));
     Ok(())
 }

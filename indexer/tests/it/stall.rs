@@ -99,7 +99,7 @@ async fn a_settle_the_escrow_refuses_for_good_is_parked_with_its_reason_and_not_
     assert_eq!(w.store.settlement_park(id).await?, Some(park.clone()), "not tried again");
 
     // New chain events for the job (the artist cancels): tried once more, parked again.
-    send(w.artist_escrow().cancel(id.to_u256())).await?;
+    send(w.artist_escrow().cancel(id.to_u256(), w.terms(id).await)).await?;
     round(&wrong).await;
     let again = w.store.settlement_park(id).await?.expect("parked again");
     assert_eq!(again.reason, park.reason);
