@@ -9,8 +9,11 @@
 bench_init() {
   scripts/setup.sh >/dev/null 2>&1
   cargo build --locked --quiet --bin lumen
-  lumen="$PWD/target/debug/lumen"
   work="$(mktemp -d)"
+  # A private copy: a build of another checkout sharing CARGO_TARGET_DIR
+  # must not swap the binary under a running benchmark.
+  cp "${CARGO_TARGET_DIR:-$PWD/target}/debug/lumen" "$work/lumen"
+  lumen="$work/lumen"
   devnet_pid=""
   trap bench_cleanup EXIT
 }
