@@ -86,6 +86,9 @@ contract NodeRegistry is INodeRegistry, SettlerTimelock, Ownable2Step, Reentranc
         uint256 stake = info.stake + msg.value;
         info.stake = stake;
         emit NodeRegistered(node, msg.sender, stake);
+        // The owner pays for its credit slot now, not the first artist whose frames it renders.
+        address linked = escrow;
+        if (linked != address(0)) IRenderEscrow(linked).openAccount(msg.sender, address(0));
     }
 
     /// @inheritdoc INodeRegistry

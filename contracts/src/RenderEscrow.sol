@@ -106,10 +106,10 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     mapping(uint256 jobId => mapping(uint256 wordIndex => uint256 bits)) public paidFrames;
     /// @inheritdoc IRenderEscrow
     mapping(uint256 jobId => mapping(uint256 wordIndex => uint256 bits)) public verifiedFrames;
-    /// @inheritdoc IRenderEscrow
-    mapping(address account => mapping(address token => uint256)) public credits;
-    /// @inheritdoc IRenderEscrow
-    mapping(address token => uint256) public fees;
+    /// @dev Credits and fees are stored plus one once their slot exists (see `openAccount`): 0 = no slot,
+    ///      n + 1 = n owed. A withdrawal leaves 1, so the slot stays and the next payout is a cheap update.
+    mapping(address account => mapping(address token => uint256)) private _credits;
+    mapping(address token => uint256) private _fees;
 
     /// @param admin Admin (Ownable2Step owner).
     /// @param registry_ Node registry resolving node owners.
@@ -132,6 +132,7 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         cancelGrace = cancelGrace_;
         treasury = treasury_;
         feeBps = feeBps_;
+        _fees[address(0)] = 1;
         emit TreasuryChanged(address(0), treasury_);
         emit FeeBpsChanged(0, feeBps_);
     }
@@ -266,20 +267,30 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     // ------------------------------------------------------------------ withdrawals
 
     /// @inheritdoc IRenderEscrow
+    function openAccount(address account, address token) external {
+        if (_credits[account][token] == 0) _credits[account][token] = 1;
+    }
+
+    /// @inheritdoc IRenderEscrow
+    function openFees(address token) external {
+        if (_fees[token] == 0) _fees[token] = 1;
+    }
+
+    /// @inheritdoc IRenderEscrow
     function withdraw(address token) external nonReentrant {
-        uint256 amount = credits[msg.sender][token];
+        uint256 amount = _owed(_credits[msg.sender][token]);
         require(amount != 0, Escrow_NothingToWithdraw());
-        credits[msg.sender][token] = 0;
+        _credits[msg.sender][token] = 1;
         emit CreditsWithdrawn(msg.sender, token, amount);
         _pay(token, msg.sender, amount);
     }
 
     /// @inheritdoc IRenderEscrow
     function withdrawFees(address token) external nonReentrant {
-        uint256 amount = fees[token];
+        uint256 amount = _owed(_fees[token]);
         require(amount != 0, Escrow_NothingToWithdraw());
         address to = treasury;
-        fees[token] = 0;
+        _fees[token] = 1;
         emit FeesWithdrawn(token, to, amount);
         _pay(token, to, amount);
     }
@@ -358,6 +369,16 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     }
 
     /// @inheritdoc IRenderEscrow
+    function credits(address account, address token) external view returns (uint256) {
+        return _owed(_credits[account][token]);
+    }
+
+    /// @inheritdoc IRenderEscrow
+    function fees(address token) external view returns (uint256) {
+        return _owed(_fees[token]);
+    }
+
+    /// @inheritdoc IRenderEscrow
     function jobStatus(uint256 jobId) external view returns (JobStatus) {
         return JobStatus(_jobs[jobId] & STATUS_BITS);
     }
@@ -376,6 +397,19 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     }
 
     // ------------------------------------------------------------------ internal
+
+    /// @dev What a stored credit or fee word (amount plus one, or zero for no slot) owes.
+    function _owed(uint256 stored) private pure returns (uint256) {
+        // stored - 1 cannot underflow: it is taken only when stored != 0.
+        unchecked {
+            return stored == 0 ? 0 : stored - 1;
+        }
+    }
+
+    /// @dev Adds `amount` to a stored credit or fee word, creating the slot (as 1 + amount) if needed.
+    function _plus(uint256 stored, uint256 amount) private pure returns (uint256) {
+        return (stored == 0 ? 1 : stored) + amount;
+    }
 
     /// @dev The high 248 bits of the hash of `terms` (the low byte of a job's word holds its status; 248 bits
     ///      leave a collision search 2^124 hashes away).
@@ -436,7 +470,9 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         // needs its frame paid, so no frames paid means no verification renders paid either).
         ctx.prior = progress.framesPaid != 0;
         ctx.persist = !close;
-        if (frames.length != 0) _paySets(frames, ctx, batch);
+        Release[] memory paid;
+        Release[] memory checked;
+        if (frames.length != 0) paid = _paySets(frames, ctx, batch);
         // Each frame is paid at most once (bitmaps within the frame count), so this stays <= frameCount.
         uint256 framesPaid = progress.framesPaid + ctx.count;
         uint256 verificationsPaid = progress.verificationsPaid;
@@ -444,11 +480,12 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
             // The frames above are recorded already: a verification render may be paid with its frame.
             ctx.verification = true;
             ctx.count = 0;
-            _paySets(verifications, ctx, batch);
+            checked = _paySets(verifications, ctx, batch);
             uint256 left = terms.verifications - verificationsPaid;
             require(ctx.count <= left, Escrow_VerificationBudgetExceeded(jobId, ctx.count, left));
             verificationsPaid += ctx.count;
         }
+        if (paid.length + checked.length != 0) emit FramesReleased(jobId, paid, checked);
         if (close) _close(jobId, ctx.word, terms, framesPaid, verificationsPaid, batch);
         else _record(jobId, ctx.word, progress, framesPaid, verificationsPaid);
     }
@@ -465,7 +502,6 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     ) private {
         uint256 rest = _remaining(terms, framesPaid, verificationsPaid);
         _jobs[jobId] = (word & ~STATUS_BITS) | uint256(JobStatus.Refunded);
-        emit JobClosed(jobId, rest);
         emit JobRefunded(jobId, terms.artist, rest);
         if (rest != 0) {
             uint256 r = batch.refundCount++;
@@ -497,7 +533,11 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     ///      (`ctx.persist`); one that closes it records them in transient scratch only, on top of the bitmaps
     ///      of earlier settlements (`ctx.prior`): the job ends with the call, so nothing can be paid for it
     ///      later, and within the call the scratch pays every frame at most once.
-    function _paySets(FrameSet[] calldata sets, JobCtx memory ctx, Batch memory batch) private {
+    function _paySets(FrameSet[] calldata sets, JobCtx memory ctx, Batch memory batch)
+        private
+        returns (Release[] memory released)
+    {
+        released = new Release[](sets.length);
         mapping(uint256 => uint256) storage bitmap =
             ctx.verification ? verifiedFrames[ctx.jobId] : paidFrames[ctx.jobId];
         // With `persist`, the bitmap word being worked on is cached and written back only when the word
@@ -525,7 +565,9 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
                 _setScratch(ctx.jobId, ctx.verification, w, done | bits);
             }
             _checkUnpaid(ctx, w, bits, done);
-            _creditNode(set.node, w, bits, ctx, batch);
+            released[i] = Release({
+                node: set.node, owner: _creditNode(set.node, bits, ctx, batch), wordIndex: w, bits: bits
+            });
         }
         if (ctx.persist) bitmap[wordIndex] = word;
     }
@@ -546,11 +588,14 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         require(done & bits == 0, Escrow_VerificationAlreadyPaid(ctx.jobId, w, done & bits));
     }
 
-    /// @dev Credits the owner of `node` (in `batch`) for the frames `bits` of word `w`, counts them.
-    function _creditNode(address node, uint32 w, uint256 bits, JobCtx memory ctx, Batch memory batch)
+    /// @dev Credits the owner of `node` (in `batch`) for the frames `bits`, counts them; returns the owner.
+    function _creditNode(address node, uint256 bits, JobCtx memory ctx, Batch memory batch)
         private
+        view
+        returns (address owner_)
     {
-        (address owner_, uint256 boundAt) = _binding(node, batch);
+        uint256 boundAt;
+        (owner_, boundAt) = _binding(node, batch);
         require(owner_ != address(0), Escrow_NodeNotBound(node));
         // Strictly before: a node bound in the block that opened the job could have been bound after it.
         require(
@@ -571,8 +616,6 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         }
         _addCredit(batch, owner_, ctx.token, amount - fee);
         if (fee != 0) _addFee(batch, ctx.token, fee);
-        if (ctx.verification) emit VerificationsReleased(ctx.jobId, node, owner_, w, bits, amount, fee);
-        else emit FramesReleased(ctx.jobId, node, owner_, w, bits, amount, fee);
     }
 
     /// @dev The registry binding of `node`, looked up once per call.
@@ -640,10 +683,13 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         // Credits and fees are sums of released amounts of jobs whose locks each fit in 128 bits; they cannot
         // realistically reach 2^256, but stay checked.
         for (uint256 i; i < batch.creditCount; ++i) {
-            credits[batch.creditOwners[i]][batch.creditTokens[i]] += batch.creditAmounts[i];
+            mapping(address => uint256) storage owed = _credits[batch.creditOwners[i]];
+            address token = batch.creditTokens[i];
+            owed[token] = _plus(owed[token], batch.creditAmounts[i]);
         }
         for (uint256 i; i < batch.feeCount; ++i) {
-            fees[batch.feeTokens[i]] += batch.feeAmounts[i];
+            address token = batch.feeTokens[i];
+            _fees[token] = _plus(_fees[token], batch.feeAmounts[i]);
         }
         for (uint256 i; i < batch.refundCount; ++i) {
             _pushRefund(batch.refundArtists[i], batch.refundTokens[i], batch.refundAmounts[i]);
@@ -660,7 +706,7 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
             sent = IERC20(token).trySafeTransfer(artist, amount);
         }
         // Credited instead, so that a refusing artist cannot block settlement; it withdraws like an owner.
-        if (!sent) credits[artist][token] += amount;
+        if (!sent) _credits[artist][token] = _plus(_credits[artist][token], amount);
     }
 
     /// @dev Transient bits of word `w` of job `jobId` paid earlier in this transaction by closing settlements.

@@ -11,6 +11,7 @@ import {ReentrantReceiver} from "./mocks/ReentrantReceiver.sol";
 import {BaseTest} from "./utils/BaseTest.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
+import {Vm} from "forge-std/Vm.sol";
 
 contract RenderEscrowTest is BaseTest {
     uint128 internal constant PRICE = 1e15;
@@ -395,7 +396,7 @@ contract RenderEscrowTest is BaseTest {
         uint256 amount = 6 * uint256(PRICE);
         uint256 fee = _fee(amount, FEE_BPS);
         vm.expectEmit(address(escrow));
-        emit IRenderEscrow.FramesReleased(jobId, node1, owner1, 0, bits, amount, fee);
+        emit IRenderEscrow.FramesReleased(jobId, _released(node1, owner1, 0, bits), _noRelease());
         _release(jobId, _sets(node1, 0, bits));
         assertEq(escrow.credits(owner1, address(0)), amount - fee);
         assertEq(escrow.fees(address(0)), fee);
@@ -628,7 +629,7 @@ contract RenderEscrowTest is BaseTest {
         uint256 amount = n * price;
         uint256 fee = _fee(amount, FEE_BPS);
         vm.expectEmit(address(escrow));
-        emit IRenderEscrow.FramesReleased(jobId, node2, owner2, word, bits, amount, fee);
+        emit IRenderEscrow.FramesReleased(jobId, _released(node2, owner2, word, bits), _noRelease());
         _release(jobId, _sets(node2, word, bits));
         assertEq(escrow.paidFrames(jobId, word), bits);
         assertEq(escrow.credits(owner2, address(0)) + escrow.fees(address(0)), amount);
@@ -674,8 +675,6 @@ contract RenderEscrowTest is BaseTest {
     function test_Close_RefundsTheRestInTheSameCall() public {
         uint256 jobId = _openNative(alice, 4, PRICE);
         _release(jobId, _sets(node1, 0, 1));
-        vm.expectEmit(address(escrow));
-        emit IRenderEscrow.JobClosed(jobId, 3 * uint256(PRICE));
         vm.expectEmit(address(escrow));
         emit IRenderEscrow.JobRefunded(jobId, alice, 3 * uint256(PRICE));
         _close(jobId);
@@ -915,7 +914,7 @@ contract RenderEscrowTest is BaseTest {
         uint256 amount = 2 * uint256(PRICE);
         uint256 fee = _fee(amount, FEE_BPS);
         vm.expectEmit(address(escrow));
-        emit IRenderEscrow.VerificationsReleased(jobId, node2, owner2, 0, 0x11, amount, fee);
+        emit IRenderEscrow.FramesReleased(jobId, _noRelease(), _released(node2, owner2, 0, 0x11));
         _releaseVerifications(jobId, _sets(node2, 0, 0x11));
         assertEq(escrow.credits(owner2, address(0)), amount - fee);
         assertEq(escrow.verifiedFrames(jobId, 0), 0x11);
@@ -934,7 +933,16 @@ contract RenderEscrowTest is BaseTest {
         vm.recordLogs();
         vm.prank(settler);
         escrow.settle(jobId, _t(jobId), _sets(node1, 0, 0xff), _sets(node2, 0, 0x81), false);
-        assertEq(vm.getRecordedLogs().length, 2, "one FramesReleased, one VerificationsReleased");
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 1, "one FramesReleased for frames and verification renders");
+        (IRenderEscrow.Release[] memory frames, IRenderEscrow.Release[] memory checks) =
+            abi.decode(logs[0].data, (IRenderEscrow.Release[], IRenderEscrow.Release[]));
+        assertEq(frames.length, 1);
+        assertEq(frames[0].owner, owner1);
+        assertEq(frames[0].bits, 0xff);
+        assertEq(checks.length, 1);
+        assertEq(checks[0].node, node2);
+        assertEq(checks[0].bits, 0x81);
         assertEq(escrow.paidFrames(jobId, 0), 0xff);
         assertEq(escrow.verifiedFrames(jobId, 0), 0x81);
         assertEq(_job(jobId).remaining, 6 * uint256(PRICE));

@@ -72,6 +72,10 @@ use tracing::{debug, error, info, warn};
 
 pub use mirror::Mirror;
 
+/// How many nodes one round may leave out of a job's settlement, each found
+/// by one reverted simulation, before the rest waits for the next round.
+const MAX_LEFT_OUT_PER_ROUND: usize = 8;
+
 /// Result alias of this crate.
 pub type IndexerResult<T> = Result<T, IndexerError>;
 
@@ -91,6 +95,9 @@ pub enum IndexerError {
     /// The node did not return a block it reported.
     #[error("block {0} is missing")]
     MissingBlock(u64),
+    /// The escrow released frames of a job the mirror has no `JobOpened` of.
+    #[error("FramesReleased for job {0}, which the mirror never saw opened")]
+    ReleaseOfUnknownJob(JobId),
     /// The deployment names an address without code on this chain.
     #[error("no {name} contract at {address} on this chain (wrong RPC URL or deployment file?)")]
     NoContract {
@@ -118,7 +125,7 @@ impl Retryable for IndexerError {
             Self::Chain(e) => e.is_retryable(),
             Self::Rpc(_) | Self::MissingBlock(_) => true,
             Self::Store(e) => e.is_retryable(),
-            Self::NoContract { .. } => false,
+            Self::NoContract { .. } | Self::ReleaseOfUnknownJob(_) => false,
         }
     }
 }
@@ -436,13 +443,20 @@ impl Indexer {
             return Ok(());
         }
         let per_tx = self.config.max_frames_per_tx.max(1);
+        // Whether anything reached the chain, and needs mirroring now.
+        let mut sent = false;
         for batch in batches(due, per_tx) {
             let ids: std::collections::BTreeSet<JobId> = batch.iter().map(|d| d.job_id).collect();
             match self.send_batch(&batch).await {
-                Ok(()) => ids.iter().for_each(|id| self.forget(Step::Settle(*id))),
+                Ok(()) => {
+                    sent = true;
+                    ids.iter().for_each(|id| self.forget(Step::Settle(*id)));
+                }
                 Err(err) if ids.len() == 1 => {
                     let id = *ids.first().expect("one job");
-                    self.settle_failed(id, err).await?;
+                    if self.settle_failed(id, err).await? {
+                        sent |= self.settle_again(id).await?;
+                    }
                 }
                 Err(err) => {
                     // One job's revert must not hold the others back: each alone.
@@ -450,12 +464,24 @@ impl Indexer {
                     for job_id in ids {
                         let alone: Vec<Due> = batch.iter().filter(|d| d.job_id == job_id).cloned().collect();
                         match self.send_batch(&alone).await {
-                            Ok(()) => self.forget(Step::Settle(job_id)),
-                            Err(err) => self.settle_failed(job_id, err).await?,
+                            Ok(()) => {
+                                sent = true;
+                                self.forget(Step::Settle(job_id));
+                            }
+                            Err(err) => {
+                                if self.settle_failed(job_id, err).await? {
+                                    sent |= self.settle_again(job_id).await?;
+                                }
+                            }
                         }
                     }
                 }
             }
+        }
+        if !sent {
+            // Nothing reached the chain: nothing to mirror (and a failed
+            // step, recorded above, does not fail the round).
+            return Ok(());
         }
         self.sync().await?;
         // Jobs closed just now end in this round, not the next.
@@ -469,23 +495,64 @@ impl Indexer {
     /// cannot pay for the job is left out from now on (one node must not
     /// hold up everyone else's frames; its share goes back to the artist);
     /// a revert that cannot pass as it is parks the job's settlement; any
-    /// other failure is retried after a backoff.
-    async fn settle_failed(&self, job_id: JobId, err: IndexerError) -> IndexerResult<()> {
+    /// other failure is retried after a backoff. Returns whether a node was
+    /// left out just now, so that the rest can be settled at once.
+    async fn settle_failed(&self, job_id: JobId, err: IndexerError) -> IndexerResult<bool> {
         let step = Step::Settle(job_id);
         if let Some((node, reason)) = unpayable_node(&err) {
-            if self.store.mark_unpayable(job_id, node, &reason).await? {
+            let new = self.store.mark_unpayable(job_id, node, &reason).await?;
+            if new {
                 warn!(target: "indexer::settle", %job_id, %node, %reason, "frames left out of settlement");
                 self.store.set_job_failure(job_id, &format!("some frames cannot be paid: {reason}")).await?;
             }
             self.forget(step);
-        } else if let Some(reason) = err.permanent_revert() {
+            return Ok(new);
+        }
+        if let Some(reason) = err.permanent_revert() {
             error!(target: "indexer::settle", %job_id, %reason, "settlement parked: it cannot pass as it is");
             self.store.park_settlement(job_id, &reason).await?;
             self.forget(step);
         } else {
             self.record(step, Err(err));
         }
-        Ok(())
+        Ok(false)
+    }
+
+    /// Settles `job_id` alone again, after a node was left out of it: its
+    /// other frames are paid in the same round. Each further node the
+    /// escrow refuses is found by one more simulation (a revert costs no
+    /// gas), at most `MAX_LEFT_OUT_PER_ROUND` times. Returns whether
+    /// anything was sent.
+    async fn settle_again(&self, job_id: JobId) -> IndexerResult<bool> {
+        let mut sent = false;
+        for _ in 0..MAX_LEFT_OUT_PER_ROUND {
+            let Some(job) = self.store.job(job_id).await? else { break };
+            let due = match self.prepare(&job).await {
+                Ok(Some(due)) if !due.is_empty() => due,
+                Ok(_) => break,
+                Err(err) => {
+                    self.record(Step::Settle(job_id), Err(err));
+                    break;
+                }
+            };
+            let mut left_out = false;
+            for batch in batches(due, self.config.max_frames_per_tx.max(1)) {
+                match self.send_batch(&batch).await {
+                    Ok(()) => {
+                        sent = true;
+                        self.forget(Step::Settle(job_id));
+                    }
+                    Err(err) => {
+                        left_out = self.settle_failed(job_id, err).await?;
+                        break;
+                    }
+                }
+            }
+            if !left_out {
+                break;
+            }
+        }
+        Ok(sent)
     }
 
     /// Sends one settlement transaction: `settle` for one entry,
@@ -556,10 +623,6 @@ impl Indexer {
     /// a payment or its close is due, returns what to send for it.
     async fn prepare(&self, job: &JobRow) -> IndexerResult<Option<Vec<Due>>> {
         let Some((state, events)) = self.advance(job).await? else { return Ok(None) };
-        if events.iter().any(|e| e.event.kind() == ChainEventKind::JobClosed) {
-            // The mirror saw a close the chain no longer has (reorg): wait.
-            return Ok(None);
-        }
         // The escrow keeps a hash of the job's terms; the mirrored JobOpened
         // event has them (a confirmed job always has one).
         let Some(terms) = events.iter().find_map(|e| terms_of(&e.event)) else { return Ok(None) };
@@ -635,19 +698,24 @@ impl Indexer {
             warn!(target: "indexer::slash", node = %ban.node, "banned node has no stake to slash");
             return Ok(());
         }
-        let Some(job) = self.store.job(ban.job_id).await? else { return Ok(()) };
         let events = self.store.chain_events(Some(ban.job_id)).await?;
-        let Some(terms) = events.iter().find_map(|e| terms_of(&e.event)) else { return Ok(()) };
         let evidence = ban.evidence_hash.to_b256();
-        // The registry pays the job's artist (the escrow checks the terms that name it).
-        let receipt = self
-            .sender
-            .send(registry.slash(ban.node, amount, ban.job_id.to_u256(), for_registry(&terms), evidence))
-            .await?;
+        // The registry pays the job's artist (the escrow checks the terms
+        // that name it). A job is dispatched only once its JobOpened is in
+        // the mirror: a ban for a job without one is for a job nobody paid
+        // for, and its slash goes to the treasury (job 0).
+        let (job_id, terms) = match events.iter().find_map(|e| terms_of(&e.event)) {
+            Some(terms) => (ban.job_id.to_u256(), for_registry(&terms)),
+            None => {
+                warn!(target: "indexer::slash", node = %ban.node, job_id = %ban.job_id, "the job was never opened on-chain: slashing to the treasury");
+                (U256::ZERO, lumen_chain::job::no_job_terms())
+            }
+        };
+        let receipt = self.sender.send(registry.slash(ban.node, amount, job_id, terms, evidence)).await?;
         self.store
             .record_slash(ban.node, SlashState::Slashed, Some(receipt.transaction_hash), Some(Wei(amount)))
             .await?;
-        info!(target: "indexer::slash", node = %ban.node, %amount, artist = %job.artist, tx = %receipt.transaction_hash, "cheating node slashed to the harmed artist");
+        info!(target: "indexer::slash", node = %ban.node, %amount, job_id = %ban.job_id, tx = %receipt.transaction_hash, "cheating node slashed");
         Ok(())
     }
 

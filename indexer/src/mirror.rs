@@ -13,7 +13,13 @@ use alloy::{
 use lumen_chain::contracts::{
     escrow::RenderEscrow::RenderEscrowEvents, registry::NodeRegistry::NodeRegistryEvents,
 };
-use lumen_protocol::{Address, ChainEvent, JobId, MirroredEvent, Wei, event::FrameWord};
+use std::collections::HashMap;
+
+use lumen_chain::contracts::escrow::IRenderEscrow::Release;
+use lumen_protocol::{
+    Address, ChainEvent, JobId, MirroredEvent, Wei,
+    event::{FrameWord, release_amount},
+};
 use lumen_store::{Cursor, Store};
 use tracing::{debug, info, warn};
 
@@ -67,7 +73,7 @@ impl Mirror {
             let logs = provider.get_logs(&filter).await?;
             let block =
                 provider.get_block_by_number(to.into()).await?.ok_or(IndexerError::MissingBlock(to))?;
-            let events: Vec<MirroredEvent> = logs.iter().filter_map(|log| self.decode(log)).collect();
+            let events = self.decode_all(&logs, store).await?;
             let cursor = Cursor { name: self.name.clone(), block_number: to, block_hash: block.header.hash };
             store.apply_chain_batch(&events, &cursor).await?;
             if events.is_empty() {
@@ -81,24 +87,105 @@ impl Mirror {
         Ok(last)
     }
 
+    /// The logs of one chunk as mirrored events, in chain order: one per
+    /// log, except `FramesReleased`, which becomes one per frame set it
+    /// lists (frames first, then verification renders), priced from the
+    /// job's terms as the escrow priced them (the event leaves amount and fee
+    /// to the terms). Logs of other contracts or of unknown shape are left
+    /// out.
+    async fn decode_all(&self, logs: &[Log], store: &Store) -> Result<Vec<MirroredEvent>, IndexerError> {
+        let mut events = Vec::with_capacity(logs.len());
+        // (price per frame, fee bps) per job, from JobOpened.
+        let mut terms: HashMap<JobId, (Wei, u16)> = HashMap::new();
+        for log in logs {
+            let Some(logged) = self.decode(log) else { continue };
+            let (Some(block_number), Some(log_index), Some(block_hash), Some(tx_hash)) =
+                (log.block_number, log.log_index, log.block_hash, log.transaction_hash)
+            else {
+                continue;
+            };
+            let at = |entry: u32, event: ChainEvent| MirroredEvent {
+                block_number,
+                log_index,
+                entry,
+                block_hash,
+                tx_hash,
+                event,
+            };
+            match logged {
+                Logged::One(event) => {
+                    if let ChainEvent::JobOpened { job_id, price_per_frame, fee_bps, .. } = &event {
+                        terms.insert(*job_id, (*price_per_frame, *fee_bps));
+                    }
+                    events.push(at(0, event));
+                }
+                Logged::Released { job_id, frames, verifications } => {
+                    let (price, fee_bps) = match terms.get(&job_id) {
+                        Some(t) => *t,
+                        None => {
+                            let t = stored_terms(store, job_id).await?;
+                            terms.insert(job_id, t);
+                            t
+                        }
+                    };
+                    let sets =
+                        frames.iter().map(|r| (r, false)).chain(verifications.iter().map(|r| (r, true)));
+                    for (entry, (r, verification)) in (0u32..).zip(sets) {
+                        let frames = FrameWord { index: r.wordIndex, bits: r.bits };
+                        let (amount, fee) = release_amount(price, fee_bps, frames.len());
+                        let (node, owner) = (r.node, r.owner);
+                        let event = if verification {
+                            ChainEvent::VerificationsReleased { job_id, node, owner, frames, amount, fee }
+                        } else {
+                            ChainEvent::FramesReleased { job_id, node, owner, frames, amount, fee }
+                        };
+                        events.push(at(entry, event));
+                    }
+                }
+            }
+        }
+        Ok(events)
+    }
+
     /// One log as a typed event, or `None` for logs of other contracts,
     /// unknown shape, or a job id beyond 64 bits (the escrow counts from 1).
-    pub fn decode(&self, log: &Log) -> Option<MirroredEvent> {
-        let event = if log.address() == self.escrow {
-            escrow_event(RenderEscrowEvents::decode_log(&log.inner).ok()?.data)?
+    fn decode(&self, log: &Log) -> Option<Logged> {
+        if log.address() == self.escrow {
+            match RenderEscrowEvents::decode_log(&log.inner).ok()?.data {
+                RenderEscrowEvents::FramesReleased(e) => Some(Logged::Released {
+                    job_id: JobId::from_u256(e.jobId)?,
+                    frames: e.frames,
+                    verifications: e.verifications,
+                }),
+                other => escrow_event(other).map(Logged::One),
+            }
         } else if log.address() == self.registry {
-            registry_event(NodeRegistryEvents::decode_log(&log.inner).ok()?.data)
+            Some(Logged::One(registry_event(NodeRegistryEvents::decode_log(&log.inner).ok()?.data)))
         } else {
-            return None;
-        };
-        Some(MirroredEvent {
-            block_number: log.block_number?,
-            log_index: log.log_index?,
-            block_hash: log.block_hash?,
-            tx_hash: log.transaction_hash?,
-            event,
-        })
+            None
+        }
     }
+}
+
+/// A decoded log: one event, or the frame sets of a `FramesReleased`.
+enum Logged {
+    One(ChainEvent),
+    Released { job_id: JobId, frames: Vec<Release>, verifications: Vec<Release> },
+}
+
+/// The price per frame and fee of a job mirrored in an earlier chunk.
+async fn stored_terms(store: &Store, job_id: JobId) -> Result<(Wei, u16), IndexerError> {
+    store
+        .chain_events(Some(job_id))
+        .await?
+        .into_iter()
+        .find_map(|e| match e.event {
+            ChainEvent::JobOpened { price_per_frame, fee_bps, .. } => Some((price_per_frame, fee_bps)),
+            _ => None,
+        })
+        // The escrow only pays jobs it opened, and the mirror reads in chain
+        // order: a release without its JobOpened is a bug or a foreign log.
+        .ok_or(IndexerError::ReleaseOfUnknownJob(job_id))
 }
 
 fn escrow_event(event: RenderEscrowEvents) -> Option<ChainEvent> {
@@ -117,30 +204,13 @@ fn escrow_event(event: RenderEscrowEvents) -> Option<ChainEvent> {
             amount: Wei(e.amount),
             fee_bps: e.feeBps,
         },
-        RenderEscrowEvents::FramesReleased(e) => ChainEvent::FramesReleased {
-            job_id: job(e.jobId)?,
-            node: e.node,
-            owner: e.owner,
-            frames: FrameWord { index: e.wordIndex, bits: e.bits },
-            amount: Wei(e.amount),
-            fee: Wei(e.fee),
-        },
-        RenderEscrowEvents::VerificationsReleased(e) => ChainEvent::VerificationsReleased {
-            job_id: job(e.jobId)?,
-            node: e.node,
-            owner: e.owner,
-            frames: FrameWord { index: e.wordIndex, bits: e.bits },
-            amount: Wei(e.amount),
-            fee: Wei(e.fee),
-        },
+        // Decoded by `Mirror::decode`: it needs the job's terms.
+        RenderEscrowEvents::FramesReleased(_) => return None,
         RenderEscrowEvents::JobCancelled(e) => ChainEvent::JobCancelled {
             job_id: job(e.jobId)?,
             artist: e.artist,
             refundable_at: e.refundableAt,
         },
-        RenderEscrowEvents::JobClosed(e) => {
-            ChainEvent::JobClosed { job_id: job(e.jobId)?, remaining: Wei(e.remaining) }
-        }
         RenderEscrowEvents::JobRefunded(e) => {
             ChainEvent::JobRefunded { job_id: job(e.jobId)?, artist: e.artist, amount: Wei(e.amount) }
         }

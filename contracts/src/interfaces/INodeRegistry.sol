@@ -98,7 +98,8 @@ interface INodeRegistry is ISettlerTimelock {
 
     /// @notice Binds `node` to the caller (the owner) and activates it; `msg.value` is optional initial stake.
     /// @dev Reverts if `node` is zero, active, bound to another owner with stake left, or the signature is
-    ///      expired or not by `node`. Increments `nonces(node)` so a signature cannot be replayed.
+    ///      expired or not by `node`. Increments `nonces(node)` so a signature cannot be replayed. Once the
+    ///      escrow is linked, also opens the owner's native-coin credit slot there (`IRenderEscrow.openAccount`).
     /// @param node The node hot key.
     /// @param deadline Last timestamp at which `nodeSignature` is valid.
     /// @param nodeSignature EIP-712 signature by `node` over

@@ -76,6 +76,14 @@ interface IRenderEscrow is ISettlerTimelock {
         uint256 bits;
     }
 
+    /// @notice A paid frame set as `FramesReleased` reports it: the set and the owner that was credited.
+    struct Release {
+        address node;
+        address owner;
+        uint32 wordIndex;
+        uint256 bits;
+    }
+
     /// @notice One job's part of `settleMany`: the arguments of `settle`.
     struct Settlement {
         uint256 jobId;
@@ -167,35 +175,18 @@ interface IRenderEscrow is ISettlerTimelock {
         uint256 amount,
         uint16 feeBps
     );
-    /// @notice Frames `bits` of word `wordIndex` of job `jobId`, rendered by `node`, were paid:
-    ///         `amount` left the lock, `amount - fee` was credited to `owner` and `fee` to the protocol.
-    event FramesReleased(
-        uint256 indexed jobId,
-        address indexed node,
-        address indexed owner,
-        uint32 wordIndex,
-        uint256 bits,
-        uint256 amount,
-        uint256 fee
-    );
-    /// @notice Verification renders of the frames `bits` of word `wordIndex` of job `jobId`, rendered by
-    ///         `node`, were paid from the job's verification budget: `amount` left the lock, `amount - fee`
-    ///         was credited to `owner` and `fee` to the protocol.
-    event VerificationsReleased(
-        uint256 indexed jobId,
-        address indexed node,
-        address indexed owner,
-        uint32 wordIndex,
-        uint256 bits,
-        uint256 amount,
-        uint256 fee
-    );
+    /// @notice A settlement paid frames of job `jobId`: `frames` rendered and `verifications` (verification
+    ///         renders, paid from the job's verification budget), one entry per frame set the call named. Each
+    ///         entry left `amount = popcount(bits) * pricePerFrame` of the lock, credited `amount - fee` to
+    ///         `owner` and `fee = amount * feeBps / 10_000` (rounded down, per entry) to the protocol, with the
+    ///         price and fee of the job's terms. One event per job and call, not one per node: a log entry
+    ///         costs 375 gas plus 375 per topic, and the per-node events were a tenth of a small job's gas.
+    event FramesReleased(uint256 indexed jobId, Release[] frames, Release[] verifications);
     /// @notice The artist cancelled job `jobId`; its rest is refundable from `refundableAt`.
     event JobCancelled(uint256 indexed jobId, address indexed artist, uint64 refundableAt);
-    /// @notice The settlement role closed job `jobId` with `remaining` still locked, refunded at once.
-    event JobClosed(uint256 indexed jobId, uint256 remaining);
-    /// @notice `amount` of job `jobId` went back to `artist` (sent, or credited to `credits[artist][token]` when
-    ///         the artist did not accept the transfer).
+    /// @notice Job `jobId` ended and its rest, `amount` (possibly zero), went back to `artist` (sent, or
+    ///         credited to `credits[artist][token]` when the artist did not accept the transfer): emitted by
+    ///         `refund`, and by a settlement that closes the job.
     event JobRefunded(uint256 indexed jobId, address indexed artist, uint256 amount);
     /// @notice `account` withdrew `amount` of its credits in `token`.
     event CreditsWithdrawn(address indexed account, address indexed token, uint256 amount);
@@ -282,6 +273,18 @@ interface IRenderEscrow is ISettlerTimelock {
     function settleMany(Settlement[] calldata settlements) external;
 
     // ------------------------------------------------------------------ withdrawals
+
+    /// @notice Creates the credit slot of `account` in `token`, so that its first payout costs what every later
+    ///         one does (an SSTORE to a nonzero slot, 5,000 gas, instead of 22,100 to a new one): the payee pays
+    ///         for its own storage once, not the first artist to hire it. Callable by anyone, for anyone; moves
+    ///         no value; does nothing if the slot exists. `NodeRegistry.register` calls it for the owner.
+    /// @param account The account that will receive credits.
+    /// @param token The token; address(0) for the native coin.
+    function openAccount(address account, address token) external;
+
+    /// @notice Creates the fee slot of `token` (the native coin's exists from deployment), as `openAccount`.
+    /// @param token The token.
+    function openFees(address token) external;
 
     /// @notice Pays the caller all its credits in `token`.
     /// @param token The token; address(0) for the native coin.

@@ -108,3 +108,19 @@ pub fn for_registry(terms: &JobTerms) -> crate::contracts::registry::IRenderEscr
         feeBps: terms.feeBps,
     }
 }
+
+/// The terms to pass to `NodeRegistry.slash` with job id 0, which pays the
+/// treasury and reads no job: all zero.
+pub fn no_job_terms() -> crate::contracts::registry::IRenderEscrow::JobTerms {
+    crate::contracts::registry::IRenderEscrow::JobTerms {
+        specHash: alloy::primitives::B256::ZERO,
+        artist: alloy::primitives::Address::ZERO,
+        token: alloy::primitives::Address::ZERO,
+        pricePerFrame: 0,
+        frameCount: 0,
+        verifications: 0,
+        deadline: 0,
+        openedAt: 0,
+        feeBps: 0,
+    }
+}

@@ -17,8 +17,6 @@ wire_enum! {
         VerificationsReleased = "VerificationsReleased",
         /// `RenderEscrow.JobCancelled`.
         JobCancelled = "JobCancelled",
-        /// `RenderEscrow.JobClosed`.
-        JobClosed = "JobClosed",
         /// `RenderEscrow.JobRefunded`.
         JobRefunded = "JobRefunded",
         /// `RenderEscrow.CreditsWithdrawn`.
@@ -114,13 +112,6 @@ pub enum ChainEvent {
         artist: Address,
         /// When the refund becomes possible.
         refundable_at: u64,
-    },
-    /// The settler closed a job.
-    JobClosed {
-        /// The job.
-        job_id: JobId,
-        /// What was left unreleased.
-        remaining: Wei,
     },
     /// The unspent rest of a job went back to its artist.
     JobRefunded {
@@ -235,7 +226,6 @@ impl ChainEvent {
             Self::FramesReleased { .. } => ChainEventKind::FramesReleased,
             Self::VerificationsReleased { .. } => ChainEventKind::VerificationsReleased,
             Self::JobCancelled { .. } => ChainEventKind::JobCancelled,
-            Self::JobClosed { .. } => ChainEventKind::JobClosed,
             Self::JobRefunded { .. } => ChainEventKind::JobRefunded,
             Self::CreditsWithdrawn { .. } => ChainEventKind::CreditsWithdrawn,
             Self::FeesWithdrawn { .. } => ChainEventKind::FeesWithdrawn,
@@ -257,7 +247,6 @@ impl ChainEvent {
             | Self::FramesReleased { job_id, .. }
             | Self::VerificationsReleased { job_id, .. }
             | Self::JobCancelled { job_id, .. }
-            | Self::JobClosed { job_id, .. }
             | Self::JobRefunded { job_id, .. } => Some(*job_id),
             _ => None,
         }
@@ -277,7 +266,6 @@ impl ChainEvent {
             | Self::UnstakeRequested { amount, .. }
             | Self::StakeWithdrawn { amount, .. }
             | Self::ClaimableWithdrawn { amount, .. } => Some(*amount),
-            Self::JobClosed { remaining, .. } => Some(*remaining),
             Self::NodeRegistered { stake, .. } => Some(*stake),
             Self::NodeDeregistered { unbonding, .. } => Some(*unbonding),
             Self::JobCancelled { .. } | Self::Admin { .. } => None,
@@ -292,12 +280,27 @@ pub struct MirroredEvent {
     pub block_number: u64,
     /// Log index within the block.
     pub log_index: u64,
+    /// Position within the log: the escrow's `FramesReleased` lists several
+    /// frame sets, mirrored as one event each (frames first, then
+    /// verification renders); 0 for every other log.
+    #[serde(default)]
+    pub entry: u32,
     /// Block hash (reorg detection).
     pub block_hash: B256,
     /// Transaction hash.
     pub tx_hash: B256,
     /// The event.
     pub event: ChainEvent,
+}
+
+/// What the escrow released for one frame set of `frames` frames at
+/// `price` each, with the job's fee of `fee_bps` basis points: `(amount,
+/// fee)`, the fee rounded down, as `RenderEscrow` computes it per set (its
+/// `FramesReleased` event leaves both to the job's terms).
+pub fn release_amount(price: Wei, fee_bps: u16, frames: usize) -> (Wei, Wei) {
+    let amount = price.0.saturating_mul(U256::from(frames));
+    let fee = amount.saturating_mul(U256::from(fee_bps)) / U256::from(10_000u32);
+    (Wei(amount), Wei(fee))
 }
 
 /// Splits a released amount over its frames: every frame gets the same
@@ -400,11 +403,20 @@ mod tests {
     }
 
     #[test]
+    fn release_amount_rounds_the_fee_down_per_set() {
+        let (amount, fee) = release_amount(Wei::from(333u128), 250, 3);
+        assert_eq!(amount, Wei::from(999u128));
+        // 999 * 250 / 10_000 = 24.975
+        assert_eq!(fee, Wei::from(24u128));
+        assert_eq!(release_amount(Wei::from(7u128), 0, 2), (Wei::from(14u128), Wei::ZERO));
+    }
+
+    #[test]
     fn event_json_names_the_event() {
-        let e = ChainEvent::JobClosed { job_id: JobId(3), remaining: Wei::from(5u128) };
+        let e = ChainEvent::JobRefunded { job_id: JobId(3), artist: Address::ZERO, amount: Wei::from(5u128) };
         let json = serde_json::to_value(&e).unwrap();
-        assert_eq!(json["event"], ChainEventKind::JobClosed.as_str());
-        assert_eq!(json["remaining"], "5");
+        assert_eq!(json["event"], ChainEventKind::JobRefunded.as_str());
+        assert_eq!(json["amount"], "5");
         assert_eq!(serde_json::from_value::<ChainEvent>(json).unwrap(), e);
     }
 }

@@ -57,6 +57,8 @@ struct EventRow {
     block_number: u64,
     #[sqlx(try_from = "i64")]
     log_index: u64,
+    #[sqlx(try_from = "i64")]
+    entry: u32,
     #[sqlx(try_from = "Hex<B256>")]
     block_hash: B256,
     #[sqlx(try_from = "Hex<B256>")]
@@ -102,6 +104,7 @@ impl EventRow {
         let mut row = Self {
             block_number: e.block_number,
             log_index: e.log_index,
+            entry: e.entry,
             block_hash: e.block_hash,
             tx_hash: e.tx_hash,
             kind: Some(e.event.kind()),
@@ -145,7 +148,6 @@ impl EventRow {
                 row.account = Some(*artist);
                 row.at_time = unix(*refundable_at);
             }
-            ChainEvent::JobClosed { .. } => {}
             ChainEvent::JobRefunded { artist, .. } => row.account = Some(*artist),
             ChainEvent::CreditsWithdrawn { account, token, .. } => {
                 row.account = Some(*account);
@@ -232,7 +234,6 @@ impl EventRow {
             ChainEventKind::JobCancelled => {
                 ChainEvent::JobCancelled { job_id: job_id()?, artist: account()?, refundable_at: time()? }
             }
-            ChainEventKind::JobClosed => ChainEvent::JobClosed { job_id: job_id()?, remaining: amount()? },
             ChainEventKind::JobRefunded => {
                 ChainEvent::JobRefunded { job_id: job_id()?, artist: account()?, amount: amount()? }
             }
@@ -283,6 +284,7 @@ impl EventRow {
         Ok(MirroredEvent {
             block_number: block,
             log_index: log,
+            entry: self.entry,
             block_hash: self.block_hash,
             tx_hash: self.tx_hash,
             event,
@@ -329,9 +331,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, kind, job_id, node, account, \
                  owner, token, amount, fee, total, price, hash, frame_count, at_time, fee_bps, word_index, bits, name, \
-                 verifications, opened_at) \
+                 verifications, opened_at, entry) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-                 $22, $23) \
+                 $22, $23, $24) \
                  ON CONFLICT DO NOTHING",
             )
             .bind(to_i64(r.block_number))
@@ -357,6 +359,7 @@ impl Store {
             .bind(r.name)
             .bind(r.verifications)
             .bind(r.opened_at)
+            .bind(i64::from(r.entry))
             .execute(&mut *tx)
             .await?;
             let insert = match e.event.kind() {
@@ -409,7 +412,7 @@ impl Store {
     /// chain order. A row that does not decode is an error, never skipped.
     pub async fn chain_events(&self, job_id: Option<JobId>) -> StoreResult<Vec<MirroredEvent>> {
         let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT * FROM chain_events WHERE ($1 IS NULL OR job_id = $1) ORDER BY block_number, log_index",
+            "SELECT * FROM chain_events WHERE ($1 IS NULL OR job_id = $1) ORDER BY block_number, log_index, entry",
         )
         .bind(job_id)
         .fetch_all(self.pool())

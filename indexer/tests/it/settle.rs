@@ -35,9 +35,10 @@ async fn a_job_with_failed_frames_is_closed_refunded_and_failed() -> eyre::Resul
 
     // Closed with the rest, which is refunded to the artist, exactly.
     let rest = job.amount - price(2);
-    let closed = w.events(id, ChainEventKind::JobClosed).await;
+    let closed = w.events(id, ChainEventKind::JobRefunded).await;
+    let artist = w.artist.address();
     assert!(
-        matches!(&closed[..], [e] if e.event == ChainEvent::JobClosed { job_id: id, remaining: rest.into() }),
+        matches!(&closed[..], [e] if e.event == ChainEvent::JobRefunded { job_id: id, artist, amount: rest.into() }),
         "{closed:?}"
     );
     assert_eq!(w.refunded(id).await, Some(rest));

@@ -12,7 +12,7 @@ use std::{
 use alloy::{
     consensus::Transaction as _, primitives::U256, providers::Provider, signers::local::PrivateKeySigner,
 };
-use lumen_chain::{Settler, contracts::NodeRegistry, deploy::send, sender::Attempt};
+use lumen_chain::{Settler, contracts::NodeRegistry, deploy::send, job::no_job_terms, sender::Attempt};
 use lumen_indexer::Indexer;
 use lumen_protocol::{ChainEventKind, FrameIndex, JobId, JobState, SlashState};
 use lumen_store::NewBan;
@@ -156,8 +156,46 @@ async fn a_slash_that_can_never_pass_is_parked_with_its_reason() -> eyre::Result
     let stake = U256::from(1_000_000_000_000_000_000u128);
     let registry = NodeRegistry::new(w.chain.deployment.registry, w.chain.provider(&w.a.owner));
     send(registry.addStake(w.a.address()).value(stake)).await?;
-    // Banned for a job the escrow never opened (registered here, never on-chain):
-    // the registry cannot pay its artist.
+    let job = w.confirmed_job(&indexer, 1).await?;
+    // The evidence was used on-chain already (say, by an indexer whose
+    // database was lost since): the registry takes each evidence once.
+    let evidence_hash = w.store.put_blob(b"evidence").await?;
+    let settler = NodeRegistry::new(w.chain.deployment.registry, w.chain.provider(&w.chain.admin()));
+    send(settler.slash(w.a.address(), U256::from(1u8), U256::ZERO, no_job_terms(), evidence_hash.to_b256()))
+        .await?;
+    let ban = NewBan {
+        node: w.a.address(),
+        owner: Some(w.a.owner.address()),
+        reason: "outvoted".into(),
+        job_id: job.job_id,
+        frame_index: FrameIndex(0),
+        evidence_hash,
+    };
+    assert!(w.store.ban_node(&ban).await?);
+    let nonce = w.settler_nonce().await;
+    round(&indexer).await;
+    let bans = w.store.bans().await?;
+    assert_eq!(bans[0].slash_state, SlashState::Parked);
+    assert!(
+        bans[0].slash_failure.as_deref().is_some_and(|f| f.contains("Registry_EvidenceUsed")),
+        "{bans:?}"
+    );
+    assert!(w.store.settlement_parks().await?.is_empty(), "the job's settlement is not parked");
+    round(&indexer).await;
+    assert_eq!(w.settler_nonce().await, nonce, "never sent");
+    assert_eq!(registry.nodeInfo(w.a.address()).call().await?.stake, stake - U256::from(1u8));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_ban_for_a_job_never_opened_on_chain_slashes_to_the_treasury() -> eyre::Result<()> {
+    let w = World::new().await?;
+    let indexer = w.eager();
+    let stake = U256::from(1_000_000_000_000_000_000u128);
+    let registry = NodeRegistry::new(w.chain.deployment.registry, w.chain.provider(&w.a.owner));
+    send(registry.addStake(w.a.address()).value(stake)).await?;
+    // Registered with the gateway, never opened on-chain: nobody paid for
+    // it, so there is no harmed artist to pay.
     w.register(&w.registration(JobId(999), 1)).await?;
     let ban = NewBan {
         node: w.a.address(),
@@ -168,15 +206,12 @@ async fn a_slash_that_can_never_pass_is_parked_with_its_reason() -> eyre::Result
         evidence_hash: w.store.put_blob(b"evidence").await?,
     };
     assert!(w.store.ban_node(&ban).await?);
-    let nonce = w.settler_nonce().await;
     round(&indexer).await;
     let bans = w.store.bans().await?;
-    assert_eq!(bans[0].slash_state, SlashState::Parked);
-    assert!(bans[0].slash_failure.as_deref().is_some_and(|f| f.contains("Registry_UnknownJob")), "{bans:?}");
-    assert!(w.store.settlement_parks().await?.is_empty());
-    round(&indexer).await;
-    assert_eq!(w.settler_nonce().await, nonce, "never sent");
-    assert_eq!(registry.nodeInfo(w.a.address()).call().await?.stake, stake);
+    assert_eq!(bans[0].slash_state, SlashState::Slashed, "{bans:?}");
+    let treasury = w.escrow().treasury().call().await?;
+    assert_eq!(registry.claimable(treasury).call().await?, stake);
+    assert_eq!(registry.nodeInfo(w.a.address()).call().await?.stake, U256::ZERO);
     Ok(())
 }
 

@@ -320,7 +320,9 @@ impl World {
             .from_block(self.chain.deployment.deploy_block);
         let logs = self.escrow().provider().get_logs(&filter).await.unwrap();
         logs.iter().filter_map(|l| RenderEscrow::FramesReleased::decode_log(&l.inner).ok()).any(|e| {
-            u64::from(e.wordIndex) == index / 256 && e.bits.bit(usize::try_from(index % 256).unwrap())
+            e.data.frames.iter().any(|set| {
+                u64::from(set.wordIndex) == index / 256 && set.bits.bit(usize::try_from(index % 256).unwrap())
+            })
         })
     }
 

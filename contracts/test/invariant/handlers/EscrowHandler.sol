@@ -42,7 +42,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostVerified;
     /// Set when a verification render is paid for an unpaid frame, twice, or beyond the job's budget.
     bool public ghostBadVerification;
-    /// Set when a node bound at or after a job opened is paid for it.
+    /// Set when a node bound at or after a job opened is paid for it, or a release names another owner than the
+    /// node's.
     bool public ghostPaidLateNode;
     /// Set when a FramesReleased event names a frame that was already paid, or a repeat release succeeds.
     bool public ghostDoublePay;
@@ -549,30 +550,46 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     function _recordReleases(Vm.Log[] memory logs) internal returns (uint256 released) {
         for (uint256 i; i < logs.length; ++i) {
             Vm.Log memory log = logs[i];
-            if (log.emitter != address(escrow)) continue;
-            bool verification = log.topics[0] == IRenderEscrow.VerificationsReleased.selector;
-            if (!verification && log.topics[0] != IRenderEscrow.FramesReleased.selector) continue;
-            uint256 jobId = uint256(log.topics[1]);
-            (uint32 w, uint256 bits, uint256 amount,) =
-                abi.decode(log.data, (uint32, uint256, uint256, uint256));
-            (, uint40 boundAt) = registry.bindingOf(address(uint160(uint256(log.topics[2]))));
-            if (boundAt >= termsOf[jobId].openedAt) ghostPaidLateNode = true;
-            released += amount;
-            if (verification) {
-                if (ghostVerified[jobId][w] & bits != 0 || bits & ~ghostBitmap[jobId][w] != 0) {
-                    ghostBadVerification = true;
-                }
-                ghostVerified[jobId][w] |= bits;
-                ghostVerificationsPaid[jobId] += _popcount(bits);
-                if (ghostVerificationsPaid[jobId] > ghostBudget[jobId]) ghostBadVerification = true;
-                ghostReleased[jobId] += amount;
+            if (log.emitter != address(escrow) || log.topics[0] != IRenderEscrow.FramesReleased.selector) {
                 continue;
             }
+            uint256 jobId = uint256(log.topics[1]);
+            (IRenderEscrow.Release[] memory frames, IRenderEscrow.Release[] memory checks) =
+                abi.decode(log.data, (IRenderEscrow.Release[], IRenderEscrow.Release[]));
+            // Frames first: a verification render may be paid with its frame, in the same call.
+            for (uint256 k; k < frames.length; ++k) {
+                released += _recordRelease(jobId, frames[k], false);
+            }
+            for (uint256 k; k < checks.length; ++k) {
+                released += _recordRelease(jobId, checks[k], true);
+            }
+        }
+    }
+
+    /// @dev Books one `FramesReleased` entry; returns the amount it released (the event leaves it to the terms).
+    function _recordRelease(uint256 jobId, IRenderEscrow.Release memory r, bool verification)
+        internal
+        returns (uint256 amount)
+    {
+        uint32 w = r.wordIndex;
+        uint256 bits = r.bits;
+        amount = _popcount(bits) * termsOf[jobId].pricePerFrame;
+        (address owner, uint40 boundAt) = registry.bindingOf(r.node);
+        if (boundAt >= termsOf[jobId].openedAt) ghostPaidLateNode = true;
+        if (owner != r.owner) ghostPaidLateNode = true;
+        if (verification) {
+            if (ghostVerified[jobId][w] & bits != 0 || bits & ~ghostBitmap[jobId][w] != 0) {
+                ghostBadVerification = true;
+            }
+            ghostVerified[jobId][w] |= bits;
+            ghostVerificationsPaid[jobId] += _popcount(bits);
+            if (ghostVerificationsPaid[jobId] > ghostBudget[jobId]) ghostBadVerification = true;
+        } else {
             if (ghostBitmap[jobId][w] & bits != 0) ghostDoublePay = true;
             ghostBitmap[jobId][w] |= bits;
             ghostFramesPaid[jobId] += _popcount(bits);
-            ghostReleased[jobId] += amount;
         }
+        ghostReleased[jobId] += amount;
     }
 
     /// @dev Up to `setCount` sets of sparse random unpaid frames (about 1 in 8 bits) so frames remain for later.

@@ -86,6 +86,10 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             .map_err(lumen_chain::ChainError::from_contract)?;
     lumen_chain::deploy::send(token.mint(artist.address(), U256::from(10u128.pow(24)))).await?;
     let test_token = *token.address();
+    // The escrow's fee slot for it exists from the start, as the native
+    // coin's does: the first job paid in it does not pay for that storage.
+    let escrow = lumen_chain::contracts::RenderEscrow::new(deployment.escrow, &admin_provider);
+    lumen_chain::deploy::send(escrow.openFees(test_token)).await?;
 
     let figment = LumenConfig::figment(args.config.as_deref())?.merge(
         Overrides::new()

@@ -16,46 +16,33 @@ use crate::harness::{Devnet, make_scene, wait_until};
 
 const PRICE: u128 = 1_000_000_000_000_000; // 0.001 ETH
 
-/// Every `FramesReleased` of a job: frame index → (node, owner, amount,
-/// fee of the set), asserting that no frame appears twice.
-async fn released_frames(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address, U256, U256)> {
-    released(devnet, job, RenderEscrow::FramesReleased::SIGNATURE_HASH, |log| {
-        let e = RenderEscrow::FramesReleased::decode_log(log).unwrap();
-        (e.wordIndex, e.bits, e.node, e.owner, e.amount, e.fee)
-    })
-    .await
+/// Every frame a job's `FramesReleased` events paid: frame index → (node,
+/// owner), asserting that no frame appears twice.
+async fn released_frames(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address)> {
+    released(devnet, job, false).await
 }
 
-/// Every `VerificationsReleased` of a job, as [`released_frames`].
-async fn released_verifications(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address, U256, U256)> {
-    released(devnet, job, RenderEscrow::VerificationsReleased::SIGNATURE_HASH, |log| {
-        let e = RenderEscrow::VerificationsReleased::decode_log(log).unwrap();
-        (e.wordIndex, e.bits, e.node, e.owner, e.amount, e.fee)
-    })
-    .await
+/// Every verification render they paid, as [`released_frames`].
+async fn released_verifications(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address)> {
+    released(devnet, job, true).await
 }
 
-type ReleasedSet = (u32, U256, Address, Address, U256, U256);
-
-async fn released(
-    devnet: &Devnet,
-    job: u64,
-    signature: alloy::primitives::B256,
-    decode: impl Fn(&alloy::primitives::Log) -> ReleasedSet,
-) -> BTreeMap<u32, (Address, Address, U256, U256)> {
+async fn released(devnet: &Devnet, job: u64, verifications: bool) -> BTreeMap<u32, (Address, Address)> {
     let provider = devnet.provider();
     let filter = Filter::new()
         .address(devnet.file.deployment.escrow)
-        .event_signature(signature)
+        .event_signature(RenderEscrow::FramesReleased::SIGNATURE_HASH)
         .topic1(U256::from(job))
         .from_block(0);
     let mut frames = BTreeMap::new();
     for log in provider.get_logs(&filter).await.unwrap() {
-        let (word, bits, node, owner, amount, fee) = decode(&log.inner);
-        let count = U256::from(bits.count_ones());
-        for index in lumen_chain::frames::unpack(word, bits) {
-            let previous = frames.insert(index, (node, owner, amount / count, fee));
-            assert!(previous.is_none(), "frame {index} of job {job} was paid twice");
+        let e = RenderEscrow::FramesReleased::decode_log(&log.inner).unwrap();
+        let sets = if verifications { e.data.verifications } else { e.data.frames };
+        for set in sets {
+            for index in lumen_chain::frames::unpack(set.wordIndex, set.bits) {
+                let previous = frames.insert(index, (set.node, set.owner));
+                assert!(previous.is_none(), "frame {index} of job {job} was paid twice");
+            }
         }
     }
     frames
@@ -120,10 +107,9 @@ async fn renders_verifies_and_pays_every_frame_once() {
     for f in frames_of(&status) {
         let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
         let node: Address = f["node"].as_str().unwrap().parse().unwrap();
-        let (paid_node, paid_owner, amount, _) = released[&index];
+        let (paid_node, paid_owner) = released[&index];
         assert_eq!(paid_node, node);
         assert_eq!(paid_owner, devnet.owner_of(node));
-        assert_eq!(amount, U256::from(PRICE));
         assert!(
             f["payout_tx"].as_str().is_some_and(|t| t.starts_with("0x")),
             "payout tx from the mirror: {f}"
@@ -144,11 +130,10 @@ async fn renders_verifies_and_pays_every_frame_once() {
         let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
         let accepted = accepted_nodes(f);
         assert_eq!(accepted.len(), 2, "frame {index} verified by a second render:\n{f:#}");
-        let (checker, owner, amount, _) = checks[&index];
+        let (checker, owner) = checks[&index];
         assert!(accepted.contains(&checker), "frame {index}: {checker} did not render it:\n{f:#}");
         assert_ne!(checker, released[&index].0, "frame {index}: the verification render is another node's");
         assert_ne!(owner, released[&index].1, "frame {index}: and another owner's");
-        assert_eq!(amount, U256::from(PRICE));
         // The job view shows it, from the mirror.
         assert_eq!(
             f["verification_payout"]["node"].as_str().and_then(|n| n.parse::<Address>().ok()),
@@ -294,7 +279,7 @@ async fn black_frames_and_wrong_signatures_are_rejected_and_never_paid() {
     assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
     let released = released_frames(&devnet, job).await;
     assert_eq!(released.len(), 6);
-    for (index, (node, owner, _, _)) in &released {
+    for (index, (node, owner)) in &released {
         assert!(honest.contains(node), "frame {index} was paid to a misbehaving node");
         assert_eq!(*owner, devnet.owner_of(*node));
     }
@@ -430,7 +415,7 @@ async fn cheaters_among_honest_nodes(cheats: &[&str]) {
     assert_eq!(released.len(), 6, "every frame paid once");
     for f in frames_of(&status) {
         let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
-        let (paid, _, _, _) = released[&index];
+        let (paid, _) = released[&index];
         let accepted = accepted_nodes(f);
         assert!(accepted.contains(&paid), "frame {index} paid for a render that was not accepted:\n{f:#}");
         // Accepted renders of a frame agree with one another: one of them is honest.

@@ -236,6 +236,7 @@ fn released(job: JobId, frames: &[u32], block: u64) -> MirroredEvent {
     MirroredEvent {
         block_number: block,
         log_index: 0,
+        entry: 0,
         block_hash: B256::repeat_byte(0xb),
         tx_hash: B256::repeat_byte(0x7),
         event: ChainEvent::FramesReleased {
@@ -262,6 +263,7 @@ async fn mirror_batches_are_typed_idempotent_and_rewindable() {
     let opened = MirroredEvent {
         block_number: 9,
         log_index: 3,
+        entry: 0,
         event: ChainEvent::JobOpened {
             job_id: id,
             artist: node(0xa),
@@ -277,8 +279,9 @@ async fn mirror_batches_are_typed_idempotent_and_rewindable() {
         },
         ..event.clone()
     };
+    // The verification render is paid by the same FramesReleased log, as its next entry.
     let verified = MirroredEvent {
-        log_index: 1,
+        entry: 1,
         event: ChainEvent::VerificationsReleased {
             job_id: id,
             node: node(3),
