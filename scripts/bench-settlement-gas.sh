@@ -87,7 +87,18 @@ for label, job in jobs:
         gas = int(receipt["gasUsed"], 16)
         total += gas
         mine = [l for l in receipt["logs"] if l["address"].lower() == escrow.lower()]
-        print(f"{int(receipt['blockNumber'], 16):>6} {gas:>9}  {selector_name(tx)}: {len(mine)} escrow events")
+        data = bytes.fromhex(tx["input"][2:])
+        zeros = data.count(0)
+        # FramesReleased(uint256 indexed jobId, Release[] frames, Release[] verifications): the two lengths
+        # are the words at the offsets its data starts with.
+        sets = ""
+        for l in mine:
+            d = bytes.fromhex(l["data"][2:])
+            if len(l["topics"]) == 2 and len(d) >= 128:
+                word = lambda i: int.from_bytes(d[32 * i:32 * i + 32], "big")
+                sets = f", {word(word(0) // 32)} frame sets and {word(word(1) // 32)} verification sets"
+        print(f"{int(receipt['blockNumber'], 16):>6} {gas:>9}  {selector_name(tx)}: {len(mine)} escrow events"
+              f"{sets}; calldata {len(data)} bytes ({len(data) - zeros} nonzero)")
     per_frame = total // frames
     result = "PASS" if per_frame <= target else "FAIL"
     print(f"total {total} gas in {len(txs)} transactions: {per_frame} gas per frame "

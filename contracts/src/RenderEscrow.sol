@@ -62,6 +62,11 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         bool persist;
         bool verification;
         uint256 count;
+        // Fees of this job in this call, added to the batch once.
+        uint256 fee;
+        // The cached word of paid frames while paying verification renders: its index and bits.
+        uint256 paidIndex;
+        uint256 paidWord;
     }
 
     /// @dev What one settle call owes, added to storage once at its end: credits per (owner, token), fees per
@@ -470,9 +475,7 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
         // needs its frame paid, so no frames paid means no verification renders paid either).
         ctx.prior = progress.framesPaid != 0;
         ctx.persist = !close;
-        Release[] memory paid;
-        Release[] memory checked;
-        if (frames.length != 0) paid = _paySets(frames, ctx, batch);
+        if (frames.length != 0) _paySets(frames, ctx, batch);
         // Each frame is paid at most once (bitmaps within the frame count), so this stays <= frameCount.
         uint256 framesPaid = progress.framesPaid + ctx.count;
         uint256 verificationsPaid = progress.verificationsPaid;
@@ -480,12 +483,13 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
             // The frames above are recorded already: a verification render may be paid with its frame.
             ctx.verification = true;
             ctx.count = 0;
-            checked = _paySets(verifications, ctx, batch);
+            _paySets(verifications, ctx, batch);
             uint256 left = terms.verifications - verificationsPaid;
             require(ctx.count <= left, Escrow_VerificationBudgetExceeded(jobId, ctx.count, left));
             verificationsPaid += ctx.count;
         }
-        if (paid.length + checked.length != 0) emit FramesReleased(jobId, paid, checked);
+        if (ctx.fee != 0) _addFee(batch, ctx.token, ctx.fee);
+        if (frames.length + verifications.length != 0) emit FramesReleased(jobId, frames, verifications);
         if (close) _close(jobId, ctx.word, terms, framesPaid, verificationsPaid, batch);
         else _record(jobId, ctx.word, progress, framesPaid, verificationsPaid);
     }
@@ -533,69 +537,78 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
     ///      (`ctx.persist`); one that closes it records them in transient scratch only, on top of the bitmaps
     ///      of earlier settlements (`ctx.prior`): the job ends with the call, so nothing can be paid for it
     ///      later, and within the call the scratch pays every frame at most once.
-    function _paySets(FrameSet[] calldata sets, JobCtx memory ctx, Batch memory batch)
-        private
-        returns (Release[] memory released)
-    {
-        released = new Release[](sets.length);
+    function _paySets(FrameSet[] calldata sets, JobCtx memory ctx, Batch memory batch) private {
         mapping(uint256 => uint256) storage bitmap =
             ctx.verification ? verifiedFrames[ctx.jobId] : paidFrames[ctx.jobId];
-        // With `persist`, the bitmap word being worked on is cached and written back only when the word
-        // changes, so several sets of one word (one per node, the common case) cost one SSTORE.
+        // The word being worked on (those of this kind paid so far, in the bitmap or the scratch) is cached
+        // and written back only when the word changes, so several sets of one word (one per node, the
+        // common case) cost one SSTORE or TSTORE; for verification renders, so is the word of paid frames.
         uint256 wordIndex = type(uint256).max;
         uint256 word;
+        ctx.paidIndex = type(uint256).max;
         for (uint256 i; i < sets.length; ++i) {
             FrameSet calldata set = sets[i];
             uint256 bits = set.bits;
             uint32 w = set.wordIndex;
             require(bits != 0, Escrow_EmptyFrameSet(ctx.jobId, i));
             _checkRange(ctx.jobId, w, bits, ctx.frameCount);
-            uint256 done;
-            if (ctx.persist) {
-                if (w != wordIndex) {
-                    if (wordIndex != type(uint256).max) bitmap[wordIndex] = word;
-                    wordIndex = w;
-                    word = bitmap[w];
-                }
-                done = word;
-                word |= bits;
-            } else {
-                done = _scratch(ctx.jobId, ctx.verification, w);
-                if (ctx.prior) done |= bitmap[w];
-                _setScratch(ctx.jobId, ctx.verification, w, done | bits);
+            if (w != wordIndex) {
+                if (wordIndex != type(uint256).max) _storeWord(ctx, bitmap, wordIndex, word);
+                wordIndex = w;
+                word = _loadWord(ctx, bitmap, w);
             }
-            _checkUnpaid(ctx, w, bits, done);
-            released[i] = Release({
-                node: set.node, owner: _creditNode(set.node, bits, ctx, batch), wordIndex: w, bits: bits
-            });
+            if (ctx.verification) _checkFramesPaid(ctx, w, bits, word);
+            else require(word & bits == 0, Escrow_FrameAlreadyPaid(ctx.jobId, w, word & bits));
+            word |= bits;
+            _creditNode(set.node, bits, ctx, batch);
         }
-        if (ctx.persist) bitmap[wordIndex] = word;
+        if (wordIndex != type(uint256).max) _storeWord(ctx, bitmap, wordIndex, word);
     }
 
-    /// @dev Reverts unless `bits` of word `w` are unpaid (`done`: those paid of this kind) and, for
-    ///      verification renders, their frames are paid.
-    function _checkUnpaid(JobCtx memory ctx, uint32 w, uint256 bits, uint256 done) private view {
-        if (!ctx.verification) {
-            require(done & bits == 0, Escrow_FrameAlreadyPaid(ctx.jobId, w, done & bits));
-            return;
-        }
-        // Frames paid in this call are in the bitmap (`persist`) or the scratch (otherwise) already.
-        uint256 paidWord;
-        if (ctx.persist || ctx.prior) paidWord = paidFrames[ctx.jobId][w];
-        if (!ctx.persist) paidWord |= _scratch(ctx.jobId, false, w);
-        uint256 unpaid = bits & ~paidWord;
-        require(unpaid == 0, Escrow_FrameNotPaid(ctx.jobId, w, unpaid));
-        require(done & bits == 0, Escrow_VerificationAlreadyPaid(ctx.jobId, w, done & bits));
-    }
-
-    /// @dev Credits the owner of `node` (in `batch`) for the frames `bits`, counts them; returns the owner.
-    function _creditNode(address node, uint256 bits, JobCtx memory ctx, Batch memory batch)
+    /// @dev Word `w` of this kind paid so far: the bitmap's (`persist`), or the scratch's on top of the
+    ///      bitmap of earlier settlements (`prior`).
+    function _loadWord(JobCtx memory ctx, mapping(uint256 => uint256) storage bitmap, uint256 w)
         private
         view
-        returns (address owner_)
+        returns (uint256 word)
     {
-        uint256 boundAt;
-        (owner_, boundAt) = _binding(node, batch);
+        if (ctx.persist) return bitmap[w];
+        word = _scratch(ctx.jobId, ctx.verification, w);
+        if (ctx.prior) word |= bitmap[w];
+    }
+
+    function _storeWord(
+        JobCtx memory ctx,
+        mapping(uint256 => uint256) storage bitmap,
+        uint256 w,
+        uint256 word
+    ) private {
+        if (ctx.persist) bitmap[w] = word;
+        else _setScratch(ctx.jobId, ctx.verification, w, word);
+    }
+
+    /// @dev Reverts unless the frames `bits` of word `w` are paid (those paid earlier in this call included:
+    ///      they are in the bitmap, `persist`, or the scratch, otherwise) and their verification renders are
+    ///      not (`done`: those paid so far). The word of paid frames is cached in `ctx`.
+    function _checkFramesPaid(JobCtx memory ctx, uint256 w, uint256 bits, uint256 done) private view {
+        if (w != ctx.paidIndex) {
+            uint256 paidWord;
+            if (ctx.persist || ctx.prior) paidWord = paidFrames[ctx.jobId][w];
+            if (!ctx.persist) paidWord |= _scratch(ctx.jobId, false, w);
+            ctx.paidIndex = w;
+            ctx.paidWord = paidWord;
+        }
+        uint256 unpaid = bits & ~ctx.paidWord;
+        // casting to 'uint32' is safe: w is a FrameSet's uint32 word index
+        // forge-lint: disable-next-line(unsafe-typecast)
+        require(unpaid == 0, Escrow_FrameNotPaid(ctx.jobId, uint32(w), unpaid));
+        // forge-lint: disable-next-line(unsafe-typecast)
+        require(done & bits == 0, Escrow_VerificationAlreadyPaid(ctx.jobId, uint32(w), done & bits));
+    }
+
+    /// @dev Credits the owner of `node` (in `batch`) for the frames `bits`, counts them.
+    function _creditNode(address node, uint256 bits, JobCtx memory ctx, Batch memory batch) private view {
+        (address owner_, uint256 boundAt) = _binding(node, batch);
         require(owner_ != address(0), Escrow_NodeNotBound(node));
         // Strictly before: a node bound in the block that opened the job could have been bound after it.
         require(
@@ -615,7 +628,7 @@ contract RenderEscrow is IRenderEscrow, SettlerTimelock, Ownable2Step, Reentranc
             ctx.count += count;
         }
         _addCredit(batch, owner_, ctx.token, amount - fee);
-        if (fee != 0) _addFee(batch, ctx.token, fee);
+        ctx.fee += fee;
     }
 
     /// @dev The registry binding of `node`, looked up once per call.

@@ -396,7 +396,7 @@ contract RenderEscrowTest is BaseTest {
         uint256 amount = 6 * uint256(PRICE);
         uint256 fee = _fee(amount, FEE_BPS);
         vm.expectEmit(address(escrow));
-        emit IRenderEscrow.FramesReleased(jobId, _released(node1, owner1, 0, bits), _noRelease());
+        emit IRenderEscrow.FramesReleased(jobId, _sets(node1, 0, bits), _noSets());
         _release(jobId, _sets(node1, 0, bits));
         assertEq(escrow.credits(owner1, address(0)), amount - fee);
         assertEq(escrow.fees(address(0)), fee);
@@ -629,7 +629,7 @@ contract RenderEscrowTest is BaseTest {
         uint256 amount = n * price;
         uint256 fee = _fee(amount, FEE_BPS);
         vm.expectEmit(address(escrow));
-        emit IRenderEscrow.FramesReleased(jobId, _released(node2, owner2, word, bits), _noRelease());
+        emit IRenderEscrow.FramesReleased(jobId, _sets(node2, word, bits), _noSets());
         _release(jobId, _sets(node2, word, bits));
         assertEq(escrow.paidFrames(jobId, word), bits);
         assertEq(escrow.credits(owner2, address(0)) + escrow.fees(address(0)), amount);
@@ -914,7 +914,7 @@ contract RenderEscrowTest is BaseTest {
         uint256 amount = 2 * uint256(PRICE);
         uint256 fee = _fee(amount, FEE_BPS);
         vm.expectEmit(address(escrow));
-        emit IRenderEscrow.FramesReleased(jobId, _noRelease(), _released(node2, owner2, 0, 0x11));
+        emit IRenderEscrow.FramesReleased(jobId, _noSets(), _sets(node2, 0, 0x11));
         _releaseVerifications(jobId, _sets(node2, 0, 0x11));
         assertEq(escrow.credits(owner2, address(0)), amount - fee);
         assertEq(escrow.verifiedFrames(jobId, 0), 0x11);
@@ -935,10 +935,10 @@ contract RenderEscrowTest is BaseTest {
         escrow.settle(jobId, _t(jobId), _sets(node1, 0, 0xff), _sets(node2, 0, 0x81), false);
         Vm.Log[] memory logs = vm.getRecordedLogs();
         assertEq(logs.length, 1, "one FramesReleased for frames and verification renders");
-        (IRenderEscrow.Release[] memory frames, IRenderEscrow.Release[] memory checks) =
-            abi.decode(logs[0].data, (IRenderEscrow.Release[], IRenderEscrow.Release[]));
+        (IRenderEscrow.FrameSet[] memory frames, IRenderEscrow.FrameSet[] memory checks) =
+            abi.decode(logs[0].data, (IRenderEscrow.FrameSet[], IRenderEscrow.FrameSet[]));
         assertEq(frames.length, 1);
-        assertEq(frames[0].owner, owner1);
+        assertEq(frames[0].node, node1);
         assertEq(frames[0].bits, 0xff);
         assertEq(checks.length, 1);
         assertEq(checks[0].node, node2);

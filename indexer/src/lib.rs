@@ -98,6 +98,9 @@ pub enum IndexerError {
     /// The escrow released frames of a job the mirror has no `JobOpened` of.
     #[error("FramesReleased for job {0}, which the mirror never saw opened")]
     ReleaseOfUnknownJob(JobId),
+    /// The escrow paid a node the mirror has no `NodeRegistered` of.
+    #[error("FramesReleased names node {0}, which the mirror never saw registered")]
+    ReleaseToUnknownNode(Address),
     /// The deployment names an address without code on this chain.
     #[error("no {name} contract at {address} on this chain (wrong RPC URL or deployment file?)")]
     NoContract {
@@ -125,7 +128,7 @@ impl Retryable for IndexerError {
             Self::Chain(e) => e.is_retryable(),
             Self::Rpc(_) | Self::MissingBlock(_) => true,
             Self::Store(e) => e.is_retryable(),
-            Self::NoContract { .. } | Self::ReleaseOfUnknownJob(_) => false,
+            Self::NoContract { .. } | Self::ReleaseOfUnknownJob(_) | Self::ReleaseToUnknownNode(_) => false,
         }
     }
 }

@@ -15,7 +15,7 @@ use lumen_chain::contracts::{
 };
 use std::collections::HashMap;
 
-use lumen_chain::contracts::escrow::IRenderEscrow::Release;
+use lumen_chain::contracts::escrow::IRenderEscrow::FrameSet;
 use lumen_protocol::{
     Address, ChainEvent, JobId, MirroredEvent, Wei,
     event::{FrameWord, release_amount},
@@ -90,13 +90,17 @@ impl Mirror {
     /// The logs of one chunk as mirrored events, in chain order: one per
     /// log, except `FramesReleased`, which becomes one per frame set it
     /// lists (frames first, then verification renders), priced from the
-    /// job's terms as the escrow priced them (the event leaves amount and fee
-    /// to the terms). Logs of other contracts or of unknown shape are left
-    /// out.
+    /// job's terms as the escrow priced them and credited to the node's
+    /// owner in the registry at that point (the event names neither: they
+    /// follow from the job's `JobOpened` and the node's last
+    /// `NodeRegistered`). Logs of other contracts or of unknown shape are
+    /// left out.
     async fn decode_all(&self, logs: &[Log], store: &Store) -> Result<Vec<MirroredEvent>, IndexerError> {
         let mut events = Vec::with_capacity(logs.len());
         // (price per frame, fee bps) per job, from JobOpened.
         let mut terms: HashMap<JobId, (Wei, u16)> = HashMap::new();
+        // The owner each node is bound to, from NodeRegistered.
+        let mut owners: HashMap<Address, Address> = HashMap::new();
         for log in logs {
             let Some(logged) = self.decode(log) else { continue };
             let (Some(block_number), Some(log_index), Some(block_hash), Some(tx_hash)) =
@@ -114,8 +118,14 @@ impl Mirror {
             };
             match logged {
                 Logged::One(event) => {
-                    if let ChainEvent::JobOpened { job_id, price_per_frame, fee_bps, .. } = &event {
-                        terms.insert(*job_id, (*price_per_frame, *fee_bps));
+                    match &event {
+                        ChainEvent::JobOpened { job_id, price_per_frame, fee_bps, .. } => {
+                            terms.insert(*job_id, (*price_per_frame, *fee_bps));
+                        }
+                        ChainEvent::NodeRegistered { node, owner, .. } => {
+                            owners.insert(*node, *owner);
+                        }
+                        _ => {}
                     }
                     events.push(at(0, event));
                 }
@@ -133,7 +143,19 @@ impl Mirror {
                     for (entry, (r, verification)) in (0u32..).zip(sets) {
                         let frames = FrameWord { index: r.wordIndex, bits: r.bits };
                         let (amount, fee) = release_amount(price, fee_bps, frames.len());
-                        let (node, owner) = (r.node, r.owner);
+                        let node = r.node;
+                        let owner = match owners.get(&node) {
+                            Some(owner) => *owner,
+                            None => {
+                                // The escrow pays only bound nodes: their binding is mirrored before.
+                                let owner = store
+                                    .node_owner(node)
+                                    .await?
+                                    .ok_or(IndexerError::ReleaseToUnknownNode(node))?;
+                                owners.insert(node, owner);
+                                owner
+                            }
+                        };
                         let event = if verification {
                             ChainEvent::VerificationsReleased { job_id, node, owner, frames, amount, fee }
                         } else {
@@ -170,7 +192,7 @@ impl Mirror {
 /// A decoded log: one event, or the frame sets of a `FramesReleased`.
 enum Logged {
     One(ChainEvent),
-    Released { job_id: JobId, frames: Vec<Release>, verifications: Vec<Release> },
+    Released { job_id: JobId, frames: Vec<FrameSet>, verifications: Vec<FrameSet> },
 }
 
 /// The price per frame and fee of a job mirrored in an earlier chunk.

@@ -76,14 +76,6 @@ interface IRenderEscrow is ISettlerTimelock {
         uint256 bits;
     }
 
-    /// @notice A paid frame set as `FramesReleased` reports it: the set and the owner that was credited.
-    struct Release {
-        address node;
-        address owner;
-        uint32 wordIndex;
-        uint256 bits;
-    }
-
     /// @notice One job's part of `settleMany`: the arguments of `settle`.
     struct Settlement {
         uint256 jobId;
@@ -176,12 +168,14 @@ interface IRenderEscrow is ISettlerTimelock {
         uint16 feeBps
     );
     /// @notice A settlement paid frames of job `jobId`: `frames` rendered and `verifications` (verification
-    ///         renders, paid from the job's verification budget), one entry per frame set the call named. Each
-    ///         entry left `amount = popcount(bits) * pricePerFrame` of the lock, credited `amount - fee` to
-    ///         `owner` and `fee = amount * feeBps / 10_000` (rounded down, per entry) to the protocol, with the
-    ///         price and fee of the job's terms. One event per job and call, not one per node: a log entry
-    ///         costs 375 gas plus 375 per topic, and the per-node events were a tenth of a small job's gas.
-    event FramesReleased(uint256 indexed jobId, Release[] frames, Release[] verifications);
+    ///         renders, paid from the job's verification budget), the frame sets exactly as the call named them.
+    ///         Each set left `amount = popcount(bits) * pricePerFrame` of the lock, credited `amount - fee` to the
+    ///         node's owner in the registry at that moment (the last `NodeRegistered` of the node) and
+    ///         `fee = amount * feeBps / 10_000` (rounded down, per set) to the protocol, with the price and fee of
+    ///         the job's terms. One event per job and call, carrying the call's own arguments: a log costs 375
+    ///         gas plus 375 a topic and 8 a byte, and the per-node events with amounts and owners were a tenth of
+    ///         a small job's gas.
+    event FramesReleased(uint256 indexed jobId, FrameSet[] frames, FrameSet[] verifications);
     /// @notice The artist cancelled job `jobId`; its rest is refundable from `refundableAt`.
     event JobCancelled(uint256 indexed jobId, address indexed artist, uint64 refundableAt);
     /// @notice Job `jobId` ended and its rest, `amount` (possibly zero), went back to `artist` (sent, or

@@ -189,19 +189,9 @@ abstract contract BaseTest is Test {
         }
     }
 
-    /// @dev One `FramesReleased` entry.
-    function _released(address node, address owner, uint32 wordIndex, uint256 bits)
-        internal
-        pure
-        returns (IRenderEscrow.Release[] memory released)
-    {
-        released = new IRenderEscrow.Release[](1);
-        released[0] = IRenderEscrow.Release({node: node, owner: owner, wordIndex: wordIndex, bits: bits});
-    }
-
-    /// @dev No `FramesReleased` entries.
-    function _noRelease() internal pure returns (IRenderEscrow.Release[] memory) {
-        return new IRenderEscrow.Release[](0);
+    /// @dev No frame sets.
+    function _noSets() internal pure returns (IRenderEscrow.FrameSet[] memory) {
+        return new IRenderEscrow.FrameSet[](0);
     }
 
     function _fee(uint256 amount, uint16 bps) internal pure returns (uint256) {

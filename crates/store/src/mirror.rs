@@ -400,6 +400,20 @@ impl Store {
         Ok(())
     }
 
+    /// The owner `node` is bound to in the mirrored registry: that of its
+    /// last `NodeRegistered`, if any.
+    pub async fn node_owner(&self, node: Address) -> StoreResult<Option<Address>> {
+        let owner: Option<Hex<Address>> = sqlx::query_scalar(
+            "SELECT account FROM chain_events WHERE kind = $1 AND node = $2 \
+             ORDER BY block_number DESC, log_index DESC LIMIT 1",
+        )
+        .bind(ChainEventKind::NodeRegistered)
+        .bind(Hex(node))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(owner.map(|h| h.0))
+    }
+
     /// Where the mirror named `name` stopped.
     pub async fn cursor(&self, name: &str) -> StoreResult<Option<Cursor>> {
         Ok(sqlx::query_as("SELECT * FROM indexer_cursor WHERE name = $1")

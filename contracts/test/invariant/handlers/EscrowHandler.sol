@@ -42,8 +42,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     mapping(uint256 jobId => mapping(uint256 word => uint256)) public ghostVerified;
     /// Set when a verification render is paid for an unpaid frame, twice, or beyond the job's budget.
     bool public ghostBadVerification;
-    /// Set when a node bound at or after a job opened is paid for it, or a release names another owner than the
-    /// node's.
+    /// Set when a node bound at or after a job opened is paid for it.
     bool public ghostPaidLateNode;
     /// Set when a FramesReleased event names a frame that was already paid, or a repeat release succeeds.
     bool public ghostDoublePay;
@@ -554,8 +553,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
                 continue;
             }
             uint256 jobId = uint256(log.topics[1]);
-            (IRenderEscrow.Release[] memory frames, IRenderEscrow.Release[] memory checks) =
-                abi.decode(log.data, (IRenderEscrow.Release[], IRenderEscrow.Release[]));
+            (IRenderEscrow.FrameSet[] memory frames, IRenderEscrow.FrameSet[] memory checks) =
+                abi.decode(log.data, (IRenderEscrow.FrameSet[], IRenderEscrow.FrameSet[]));
             // Frames first: a verification render may be paid with its frame, in the same call.
             for (uint256 k; k < frames.length; ++k) {
                 released += _recordRelease(jobId, frames[k], false);
@@ -567,16 +566,15 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     }
 
     /// @dev Books one `FramesReleased` entry; returns the amount it released (the event leaves it to the terms).
-    function _recordRelease(uint256 jobId, IRenderEscrow.Release memory r, bool verification)
+    function _recordRelease(uint256 jobId, IRenderEscrow.FrameSet memory r, bool verification)
         internal
         returns (uint256 amount)
     {
         uint32 w = r.wordIndex;
         uint256 bits = r.bits;
         amount = _popcount(bits) * termsOf[jobId].pricePerFrame;
-        (address owner, uint40 boundAt) = registry.bindingOf(r.node);
+        (, uint40 boundAt) = registry.bindingOf(r.node);
         if (boundAt >= termsOf[jobId].openedAt) ghostPaidLateNode = true;
-        if (owner != r.owner) ghostPaidLateNode = true;
         if (verification) {
             if (ghostVerified[jobId][w] & bits != 0 || bits & ~ghostBitmap[jobId][w] != 0) {
                 ghostBadVerification = true;

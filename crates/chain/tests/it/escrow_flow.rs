@@ -135,8 +135,8 @@ async fn open_release_withdraw_refund_moves_exact_amounts() -> eyre::Result<()> 
     assert_eq!(released.len(), 1, "one event per job and call");
     let [set] = &released[0].frames[..] else { panic!("one frame set: {:?}", released[0].frames) };
     assert!(released[0].verifications.is_empty());
+    assert_eq!(set.node, node.address());
     assert_eq!(frames::unpack(set.wordIndex, set.bits).collect::<Vec<_>>(), vec![0, 2]);
-    assert_eq!(set.owner, owner.address());
     let gross = price * U256::from(2);
     let fee = gross * U256::from(250) / U256::from(10_000);
     assert_eq!(escrow_s.credits(owner.address(), Address::ZERO).call().await?, gross - fee);

@@ -16,18 +16,19 @@ use crate::harness::{Devnet, make_scene, wait_until};
 
 const PRICE: u128 = 1_000_000_000_000_000; // 0.001 ETH
 
-/// Every frame a job's `FramesReleased` events paid: frame index → (node,
-/// owner), asserting that no frame appears twice.
-async fn released_frames(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address)> {
+/// Every frame a job's `FramesReleased` events paid: frame index → node
+/// (whose registry owner was credited), asserting that no frame appears
+/// twice.
+async fn released_frames(devnet: &Devnet, job: u64) -> BTreeMap<u32, Address> {
     released(devnet, job, false).await
 }
 
 /// Every verification render they paid, as [`released_frames`].
-async fn released_verifications(devnet: &Devnet, job: u64) -> BTreeMap<u32, (Address, Address)> {
+async fn released_verifications(devnet: &Devnet, job: u64) -> BTreeMap<u32, Address> {
     released(devnet, job, true).await
 }
 
-async fn released(devnet: &Devnet, job: u64, verifications: bool) -> BTreeMap<u32, (Address, Address)> {
+async fn released(devnet: &Devnet, job: u64, verifications: bool) -> BTreeMap<u32, Address> {
     let provider = devnet.provider();
     let filter = Filter::new()
         .address(devnet.file.deployment.escrow)
@@ -40,7 +41,7 @@ async fn released(devnet: &Devnet, job: u64, verifications: bool) -> BTreeMap<u3
         let sets = if verifications { e.data.verifications } else { e.data.frames };
         for set in sets {
             for index in lumen_chain::frames::unpack(set.wordIndex, set.bits) {
-                let previous = frames.insert(index, (set.node, set.owner));
+                let previous = frames.insert(index, set.node);
                 assert!(previous.is_none(), "frame {index} of job {job} was paid twice");
             }
         }
@@ -107,9 +108,7 @@ async fn renders_verifies_and_pays_every_frame_once() {
     for f in frames_of(&status) {
         let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
         let node: Address = f["node"].as_str().unwrap().parse().unwrap();
-        let (paid_node, paid_owner) = released[&index];
-        assert_eq!(paid_node, node);
-        assert_eq!(paid_owner, devnet.owner_of(node));
+        assert_eq!(released[&index], node);
         assert!(
             f["payout_tx"].as_str().is_some_and(|t| t.starts_with("0x")),
             "payout tx from the mirror: {f}"
@@ -130,10 +129,14 @@ async fn renders_verifies_and_pays_every_frame_once() {
         let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
         let accepted = accepted_nodes(f);
         assert_eq!(accepted.len(), 2, "frame {index} verified by a second render:\n{f:#}");
-        let (checker, owner) = checks[&index];
+        let checker = checks[&index];
         assert!(accepted.contains(&checker), "frame {index}: {checker} did not render it:\n{f:#}");
-        assert_ne!(checker, released[&index].0, "frame {index}: the verification render is another node's");
-        assert_ne!(owner, released[&index].1, "frame {index}: and another owner's");
+        assert_ne!(checker, released[&index], "frame {index}: the verification render is another node's");
+        assert_ne!(
+            devnet.owner_of(checker),
+            devnet.owner_of(released[&index]),
+            "frame {index}: and another owner's"
+        );
         // The job view shows it, from the mirror.
         assert_eq!(
             f["verification_payout"]["node"].as_str().and_then(|n| n.parse::<Address>().ok()),
@@ -279,9 +282,8 @@ async fn black_frames_and_wrong_signatures_are_rejected_and_never_paid() {
     assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
     let released = released_frames(&devnet, job).await;
     assert_eq!(released.len(), 6);
-    for (index, (node, owner)) in &released {
+    for (index, node) in &released {
         assert!(honest.contains(node), "frame {index} was paid to a misbehaving node");
-        assert_eq!(*owner, devnet.owner_of(*node));
     }
     let log = std::fs::read_to_string(devnet.dir.path().join("devnet.log")).unwrap();
     assert!(log.contains("all_black"), "the verifier rejected black frames:\n{}", devnet.logs());
@@ -415,7 +417,7 @@ async fn cheaters_among_honest_nodes(cheats: &[&str]) {
     assert_eq!(released.len(), 6, "every frame paid once");
     for f in frames_of(&status) {
         let index = u32::try_from(f["index"].as_i64().unwrap()).unwrap();
-        let (paid, _) = released[&index];
+        let paid = released[&index];
         let accepted = accepted_nodes(f);
         assert!(accepted.contains(&paid), "frame {index} paid for a render that was not accepted:\n{f:#}");
         // Accepted renders of a frame agree with one another: one of them is honest.
@@ -750,7 +752,7 @@ async fn a_silent_node_loses_its_frames_to_others() {
         "stalled frames moved on in seconds, not after the 360 s lease"
     );
     let released = released_frames(&devnet, job).await;
-    assert!(released.values().all(|(node, ..)| *node != silent), "the silent node was paid");
+    assert!(released.values().all(|node| *node != silent), "the silent node was paid");
     let trust = &nodes_by_address(&devnet)[&silent]["trust"];
     let stalled = frames_of(&status)
         .iter()
