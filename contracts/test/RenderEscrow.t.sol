@@ -1080,6 +1080,56 @@ contract RenderEscrowTest is BaseTest {
         assertEq(escrow.credits(owner1, address(0)), 0);
     }
 
+    /// Registering opens the owner's credit slot, a withdrawal keeps it: every payout to the owner, the first
+    /// and the one after a withdrawal included, updates an existing slot (no 22,100-gas creation).
+    function test_CreditSlot_OpenedAtRegistrationAndKeptByWithdraw() public {
+        bytes32 slot = _creditSlot(owner1, address(0));
+        assertEq(uint256(vm.load(address(escrow), slot)), 1, "opened by register, owing nothing");
+        assertEq(escrow.credits(owner1, address(0)), 0);
+        vm.prank(owner1);
+        vm.expectRevert(IRenderEscrow.Escrow_NothingToWithdraw.selector);
+        escrow.withdraw(address(0));
+
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        _release(jobId, _sets(node1, 0, 0x3));
+        uint256 credit = 2 * uint256(PRICE) - _fee(2 * uint256(PRICE), FEE_BPS);
+        assertEq(uint256(vm.load(address(escrow), slot)), credit + 1);
+        vm.prank(owner1);
+        escrow.withdraw(address(0));
+        assertEq(uint256(vm.load(address(escrow), slot)), 1, "the slot stays");
+        assertEq(escrow.credits(owner1, address(0)), 0);
+        assertEq(
+            address(escrow).balance, 2 * uint256(PRICE) + _fee(2 * uint256(PRICE), FEE_BPS), "no phantom wei"
+        );
+    }
+
+    /// Anyone may open anyone's slots; it moves nothing and does not touch an existing balance.
+    function test_OpenAccount_ByAnyoneMovesNoValue() public {
+        uint256 jobId = _openNative(alice, 4, PRICE);
+        _release(jobId, _sets(node1, 0, 0x1));
+        uint256 credit = escrow.credits(owner1, address(0));
+        uint256 fee = escrow.fees(address(0));
+        vm.startPrank(stranger);
+        escrow.openAccount(owner1, address(0));
+        escrow.openAccount(alice, address(token));
+        escrow.openFees(address(0));
+        escrow.openFees(address(token));
+        vm.stopPrank();
+        assertEq(escrow.credits(owner1, address(0)), credit);
+        assertEq(escrow.fees(address(0)), fee);
+        assertEq(escrow.credits(alice, address(token)), 0);
+        assertEq(escrow.fees(address(token)), 0);
+        assertEq(uint256(vm.load(address(escrow), _creditSlot(alice, address(token)))), 1);
+    }
+
+    /// Storage slot of `_credits`, from `forge inspect RenderEscrow storageLayout`.
+    uint256 internal constant CREDITS_SLOT = 9;
+
+    /// Storage slot of `credits(account, token)`.
+    function _creditSlot(address account, address t) internal view returns (bytes32) {
+        return keccak256(abi.encode(t, keccak256(abi.encode(account, uint256(CREDITS_SLOT)))));
+    }
+
     function test_Withdraw_Token() public {
         uint256 jobId = _openToken(alice, 4, PRICE);
         _release(jobId, _sets(node2, 0, 0x1));

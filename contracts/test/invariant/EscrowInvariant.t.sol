@@ -58,7 +58,7 @@ contract EscrowInvariantTest is BaseTest {
         selectors[16] = EscrowHandler.withdrawClaimable.selector;
         selectors[17] = EscrowHandler.unauthorizedSettlement.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
-        bytes4[] memory more = new bytes4[](9);
+        bytes4[] memory more = new bytes4[](10);
         more[0] = EscrowHandler.deregister.selector;
         more[1] = EscrowHandler.reRegister.selector;
         more[2] = EscrowHandler.releaseVerifications.selector;
@@ -68,6 +68,7 @@ contract EscrowInvariantTest is BaseTest {
         more[6] = EscrowHandler.releaseToLateNode.selector;
         more[7] = EscrowHandler.settleMany.selector;
         more[8] = EscrowHandler.close.selector;
+        more[9] = EscrowHandler.openAccounts.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: more}));
     }
 

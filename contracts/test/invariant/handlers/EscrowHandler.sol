@@ -413,6 +413,21 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         if (_balance(t, owner) - before != credit) ghostBadRefund = true;
     }
 
+    /// Anyone opens credit and fee slots for anyone: balances must not move.
+    function openAccounts(uint256 accountSeed, bool useToken) external countCall("openAccounts") {
+        address account = accountSeed % 2 == 0
+            ? owners[accountSeed % owners.length]
+            : artists[accountSeed % artists.length];
+        address t = useToken ? address(token) : address(0);
+        uint256 credit = escrow.credits(account, t);
+        uint256 fee = escrow.fees(t);
+        vm.startPrank(outsider);
+        escrow.openAccount(account, t);
+        escrow.openFees(t);
+        vm.stopPrank();
+        if (escrow.credits(account, t) != credit || escrow.fees(t) != fee) ghostBadRefund = true;
+    }
+
     function withdrawFees(bool useToken) external countCall("withdrawFees") {
         address t = useToken ? address(token) : address(0);
         if (escrow.fees(t) == 0) return;
