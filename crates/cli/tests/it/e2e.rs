@@ -718,8 +718,10 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
     };
     let out = lumen(&["job", "submit", scene.to_str().unwrap(), "--private-key-env", "ARTIST_KEY"]);
     let job = out.lines().last().unwrap().trim().to_owned();
-    lumen(&["job", "wait", &job, "--timeout", "300"]);
-    let status: serde_json::Value = serde_json::from_str(&lumen(&["job", "status", &job, "--json"])).unwrap();
+    // Jobs are private: following one signs in with the artist's wallet.
+    lumen(&["job", "wait", &job, "--timeout", "300", "--private-key-env", "ARTIST_KEY"]);
+    let status: serde_json::Value =
+        serde_json::from_str(&lumen(&["job", "status", &job, "--json", "--private-key-env", "ARTIST_KEY"])).unwrap();
     assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
     let nodes: Vec<String> = node_keys.iter().map(|(_, _, address)| format!("{address:#x}")).collect();
     for f in frames_of(&status) {
