@@ -27,7 +27,7 @@ use crate::{
     session::{Artist, Caller, forbidden},
 };
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 pub(crate) async fn healthz() -> &'static str {
     "ok"

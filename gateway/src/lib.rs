@@ -29,6 +29,7 @@
 
 mod api;
 mod body;
+mod earnings;
 pub mod error;
 mod inspect;
 pub mod limits;
@@ -122,6 +123,8 @@ struct AppState {
     /// Sign-in settings.
     auth: session::SharedAuth,
     limits: limits::Limits,
+    /// The leaderboard last computed (recomputed at most once a minute).
+    leaderboard: earnings::LeaderboardCache,
     /// Cancelled when the gateway stops: WebSocket sessions close (1001)
     /// and background loops return.
     shutdown: CancellationToken,
@@ -160,6 +163,7 @@ impl AppState {
             bus: deps.bus,
             nodes: deps.nodes,
             blender,
+            leaderboard: earnings::LeaderboardCache::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })
@@ -273,6 +277,10 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/frames/{frame}/preview", get(api::job_preview))
         .route("/api/v1/tasks/{id}/output", axum::routing::put(api::upload_output))
         .route("/api/v1/nodes", get(api::list_nodes))
+        .route("/api/v1/earnings", get(earnings::nodes))
+        .route("/api/v1/earnings/{owner}", get(earnings::owner))
+        .route("/api/v1/earnings/{owner}/statements/{month}", get(earnings::statement))
+        .route("/api/v1/leaderboard", get(earnings::leaderboard))
         .route("/ws/node", get(ws::upgrade))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::per_connection))
         .with_state(state)
@@ -300,6 +308,14 @@ async fn tick_health(state: AppState) {
             && let Err(err) = state.store.prune_sessions().await
         {
             tracing::warn!(target: "gateway::auth", %err, "cannot forget expired sessions");
+        }
+        // Uptime: the minute goes to every node connected and heard from
+        // within the heartbeat timeout (one transaction a minute).
+        if ticks.is_multiple_of(60) {
+            let now = u64::try_from(lumen_store::now_ms() / 1_000).unwrap_or(0);
+            if let Err(err) = state.store.record_uptime(&state.nodes.up(), 60, now).await {
+                tracing::warn!(target: "gateway::nodes", %err, "cannot record uptime");
+            }
         }
         for node in state.nodes.tick() {
             tracing::warn!(target: "gateway::nodes", %node, "heartbeat timeout: closing connection (4002)");

@@ -159,6 +159,20 @@ impl NodeDirectory {
         self.lock().iter().find(|(_, e)| e.tx.is_some() && e.session == token).map(|(a, _)| *a)
     }
 
+    /// Nodes connected now and heard from within the heartbeat timeout:
+    /// they are up (uptime is recorded from this once a minute).
+    pub fn up(&self) -> Vec<Address> {
+        let now = Instant::now();
+        self.lock()
+            .iter()
+            .filter(|(_, e)| {
+                let heard = e.health.last_heartbeat().unwrap_or(e.connected_at);
+                e.tx.is_some() && now.saturating_duration_since(heard) < self.policy.heartbeat_timeout
+            })
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
     /// Applies silence to every node; returns connected nodes whose
     /// heartbeat timed out (their connections are told to close).
     pub fn tick(&self) -> Vec<Address> {

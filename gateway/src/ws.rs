@@ -166,6 +166,9 @@ async fn session(state: AppState, mut socket: WebSocket) {
     let session_token = alloy::hex::encode(rand::rng().random::<[u8; 32]>());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let conn_id = state.nodes.connect(node, owner, stake, capabilities, session_token.clone(), tx);
+    if let Err(err) = state.store.note_first_seen(node, lumen_store::now_ms()).await {
+        warn!(target: "gateway::ws", %node, %err, "cannot record when the node was first seen");
+    }
     let welcome = ServerMessage::Welcome {
         node,
         owner,

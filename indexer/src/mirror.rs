@@ -73,7 +73,7 @@ impl Mirror {
             let logs = provider.get_logs(&filter).await?;
             let block =
                 provider.get_block_by_number(to.into()).await?.ok_or(IndexerError::MissingBlock(to))?;
-            let events = self.decode_all(&logs, store).await?;
+            let events = self.decode_all(provider, &logs, store).await?;
             let cursor = Cursor { name: self.name.clone(), block_number: to, block_hash: block.header.hash };
             store.apply_chain_batch(&events, &cursor).await?;
             if events.is_empty() {
@@ -95,8 +95,15 @@ impl Mirror {
     /// follow from the job's `JobOpened` and the node's last
     /// `NodeRegistered`). Logs of other contracts or of unknown shape are
     /// left out.
-    async fn decode_all(&self, logs: &[Log], store: &Store) -> Result<Vec<MirroredEvent>, IndexerError> {
+    async fn decode_all<P: Provider>(
+        &self,
+        provider: &P,
+        logs: &[Log],
+        store: &Store,
+    ) -> Result<Vec<MirroredEvent>, IndexerError> {
         let mut events = Vec::with_capacity(logs.len());
+        // Block timestamps, for logs whose node does not include them.
+        let mut times: HashMap<u64, u64> = HashMap::new();
         // (price per frame, fee bps) per job, from JobOpened.
         let mut terms: HashMap<JobId, (Wei, u16)> = HashMap::new();
         // The owner each node is bound to, from NodeRegistered.
@@ -108,11 +115,23 @@ impl Mirror {
             else {
                 continue;
             };
+            let block_time = match log.block_timestamp.or_else(|| times.get(&block_number).copied()) {
+                Some(t) => t,
+                None => {
+                    let block = provider
+                        .get_block_by_number(block_number.into())
+                        .await?
+                        .ok_or(IndexerError::MissingBlock(block_number))?;
+                    times.insert(block_number, block.header.timestamp);
+                    block.header.timestamp
+                }
+            };
             let at = |entry: u32, event: ChainEvent| MirroredEvent {
                 block_number,
                 log_index,
                 entry,
                 block_hash,
+                block_time,
                 tx_hash,
                 event,
             };

@@ -28,8 +28,14 @@ pub enum Command {
     Devnet(cmd::devnet::DevnetArgs),
     /// Submit and follow render jobs.
     Job(cmd::job::JobArgs),
-    /// Run or register an operator node.
+    /// Run, register an operator node, or withdraw what it earned.
     Node(cmd::node::NodeArgs),
+    /// What nodes and owners earned (from the chain mirror), and monthly statements.
+    Payouts(cmd::earnings::PayoutsArgs),
+    /// Nodes ranked by jobs completed, uptime and earnings.
+    Leaderboard(cmd::earnings::LeaderboardArgs),
+    /// Maintain the indexer's mirror of the chain.
+    Indexer(cmd::indexer::IndexerArgs),
     /// Sign in to a gateway with the artist's wallet (Sign-In with
     /// Ethereum); the session is kept for the next commands.
     Login(session::LoginArgs),
@@ -43,6 +49,9 @@ pub async fn run(cli: Cli) -> eyre::Result<()> {
         Command::Devnet(args) => cmd::devnet::run(args).await,
         Command::Job(args) => cmd::job::run(args).await,
         Command::Node(args) => cmd::node::run(args).await,
+        Command::Payouts(args) => cmd::earnings::payouts(args).await,
+        Command::Leaderboard(args) => cmd::earnings::leaderboard(args).await,
+        Command::Indexer(args) => cmd::indexer::run(args).await,
         Command::Login(args) => session::login(args).await,
         Command::Logout(args) => session::logout(args).await,
     }

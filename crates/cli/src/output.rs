@@ -11,3 +11,8 @@ pub fn line(text: impl std::fmt::Display) {
 pub fn json<T: serde::Serialize>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).expect("serializable values serialize"));
 }
+
+/// Prints text to stdout as it is (no newline added).
+pub fn raw(text: &str) {
+    print!("{text}");
+}

@@ -287,6 +287,9 @@ pub struct MirroredEvent {
     pub entry: u32,
     /// Block hash (reorg detection).
     pub block_hash: B256,
+    /// The block's timestamp, unix seconds (statements are per month).
+    #[serde(default)]
+    pub block_time: u64,
     /// Transaction hash.
     pub tx_hash: B256,
     /// The event.

@@ -17,6 +17,7 @@
 pub mod api;
 pub mod auth;
 pub mod deployment;
+pub mod earnings;
 pub mod eip712;
 pub mod event;
 pub mod node;

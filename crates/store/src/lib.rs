@@ -23,6 +23,7 @@ pub mod access;
 pub mod blobs;
 pub mod bus;
 mod codec;
+pub mod earnings;
 pub mod error;
 pub mod jobs;
 pub mod mirror;

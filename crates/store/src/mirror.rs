@@ -34,6 +34,9 @@ pub struct PayoutRow {
     /// Its block.
     #[sqlx(try_from = "i64")]
     pub block_number: u64,
+    /// The block's timestamp, unix seconds.
+    #[sqlx(try_from = "i64")]
+    pub block_time: u64,
 }
 
 /// How far a mirror has read.
@@ -61,6 +64,8 @@ struct EventRow {
     entry: u32,
     #[sqlx(try_from = "Hex<B256>")]
     block_hash: B256,
+    #[sqlx(try_from = "i64")]
+    block_time: u64,
     #[sqlx(try_from = "Hex<B256>")]
     tx_hash: B256,
     kind: Option<ChainEventKind>,
@@ -105,6 +110,7 @@ impl EventRow {
             block_number: e.block_number,
             log_index: e.log_index,
             entry: e.entry,
+            block_time: e.block_time,
             block_hash: e.block_hash,
             tx_hash: e.tx_hash,
             kind: Some(e.event.kind()),
@@ -286,6 +292,7 @@ impl EventRow {
             log_index: log,
             entry: self.entry,
             block_hash: self.block_hash,
+            block_time: self.block_time,
             tx_hash: self.tx_hash,
             event,
         })
@@ -313,6 +320,7 @@ pub fn payouts_of(e: &MirroredEvent) -> Vec<PayoutRow> {
             fee,
             tx_hash: e.tx_hash,
             block_number: e.block_number,
+            block_time: e.block_time,
         })
         .collect()
 }
@@ -331,9 +339,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, kind, job_id, node, account, \
                  owner, token, amount, fee, total, price, hash, frame_count, at_time, fee_bps, word_index, bits, name, \
-                 verifications, opened_at, entry) \
+                 verifications, opened_at, entry, block_time) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-                 $22, $23, $24) \
+                 $22, $23, $24, $25) \
                  ON CONFLICT DO NOTHING",
             )
             .bind(to_i64(r.block_number))
@@ -360,16 +368,17 @@ impl Store {
             .bind(r.verifications)
             .bind(r.opened_at)
             .bind(i64::from(r.entry))
+            .bind(to_i64(r.block_time))
             .execute(&mut *tx)
             .await?;
             let insert = match e.event.kind() {
                 ChainEventKind::VerificationsReleased => {
                     "INSERT INTO verification_payouts (job_id, frame_index, node, owner, amount, fee, tx_hash, \
-                     block_number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+                     block_number, block_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
                 }
                 _ => {
-                    "INSERT INTO frame_payouts (job_id, frame_index, node, owner, amount, fee, tx_hash, block_number) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+                    "INSERT INTO frame_payouts (job_id, frame_index, node, owner, amount, fee, tx_hash, block_number, \
+                     block_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
                 }
             };
             for p in payouts_of(e) {
@@ -382,6 +391,7 @@ impl Store {
                     .bind(p.fee)
                     .bind(Hex(p.tx_hash))
                     .bind(to_i64(p.block_number))
+                    .bind(to_i64(p.block_time))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -460,6 +470,23 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?)
+    }
+
+    /// Forgets the whole chain mirror (events, payouts and the mirrors'
+    /// cursors), so the next sync reads it again from each deployment's
+    /// first block: `lumen indexer rebuild`. Nothing else is touched.
+    pub async fn reset_mirror(&self) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        for delete in [
+            "DELETE FROM chain_events",
+            "DELETE FROM frame_payouts",
+            "DELETE FROM verification_payouts",
+            "DELETE FROM indexer_cursor WHERE name LIKE 'mirror:%'",
+        ] {
+            sqlx::query(delete).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Removes mirrored events and payouts above `block_number` (after a

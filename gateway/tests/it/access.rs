@@ -304,6 +304,7 @@ async fn private_resources_answer_401_to_strangers_and_403_to_other_wallets() {
         block_number: 5,
         log_index: 0,
         entry: 0,
+        block_time: 1_700_000_000,
         block_hash: B256::repeat_byte(5),
         tx_hash: B256::repeat_byte(6),
         event: ChainEvent::FramesReleased {

@@ -4,6 +4,7 @@
 
 mod access;
 mod api;
+mod earnings;
 mod limits;
 mod results;
 mod ws;

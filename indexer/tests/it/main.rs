@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod confirm;
+mod earnings;
 mod refund;
 mod release;
 mod reorg;

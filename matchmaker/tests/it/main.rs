@@ -393,6 +393,7 @@ fn cancelled_event(block: u64) -> lumen_protocol::MirroredEvent {
         block_number: block,
         log_index: 0,
         entry: 0,
+        block_time: 1_700_000_000,
         block_hash: lumen_protocol::B256::repeat_byte(0xb),
         tx_hash: lumen_protocol::B256::repeat_byte(0xc),
         event: lumen_protocol::ChainEvent::JobCancelled {

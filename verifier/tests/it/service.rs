@@ -232,6 +232,7 @@ async fn accepted_frames_get_a_preview_and_results_of_a_refunded_job_are_not_ver
         block_number: 9,
         log_index: 0,
         entry: 0,
+        block_time: 1_700_000_000,
         block_hash: alloy_primitives::B256::repeat_byte(9),
         tx_hash: alloy_primitives::B256::repeat_byte(8),
         event: lumen_protocol::ChainEvent::JobRefunded {

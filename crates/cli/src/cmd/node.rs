@@ -28,6 +28,22 @@ pub enum NodeCommand {
     Register(RegisterArgs),
     /// The gateway's nodes: state, load, stake and track record.
     List(ListArgs),
+    /// Withdraw the owner's credits from the escrow (what its nodes earned).
+    Withdraw(WithdrawArgs),
+}
+
+/// `lumen node withdraw`.
+#[derive(Debug, Args)]
+pub struct WithdrawArgs {
+    /// Environment variable holding the owner wallet's private key.
+    #[arg(long, value_name = "VAR")]
+    pub owner_key_env: String,
+    /// Token to withdraw (an ERC-20 address); default: the native coin.
+    #[arg(long)]
+    pub token: Option<alloy::primitives::Address>,
+    /// Network.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// `lumen node list`.
@@ -64,6 +80,7 @@ pub async fn run(args: NodeArgs) -> eyre::Result<()> {
         NodeCommand::Run(a) => run_node(a).await,
         NodeCommand::Register(a) => register(a).await,
         NodeCommand::List(a) => list(a).await,
+        NodeCommand::Withdraw(a) => withdraw(a).await,
     }
 }
 
@@ -121,6 +138,26 @@ pub async fn bind_node(
     let signature = bind::sign(node_key, owner.address(), nonce, deadline, chain_id, registry).await?;
     let receipt = send(contract.register(node_key.address(), deadline, signature).value(stake)).await?;
     Ok(receipt.transaction_hash)
+}
+
+async fn withdraw(args: WithdrawArgs) -> eyre::Result<()> {
+    let conn = args.connect.connect().await?;
+    let owner = lumen_chain::key_from_env(&args.owner_key_env)?;
+    let token = args.token.unwrap_or(alloy::primitives::Address::ZERO);
+    let provider = lumen_chain::signer_provider(&owner, &conn.rpc_url)?;
+    let escrow = lumen_chain::contracts::RenderEscrow::new(conn.deployment.escrow, &provider);
+    let credit = escrow.credits(owner.address(), token).call().await.map_err(ChainError::from_contract)?;
+    if credit.is_zero() {
+        eyre::bail!("owner {} has no credits in {token:#x} to withdraw", owner.address());
+    }
+    let receipt = send(escrow.withdraw(token)).await?;
+    let unit = if token.is_zero() { "wei".to_owned() } else { format!("of token {token:#x}") };
+    output::line(format!(
+        "withdrew {credit} {unit} to owner {} in tx {}",
+        owner.address(),
+        receipt.transaction_hash
+    ));
+    Ok(())
 }
 
 async fn register(args: RegisterArgs) -> eyre::Result<()> {

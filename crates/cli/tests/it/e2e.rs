@@ -175,6 +175,74 @@ async fn renders_verifies_and_pays_every_frame_once() {
         assert_eq!(health["relay_connected"], true, "{health}");
         assert!(health["uptime_seconds"].as_u64().is_some(), "{health}");
     }
+
+    earnings_from_the_mirror_match_the_chain_and_its_rebuild(&devnet, released.len() + checks.len()).await;
+}
+
+/// The Anvil dev accounts' well-known private keys, by the devnet's owner
+/// index (the devnet binds node `i` to dev account `2 + i`).
+const DEV_KEYS: [&str; 3] = [
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+];
+
+/// `lumen payouts`, `lumen leaderboard`, `lumen node withdraw` and `lumen
+/// indexer rebuild` on a devnet whose job paid `renders` renders.
+async fn earnings_from_the_mirror_match_the_chain_and_its_rebuild(devnet: &Devnet, renders: usize) {
+    use lumen_protocol::earnings::{Leaderboard, Month, NodeEarnings, amount_of};
+
+    let escrow = lumen_chain::contracts::RenderEscrow::new(devnet.file.deployment.escrow, devnet.provider());
+    let nodes: Vec<NodeEarnings> = serde_json::from_str(&devnet.lumen_ok(&["payouts", "--json"])).unwrap();
+    assert_eq!(nodes.iter().map(|n| n.jobs_completed).sum::<u64>(), u64::try_from(renders).unwrap());
+    for n in &nodes {
+        assert_eq!(n.credits, 10 * n.jobs_completed, "10 credits a render job");
+        assert_eq!(n.owner, devnet.owner_of(n.node));
+        // One node per owner on a devnet: the owner's on-chain credit is its node's earnings.
+        let credit = escrow.credits(n.owner, Address::ZERO).call().await.unwrap();
+        assert_eq!(lumen_protocol::Wei(credit), amount_of(&n.earned, Address::ZERO), "{n:?}");
+    }
+    let board: Leaderboard = serde_json::from_str(&devnet.lumen_ok(&["leaderboard", "--json"])).unwrap();
+    let best = nodes.iter().map(|n| n.jobs_completed).max().unwrap();
+    assert_eq!(board.entries[0].jobs_completed, best);
+    assert_eq!(board.entries[0].badge, Some(lumen_protocol::earnings::Badge::Gold));
+    assert!(
+        nodes.iter().all(|n| board.entries.iter().any(|e| e.node == n.node)),
+        "every paid node is ranked"
+    );
+
+    // The owner of the busiest node: its statement, then its withdrawal.
+    let top = nodes.iter().max_by_key(|n| n.jobs_completed).unwrap();
+    let index = devnet.file.nodes.iter().position(|n| n.address == top.node).unwrap();
+    let key = DEV_KEYS[index];
+    let signer: alloy::signers::local::PrivateKeySigner = key.parse().unwrap();
+    assert_eq!(signer.address(), top.owner, "the devnet's owner {index} is dev account {}", index + 2);
+    let owner = format!("{:#x}", top.owner);
+    let month = Month::containing(u64::try_from(lumen_store::now_ms() / 1_000).unwrap()).to_string();
+    let csv = devnet.lumen_ok(&["payouts", "--owner", &owner, "--month", &month, "--csv"]);
+    assert!(csv.starts_with("time,kind,job_id,node,token"), "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.contains(",earning,")), "{csv}");
+    let before = devnet.provider().get_balance(top.owner).await.unwrap();
+    let out =
+        devnet.lumen_ok_with(&["node", "withdraw", "--owner-key-env", "OWNER_KEY"], &[("OWNER_KEY", key)]);
+    assert!(out.contains("withdrew"), "{out}");
+    assert_eq!(escrow.credits(top.owner, Address::ZERO).call().await.unwrap(), U256::ZERO);
+    assert!(devnet.provider().get_balance(top.owner).await.unwrap() > before, "the owner's balance grew");
+    // The withdrawal reaches the mirror (the indexer follows the chain).
+    crate::harness::wait_until(devnet, "the withdrawal in the mirror", Duration::from_secs(30), || {
+        let json = devnet.lumen_ok(&["payouts", "--owner", &owner, "--json"]);
+        let e: lumen_protocol::earnings::OwnerEarnings = serde_json::from_str(&json).unwrap();
+        (!e.withdrawn.is_empty()).then_some(())
+    });
+
+    // Rebuilt from the chain into an empty database: the same earnings.
+    let rebuilt = devnet.dir.path().join("rebuilt");
+    let out = devnet.lumen_ok(&["indexer", "rebuild", "--data-dir", rebuilt.to_str().unwrap()]);
+    assert!(out.contains("mirror rebuilt"), "{out}");
+    let store = lumen_store::Store::open(&rebuilt).await.unwrap();
+    assert_eq!(store.node_earnings().await.unwrap(), nodes);
+    let mirrored: Vec<NodeEarnings> = serde_json::from_str(&devnet.lumen_ok(&["payouts", "--json"])).unwrap();
+    assert_eq!(mirrored, nodes);
 }
 
 #[tokio::test]
@@ -721,7 +789,8 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
     // Jobs are private: following one signs in with the artist's wallet.
     lumen(&["job", "wait", &job, "--timeout", "300", "--private-key-env", "ARTIST_KEY"]);
     let status: serde_json::Value =
-        serde_json::from_str(&lumen(&["job", "status", &job, "--json", "--private-key-env", "ARTIST_KEY"])).unwrap();
+        serde_json::from_str(&lumen(&["job", "status", &job, "--json", "--private-key-env", "ARTIST_KEY"]))
+            .unwrap();
     assert_eq!(job_state(&status), JobState::Completed, "{status:#}");
     let nodes: Vec<String> = node_keys.iter().map(|(_, _, address)| format!("{address:#x}")).collect();
     for f in frames_of(&status) {

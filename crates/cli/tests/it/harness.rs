@@ -122,6 +122,27 @@ impl Devnet {
             .unwrap()
     }
 
+    /// Runs a `lumen` command that must succeed, with extra environment
+    /// variables (keys); returns its stdout.
+    pub(crate) fn lumen_ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = Command::new(lumen_bin())
+            .args(args)
+            .arg("--devnet-dir")
+            .arg(self.dir.path())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lumen {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Runs a `lumen` command that must succeed; returns its stdout.
     pub(crate) fn lumen_ok(&self, args: &[&str]) -> String {
         let out = self.lumen(args);

@@ -237,6 +237,7 @@ fn released(job: JobId, frames: &[u32], block: u64) -> MirroredEvent {
         block_number: block,
         log_index: 0,
         entry: 0,
+        block_time: 1_700_000_000,
         block_hash: B256::repeat_byte(0xb),
         tx_hash: B256::repeat_byte(0x7),
         event: ChainEvent::FramesReleased {
@@ -264,6 +265,7 @@ async fn mirror_batches_are_typed_idempotent_and_rewindable() {
         block_number: 9,
         log_index: 3,
         entry: 0,
+        block_time: 1_700_000_000,
         event: ChainEvent::JobOpened {
             job_id: id,
             artist: node(0xa),

@@ -1,0 +1,110 @@
+//! What operators earn, from the chain mirror: per-node earnings, an
+//! owner's earnings and monthly statements (JSON or CSV), and the
+//! leaderboard. Public: every figure is on the chain already (uptime, the
+//! one figure that is not, is the gateway's own record of heartbeats).
+//!
+//! - `GET /api/v1/earnings`: every paid node.
+//! - `GET /api/v1/earnings/{owner}`: an owner's nodes, earned and withdrawn.
+//! - `GET /api/v1/earnings/{owner}/statements/{month}[?format=csv]`.
+//! - `GET /api/v1/leaderboard`: recomputed at most every
+//!   [`LEADERBOARD_TTL`] (the operator guide: refreshed every 60 s).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::header,
+    response::{IntoResponse, Response},
+};
+use lumen_protocol::{
+    Address,
+    earnings::{Leaderboard, Month, NodeEarnings, OwnerEarnings},
+};
+use serde::Deserialize;
+
+use crate::{AppState, api::ApiResult, error::ApiError};
+
+/// How long a computed leaderboard is served before it is computed again.
+pub(crate) const LEADERBOARD_TTL: Duration = Duration::from_secs(60);
+
+/// The window uptime is measured over.
+pub(crate) const UPTIME_WINDOW_DAYS: u32 = 30;
+
+/// The last leaderboard computed, and when.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LeaderboardCache(Arc<Mutex<Option<(Instant, Leaderboard)>>>);
+
+impl LeaderboardCache {
+    fn fresh(&self) -> Option<Leaderboard> {
+        let cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cached.as_ref().filter(|(at, _)| at.elapsed() < LEADERBOARD_TTL).map(|(_, board)| board.clone())
+    }
+
+    fn store(&self, board: Leaderboard) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), board));
+    }
+}
+
+fn parse_address(text: &str) -> ApiResult<Address> {
+    text.parse().map_err(|_| ApiError::bad_request("bad_address", format!("{text:?} is not an address")))
+}
+
+/// `GET /api/v1/earnings`: what every node that was ever paid earned.
+pub(crate) async fn nodes(State(state): State<AppState>) -> ApiResult<Json<Vec<NodeEarnings>>> {
+    Ok(Json(state.store.node_earnings().await?))
+}
+
+/// `GET /api/v1/earnings/{owner}`.
+pub(crate) async fn owner(
+    State(state): State<AppState>,
+    Path(owner): Path<String>,
+) -> ApiResult<Json<OwnerEarnings>> {
+    Ok(Json(state.store.owner_earnings(parse_address(&owner)?).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StatementQuery {
+    format: Option<String>,
+}
+
+/// `GET /api/v1/earnings/{owner}/statements/{month}`: JSON, or CSV with
+/// `?format=csv`.
+pub(crate) async fn statement(
+    State(state): State<AppState>,
+    Path((owner, month)): Path<(String, String)>,
+    Query(q): Query<StatementQuery>,
+) -> ApiResult<Response> {
+    let owner = parse_address(&owner)?;
+    let month: Month = month.parse().map_err(|e| ApiError::bad_request("bad_month", format!("{e}")))?;
+    let statement = state.store.statement(owner, month).await?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(statement).into_response()),
+        Some("csv") => {
+            let name = format!("attachment; filename=\"lumen-{owner:#x}-{month}.csv\"");
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (header::CONTENT_DISPOSITION, name),
+                ],
+                statement.to_csv(),
+            )
+                .into_response())
+        }
+        Some(other) => Err(ApiError::bad_request("bad_format", format!("format {other:?}: use json or csv"))),
+    }
+}
+
+/// `GET /api/v1/leaderboard`.
+pub(crate) async fn leaderboard(State(state): State<AppState>) -> ApiResult<Json<Leaderboard>> {
+    if let Some(board) = state.leaderboard.fresh() {
+        return Ok(Json(board));
+    }
+    let now = u64::try_from(lumen_store::now_ms() / 1_000).unwrap_or(0);
+    let board = state.store.leaderboard(now, UPTIME_WINDOW_DAYS).await?;
+    state.leaderboard.store(board.clone());
+    Ok(Json(board))
+}
