@@ -31,6 +31,7 @@ mod api;
 mod body;
 mod earnings;
 pub mod error;
+mod explorer;
 mod inspect;
 pub mod limits;
 pub mod nodes;
@@ -281,6 +282,11 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/earnings/{owner}", get(earnings::owner))
         .route("/api/v1/earnings/{owner}/statements/{month}", get(earnings::statement))
         .route("/api/v1/leaderboard", get(earnings::leaderboard))
+        .route("/api/v1/explorer", get(explorer::explorer_links))
+        .route("/api/v1/explorer/tx/{hash}", get(explorer::tx))
+        .route("/api/v1/explorer/address/{address}", get(explorer::address))
+        .route("/api/v1/explorer/jobs/{id}", get(explorer::job))
+        .route("/api/v1/evidence/{hash}", get(explorer::evidence))
         .route("/ws/node", get(ws::upgrade))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::per_connection))
         .with_state(state)

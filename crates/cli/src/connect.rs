@@ -75,6 +75,15 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, ur
     decode(response, url).await
 }
 
+impl Connection {
+    /// Where the gateway's transaction and address links point (its own
+    /// explorer on a devnet, the configured one elsewhere); `None` if it
+    /// does not say.
+    pub async fn explorer_links(&self) -> Option<lumen_protocol::explorer::ExplorerLinks> {
+        get_json(&self.http, &format!("{}/api/v1/explorer", self.gateway)).await.ok()
+    }
+}
+
 /// Decodes a response, turning API errors into readable ones.
 pub async fn decode<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,

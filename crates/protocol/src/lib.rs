@@ -20,6 +20,7 @@ pub mod deployment;
 pub mod earnings;
 pub mod eip712;
 pub mod event;
+pub mod explorer;
 pub mod node;
 #[cfg(feature = "sqlx")]
 mod sql;

@@ -410,6 +410,41 @@ impl Store {
         Ok(())
     }
 
+    /// Mirrored events of transaction `tx`, in log order.
+    pub async fn chain_events_of_tx(&self, tx: B256) -> StoreResult<Vec<MirroredEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT * FROM chain_events WHERE tx_hash = $1 ORDER BY block_number, log_index, entry",
+        )
+        .bind(Hex(tx))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| r.into_event().map_err(|e| sqlx::Error::Decode(Box::new(e)).into()))
+            .collect()
+    }
+
+    /// Mirrored events naming `address` as node, account (artist, owner,
+    /// treasury, recipient) or owner, in chain order, at most `limit`
+    /// (the newest).
+    pub async fn chain_events_of_address(
+        &self,
+        address: Address,
+        limit: i64,
+    ) -> StoreResult<Vec<MirroredEvent>> {
+        let mut rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT * FROM chain_events WHERE node = $1 OR account = $1 OR owner = $1 \
+             ORDER BY block_number DESC, log_index DESC, entry DESC LIMIT $2",
+        )
+        .bind(Hex(address))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.reverse();
+        rows.into_iter()
+            .map(|r| r.into_event().map_err(|e| sqlx::Error::Decode(Box::new(e)).into()))
+            .collect()
+    }
+
     /// The owner `node` is bound to in the mirrored registry: that of its
     /// last `NodeRegistered`, if any.
     pub async fn node_owner(&self, node: Address) -> StoreResult<Option<Address>> {

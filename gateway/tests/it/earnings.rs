@@ -110,3 +110,79 @@ async fn earnings_statements_and_the_leaderboard_are_public_with_uptime_from_the
     let again: Leaderboard = get(&setup, "/api/v1/leaderboard").await.json().await.unwrap();
     assert_eq!(again, board);
 }
+
+#[tokio::test]
+async fn the_explorer_shows_transactions_addresses_jobs_and_slash_evidence_and_nothing_private() {
+    use alloy::{providers::Provider, rpc::types::Filter, signers::local::PrivateKeySigner};
+    use lumen_protocol::{
+        FrameIndex,
+        explorer::{ExplorerAddress, ExplorerJob, ExplorerLinks, ExplorerTx},
+    };
+
+    let setup = setup(HealthPolicy::default()).await;
+    let links: ExplorerLinks = get(&setup, "/api/v1/explorer").await.json().await.unwrap();
+    assert_eq!(links.tx_url, format!("{}/#/explorer/tx/{{tx}}", setup.gateway.url), "a devnet links here");
+
+    // A real registration on the chain, mirrored as the indexer would.
+    let node = PrivateKeySigner::random();
+    crate::ws::bind_node(&setup, &node).await;
+    let provider = setup.chain.provider(&setup.chain.account(4));
+    let logs = provider
+        .get_logs(&Filter::new().address(setup.chain.deployment.registry).from_block(0))
+        .await
+        .unwrap();
+    let log = logs.last().unwrap();
+    let (tx, block) = (log.transaction_hash.unwrap(), log.block_number.unwrap());
+    let owner = setup.chain.account(4).address();
+    let registered = MirroredEvent {
+        block_number: block,
+        log_index: log.log_index.unwrap(),
+        entry: 0,
+        block_time: 1_700_000_000,
+        block_hash: log.block_hash.unwrap(),
+        tx_hash: tx,
+        event: ChainEvent::NodeRegistered { node: node.address(), owner, stake: Wei::ZERO },
+    };
+    let cursor = lumen_store::Cursor { name: "mirror:x".into(), block_number: block, block_hash: B256::ZERO };
+    setup.store.apply_chain_batch(std::slice::from_ref(&registered), &cursor).await.unwrap();
+
+    let view: ExplorerTx = get(&setup, &format!("/api/v1/explorer/tx/{tx:#x}")).await.json().await.unwrap();
+    assert!(view.success);
+    assert_eq!(
+        (view.block_number, view.from, view.to),
+        (Some(block), owner, Some(setup.chain.deployment.registry))
+    );
+    assert!(view.gas_used > 21_000 && view.effective_gas_price > 0, "{view:?}");
+    assert_eq!(view.events, [registered.clone()]);
+    let missing = get(&setup, &format!("/api/v1/explorer/tx/{:#x}", B256::repeat_byte(9))).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(get(&setup, "/api/v1/explorer/tx/0x12").await.status(), StatusCode::BAD_REQUEST);
+
+    let page: ExplorerAddress =
+        get(&setup, &format!("/api/v1/explorer/address/{owner:#x}")).await.json().await.unwrap();
+    assert_eq!(page.events, [registered]);
+    let page: ExplorerAddress =
+        get(&setup, &format!("/api/v1/explorer/address/{:#x}", node.address())).await.json().await.unwrap();
+    assert_eq!(page.events.len(), 1, "as the node too");
+
+    // A ban's evidence is public and linked from its job; any other blob is not served here.
+    let evidence = setup.store.put_blob(br#"{"renders":[]}"#).await.unwrap();
+    let scene = setup.store.put_blob(b"BLENDER-v404 a private scene").await.unwrap();
+    let ban = lumen_store::NewBan {
+        node: node.address(),
+        owner: Some(owner),
+        reason: "outvoted".into(),
+        job_id: JobId(5),
+        frame_index: FrameIndex(2),
+        evidence_hash: evidence,
+    };
+    assert!(setup.store.ban_node(&ban).await.unwrap());
+    let job: ExplorerJob = get(&setup, "/api/v1/explorer/jobs/5").await.json().await.unwrap();
+    assert_eq!(job.slashes.len(), 1);
+    assert_eq!((job.slashes[0].evidence, job.slashes[0].frame_index), (evidence, 2));
+    let response = get(&setup, &format!("/api/v1/evidence/{evidence}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), br#"{"renders":[]}"#);
+    assert_eq!(get(&setup, &format!("/api/v1/evidence/{scene}")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(get(&setup, "/api/v1/explorer/jobs/77").await.status(), StatusCode::NOT_FOUND);
+}

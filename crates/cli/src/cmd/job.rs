@@ -326,12 +326,14 @@ async fn status(args: StatusArgs) -> eyre::Result<()> {
         output::json(&job);
         return Ok(());
     }
-    print_summary(&job);
+    let links = artist.conn().explorer_links().await;
+    print_summary(&job, links.as_ref());
     Ok(())
 }
 
 /// The human view of a job: frames, payouts per owner, refund, transactions.
-fn print_summary(job: &JobView) {
+fn print_summary(job: &JobView, links: Option<&lumen_protocol::explorer::ExplorerLinks>) {
+    let link = |tx| links.map(|l| format!(" {}", l.tx(tx))).unwrap_or_default();
     output::line(format!(
         "job {}: {}{}",
         job.job_id,
@@ -344,7 +346,7 @@ fn print_summary(job: &JobView) {
             f.frame,
             f.state.as_str(),
             f.node.map_or_else(|| "-".to_owned(), |n| n.to_string()),
-            f.payout_tx.map(|t| format!("paid in {t}")).unwrap_or_default(),
+            f.payout_tx.map(|t| format!("paid in {t}{}", link(t))).unwrap_or_default(),
             f.failure.as_deref().map(|r| format!("failed: {r}")).unwrap_or_default(),
         ));
     }
@@ -394,7 +396,13 @@ fn print_summary(job: &JobView) {
                 tx.tx_hash
             ));
         }
-        output::line(format!("  tx {} {} (block {}){amount}", tx.tx_hash, tx.event, tx.block_number));
+        output::line(format!(
+            "  tx {} {} (block {}){amount}{}",
+            tx.tx_hash,
+            tx.event,
+            tx.block_number,
+            link(tx.tx_hash)
+        ));
     }
 }
 

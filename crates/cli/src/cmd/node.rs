@@ -152,8 +152,13 @@ async fn withdraw(args: WithdrawArgs) -> eyre::Result<()> {
     }
     let receipt = send(escrow.withdraw(token)).await?;
     let unit = if token.is_zero() { "wei".to_owned() } else { format!("of token {token:#x}") };
+    let link = conn
+        .explorer_links()
+        .await
+        .map(|l| format!(" {}", l.tx(receipt.transaction_hash)))
+        .unwrap_or_default();
     output::line(format!(
-        "withdrew {credit} {unit} to owner {} in tx {}",
+        "withdrew {credit} {unit} to owner {} in tx {}{link}",
         owner.address(),
         receipt.transaction_hash
     ));
