@@ -632,7 +632,8 @@ contract RenderEscrowTest is BaseTest {
         emit IRenderEscrow.FramesReleased(jobId, _sets(node2, word, bits), _noSets());
         _release(jobId, _sets(node2, word, bits));
         assertEq(escrow.paidFrames(jobId, word), bits);
-        assertEq(escrow.credits(owner2, address(0)) + escrow.fees(address(0)), amount);
+        assertEq(escrow.credits(owner2, address(0)), amount - fee);
+        assertEq(escrow.fees(address(0)), fee);
         assertEq(_job(jobId).remaining, uint256(frames) * price - amount);
         // Paying any of them again fails.
         uint256 again = bits & (~bits + 1); // lowest set bit
@@ -1126,7 +1127,7 @@ contract RenderEscrowTest is BaseTest {
     uint256 internal constant CREDITS_SLOT = 9;
 
     /// Storage slot of `credits(account, token)`.
-    function _creditSlot(address account, address t) internal view returns (bytes32) {
+    function _creditSlot(address account, address t) internal pure returns (bytes32) {
         return keccak256(abi.encode(t, keccak256(abi.encode(account, uint256(CREDITS_SLOT)))));
     }
 

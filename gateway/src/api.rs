@@ -240,7 +240,7 @@ pub(crate) async fn job_status(
 }
 
 /// 404 for a job nobody registered, 403 for another artist's.
-async fn own_job(state: &AppState, artist: Artist, job_id: JobId) -> ApiResult<()> {
+pub(crate) async fn own_job(state: &AppState, artist: Artist, job_id: JobId) -> ApiResult<()> {
     match state.store.job_artist(job_id).await? {
         None => Err(ApiError::not_found(format!("no job {job_id}"))),
         Some(owner) if owner == artist.address => Ok(()),
@@ -278,7 +278,7 @@ pub(crate) async fn list_jobs(
     Ok(Json(out))
 }
 
-async fn job_view(state: &AppState, job_id: JobId) -> ApiResult<JobView> {
+pub(crate) async fn job_view(state: &AppState, job_id: JobId) -> ApiResult<JobView> {
     let job =
         state.store.job(job_id).await?.ok_or_else(|| ApiError::not_found(format!("no job {job_id}")))?;
     build_view(state, job).await

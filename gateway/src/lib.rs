@@ -34,6 +34,7 @@ pub mod error;
 mod explorer;
 mod inspect;
 pub mod limits;
+mod live;
 pub mod nodes;
 mod session;
 mod ws;
@@ -126,6 +127,8 @@ struct AppState {
     limits: limits::Limits,
     /// The leaderboard last computed (recomputed at most once a minute).
     leaderboard: earnings::LeaderboardCache,
+    /// Open live job views (server-sent events), per artist.
+    live: live::StreamSlots,
     /// Cancelled when the gateway stops: WebSocket sessions close (1001)
     /// and background loops return.
     shutdown: CancellationToken,
@@ -165,6 +168,7 @@ impl AppState {
             nodes: deps.nodes,
             blender,
             leaderboard: earnings::LeaderboardCache::default(),
+            live: live::StreamSlots::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })
@@ -274,6 +278,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/blobs/{hash}", get(api::get_blob))
         .route("/api/v1/jobs", axum::routing::post(api::register_job).get(api::list_jobs))
         .route("/api/v1/jobs/{id}", get(api::job_status))
+        .route("/api/v1/jobs/{id}/events", get(live::job_events))
         .route("/api/v1/jobs/{id}/frames/{frame}", get(api::job_frame))
         .route("/api/v1/jobs/{id}/frames/{frame}/preview", get(api::job_preview))
         .route("/api/v1/tasks/{id}/output", axum::routing::put(api::upload_output))

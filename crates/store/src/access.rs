@@ -154,6 +154,24 @@ impl Store {
             .await?)
     }
 
+    /// A stamp of everything a job's view shows (its state, frames, renders,
+    /// previews and mirrored chain events): it changes whenever the view
+    /// may have, so live views rebuild only then.
+    pub async fn job_stamp(&self, job_id: JobId) -> StoreResult<String> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE((SELECT updated_at FROM jobs WHERE job_id = $1), 0) \
+             || '-' || COALESCE((SELECT MAX(updated_at) FROM frames WHERE job_id = $1), 0) \
+             || '-' || (SELECT COUNT(*) FROM tasks WHERE job_id = $1) \
+             || '-' || COALESCE((SELECT MAX(COALESCE(finished_at, created_at)) FROM tasks WHERE job_id = $1), 0) \
+             || '-' || (SELECT COUNT(*) FROM tasks t JOIN previews p ON p.output_hash = t.output_hash \
+                        WHERE t.job_id = $1) \
+             || '-' || (SELECT COUNT(*) FROM chain_events WHERE job_id = $1)",
+        )
+        .bind(job_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// The artist of job `job_id`, if it is registered.
     pub async fn job_artist(&self, job_id: JobId) -> StoreResult<Option<Address>> {
         let row: Option<(Hex<Address>,)> = sqlx::query_as("SELECT artist FROM jobs WHERE job_id = $1")

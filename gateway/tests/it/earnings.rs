@@ -153,7 +153,7 @@ async fn the_explorer_shows_transactions_addresses_jobs_and_slash_evidence_and_n
         (Some(block), owner, Some(setup.chain.deployment.registry))
     );
     assert!(view.gas_used > 21_000 && view.effective_gas_price > 0, "{view:?}");
-    assert_eq!(view.events, [registered.clone()]);
+    assert_eq!(view.events, std::slice::from_ref(&registered));
     let missing = get(&setup, &format!("/api/v1/explorer/tx/{:#x}", B256::repeat_byte(9))).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_eq!(get(&setup, "/api/v1/explorer/tx/0x12").await.status(), StatusCode::BAD_REQUEST);

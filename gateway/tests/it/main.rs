@@ -6,5 +6,6 @@ mod access;
 mod api;
 mod earnings;
 mod limits;
+mod live;
 mod results;
 mod ws;

@@ -238,9 +238,13 @@ async fn earnings_from_the_mirror_match_the_chain_and_its_rebuild(devnet: &Devne
     // The output links the transaction to the gateway's explorer, whose page decodes it.
     let tx = out.split("in tx ").nth(1).and_then(|t| t.split_whitespace().next()).unwrap().to_owned();
     assert!(out.contains(&format!("{}/#/explorer/tx/{tx}", devnet.file.gateway_url)), "{out}");
-    let page = crate::harness::get_json(&format!("{}/api/v1/explorer/tx/{tx}", devnet.file.gateway_url)).unwrap();
+    let page =
+        crate::harness::get_json(&format!("{}/api/v1/explorer/tx/{tx}", devnet.file.gateway_url)).unwrap();
     assert_eq!(page["success"], true, "{page}");
-    assert!(page["events"].as_array().unwrap().iter().any(|e| e["event"]["event"] == "CreditsWithdrawn"), "{page}");
+    assert!(
+        page["events"].as_array().unwrap().iter().any(|e| e["event"]["event"] == "CreditsWithdrawn"),
+        "{page}"
+    );
 
     // Rebuilt from the chain into an empty database: the same earnings.
     let rebuilt = devnet.dir.path().join("rebuilt");

@@ -1,0 +1,108 @@
+//! The live job view: server-sent events to the job's artist only.
+
+use std::time::Duration;
+
+use alloy::signers::local::PrivateKeySigner;
+use lumen_protocol::{FrameIndex, FrameState, JobId, JobState, TaskRole, api::JobView, node::HealthPolicy};
+use reqwest::{StatusCode, header};
+
+use crate::{
+    access::sign_in,
+    ws::{Setup, setup},
+};
+
+async fn open(setup: &Setup, job: JobId, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{}/api/v1/jobs/{job}/events", setup.gateway.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The next `event: job` of a stream, parsed; `buffer` keeps what was read past it.
+async fn next_view(stream: &mut reqwest::Response, buffer: &mut String) -> JobView {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if block.lines().any(|l| l == "event: job") {
+                let data: String = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: ").or(l.strip_prefix("data:")))
+                    .collect();
+                return serde_json::from_str(&data).unwrap();
+            }
+            continue; // a keep-alive comment
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test]
+async fn a_job_page_gets_its_view_then_every_change_and_no_one_else_gets_it() {
+    let setup = setup(HealthPolicy::default()).await;
+    let (artist, other) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    let (mine, theirs) = (sign_in(&setup, &artist).await, sign_in(&setup, &other).await);
+    let job_id = JobId(1);
+    let blend = setup.store.put_blob(b"scene").await.unwrap();
+    let job = lumen_store::NewJob { artist: artist.address(), ..lumen_testkit::new_job(job_id, blend, 2) };
+    setup.store.insert_job(&job).await.unwrap();
+    setup.store.transition_job(job_id, JobState::AwaitingChain, JobState::Rendering, None).await.unwrap();
+
+    assert_eq!(open(&setup, job_id, &theirs).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(open(&setup, JobId(9), &mine).await.status(), StatusCode::NOT_FOUND);
+    let unauthenticated =
+        reqwest::get(format!("{}/api/v1/jobs/{job_id}/events", setup.gateway.url)).await.unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+
+    let mut stream = open(&setup, job_id, &mine).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(stream.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut buffer = String::new();
+    let first = next_view(&mut stream, &mut buffer).await;
+    assert_eq!(first.state, JobState::Rendering);
+    assert!(first.frames.iter().all(|f| f.state == FrameState::Pending));
+
+    // A frame starts rendering (changed in the database, no bus event: as
+    // when the matchmaker runs in another process): the page hears of it.
+    setup
+        .store
+        .claim_render(
+            job_id,
+            FrameIndex(1),
+            &lumen_testkit::renderer(alloy::primitives::Address::repeat_byte(7)),
+            TaskRole::Primary,
+            lumen_store::now_ms() + 60_000,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let second = next_view(&mut stream, &mut buffer).await;
+    assert_eq!(second.frames[1].state, FrameState::Rendering, "{second:?}");
+    assert_eq!(second.frames[0].state, FrameState::Pending);
+
+    // A few tabs at most per artist: the ninth stream is refused.
+    let mut more = Vec::new();
+    for _ in 1..8 {
+        let s = open(&setup, job_id, &mine).await;
+        assert_eq!(s.status(), StatusCode::OK);
+        more.push(s);
+    }
+    assert_eq!(open(&setup, job_id, &mine).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(more);
+    // Closed streams give their slots back (once the server notices).
+    let started = std::time::Instant::now();
+    loop {
+        let s = open(&setup, job_id, &mine).await;
+        if s.status() == StatusCode::OK {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "slots never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
