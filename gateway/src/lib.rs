@@ -37,6 +37,7 @@ pub mod limits;
 mod live;
 pub mod nodes;
 mod session;
+mod submit;
 mod ws;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -276,6 +277,8 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/auth/logout", axum::routing::post(session::sign_out))
         .route("/api/v1/blends", axum::routing::post(api::upload_blend))
         .route("/api/v1/blobs/{hash}", get(api::get_blob))
+        .route("/api/v1/blends/{hash}", get(submit::own_blend))
+        .route("/api/v1/typed-data/job-spec", get(submit::job_spec_types))
         .route("/api/v1/jobs", axum::routing::post(api::register_job).get(api::list_jobs))
         .route("/api/v1/jobs/{id}", get(api::job_status))
         .route("/api/v1/jobs/{id}/events", get(live::job_events))

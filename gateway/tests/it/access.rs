@@ -208,6 +208,16 @@ async fn private_resources_answer_401_to_strangers_and_403_to_other_wallets() {
     let response = get(&setup, &blob, Some(&mine)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.bytes().await.unwrap(), bytes);
+    // The uploader may ask whether it uploaded a file before (a page then
+    // skips the upload); for anyone else the file does not exist.
+    let summary = format!("/api/v1/blends/{blend}");
+    let again: lumen_protocol::api::UploadedBlend =
+        get(&setup, &summary, Some(&mine)).await.json().await.unwrap();
+    assert_eq!((again.hash, again.size), (blend, bytes.len() as u64));
+    assert_eq!(get(&setup, &summary, Some(&theirs)).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(get(&setup, &summary, None).await.status(), StatusCode::UNAUTHORIZED);
+    let unknown = format!("/api/v1/blends/{}", ContentHash::of(b"never uploaded"));
+    assert_eq!(get(&setup, &unknown, Some(&mine)).await.status(), StatusCode::NOT_FOUND);
 
     // The artist's job, rendering; one frame verified by node A, not paid yet.
     let job_id = JobId(1);

@@ -106,3 +106,48 @@ async fn a_job_page_gets_its_view_then_every_change_and_no_one_else_gets_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn the_job_spec_typed_data_a_wallet_signs_hashes_to_the_spec_hash_the_gateway_checks() {
+    use alloy::primitives::{Address, B256, U256};
+    use lumen_protocol::eip712::{JobSpec, spec_hash};
+
+    let setup = setup(HealthPolicy::default()).await;
+    let typed: serde_json::Value = reqwest::get(format!("{}/api/v1/typed-data/job-spec", setup.gateway.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spec = JobSpec {
+        blendHash: B256::repeat_byte(3),
+        frameStart: -2,
+        frameEnd: 40,
+        frameStep: 2,
+        width: 1920,
+        height: 1080,
+        engine: "CYCLES".into(),
+        token: Address::repeat_byte(9),
+        pricePerFrame: 1_000_000_000_000_000,
+        salt: U256::from(77),
+    };
+    // What a page sends to eth_signTypedData_v4: the gateway's domain and
+    // types, and the spec as the message (numbers as decimal strings).
+    let mut request = typed.clone();
+    request["message"] = serde_json::json!({
+        "blendHash": spec.blendHash,
+        "frameStart": spec.frameStart,
+        "frameEnd": spec.frameEnd,
+        "frameStep": spec.frameStep,
+        "width": spec.width,
+        "height": spec.height,
+        "engine": spec.engine,
+        "token": spec.token,
+        "pricePerFrame": spec.pricePerFrame.to_string(),
+        "salt": spec.salt.to_string(),
+    });
+    let data: alloy_dyn_abi::TypedData = serde_json::from_value(request).unwrap();
+    let d = &setup.chain.deployment;
+    assert_eq!(data.eip712_signing_hash().unwrap(), spec_hash(&spec, d.chain_id, d.escrow));
+    assert_eq!(typed["domain"]["chainId"], d.chain_id);
+}
