@@ -99,7 +99,12 @@ export const homePage: Page = () => {
       );
     },
     async refresh() {
-      const [stats, nodes, jobs] = await Promise.all([api.stats(), api.nodes(), api.myJobs()]);
+      // Signed out, the jobs are not asked for (the answer would be 401).
+      const [stats, nodes, jobs] = await Promise.all([
+        api.stats(),
+        api.nodes(),
+        state.session ? api.myJobs() : Promise.resolve(null),
+      ]);
       update({ healthyNodes: nodes.filter((n) => n.state === "HEALTHY").length });
       if (jobs === null && state.session !== null) update({ session: null });
       renderIfChanged(statsEl, stats, (s) => replace(statsEl, statsList(s)));
