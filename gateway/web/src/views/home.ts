@@ -100,13 +100,15 @@ export const homePage: Page = () => {
     },
     async refresh() {
       // Signed out, the jobs are not asked for (the answer would be 401).
+      const asked = state.session;
       const [stats, nodes, jobs] = await Promise.all([
         api.stats(),
         api.nodes(),
-        state.session ? api.myJobs() : Promise.resolve(null),
+        asked ? api.myJobs() : Promise.resolve(null),
       ]);
       update({ healthyNodes: nodes.filter((n) => n.state === "HEALTHY").length });
-      if (jobs === null && state.session !== null) update({ session: null });
+      // Asked and refused: the session ended (expired, or signed out elsewhere).
+      if (asked && jobs === null && state.session === asked) update({ session: null });
       renderIfChanged(statsEl, stats, (s) => replace(statsEl, statsList(s)));
       renderIfChanged(jobsEl, jobs, (j) => renderJobs(jobsEl, j));
       renderIfChanged(nodesEl, nodes, (n) =>
