@@ -99,7 +99,7 @@ mod tests {
         to_bytes(response.into_body(), usize::MAX).await.expect("an embedded body").to_vec()
     }
 
-    fn header<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header_of<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
         response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 
@@ -111,14 +111,14 @@ mod tests {
             (app_css(HeaderMap::new()).await, "text/css; charset=utf-8", APP_CSS.body),
         ] {
             assert_eq!(response.status(), StatusCode::OK);
-            assert_eq!(header(&response, header::CONTENT_TYPE), content_type);
-            assert_eq!(header(&response, header::CACHE_CONTROL), "no-cache");
-            assert_eq!(header(&response, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
-            let csp = header(&response, header::CONTENT_SECURITY_POLICY);
+            assert_eq!(header_of(&response, header::CONTENT_TYPE), content_type);
+            assert_eq!(header_of(&response, header::CACHE_CONTROL), "no-cache");
+            assert_eq!(header_of(&response, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+            let csp = header_of(&response, header::CONTENT_SECURITY_POLICY);
             assert!(csp.starts_with("default-src 'self';"), "{csp}");
             assert!(csp.contains("connect-src 'self';") && csp.contains("script-src 'self';"), "{csp}");
             assert!(!csp.contains("unsafe"), "{csp}");
-            assert!(header(&response, header::ETAG).starts_with('"'));
+            assert!(header_of(&response, header::ETAG).starts_with('"'));
             let served = body(response).await;
             assert!(!served.is_empty());
             assert_eq!(served, embedded);
