@@ -9,7 +9,7 @@ import type { WalletOption } from "../wallets";
 
 const NO_WALLET =
   "No browser wallet found: install a wallet that supports EIP-1193 (for example a browser extension) " +
-  "and reload this page. From a terminal, `lumen login` signs in without one.";
+  "and reload this page. From a terminal, “lumen login” signs in without one.";
 
 function button(label: string, onClick: () => void, attrs: Record<string, string> = {}): HTMLButtonElement {
   return h("button", { type: "button", disabled: state.busy !== null, onclick: onClick, ...attrs }, label);
