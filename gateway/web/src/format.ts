@@ -1,12 +1,18 @@
 // Small formatting helpers shared by the views.
 
-import { formatUnits } from "viem";
+import { formatUnits, getAddress } from "viem";
 import type { Hex } from "./types";
 
-/** `0x1234…abcd`: enough to tell addresses and hashes apart at a glance. */
+/** An address in its EIP-55 checksummed form (the gateway's JSON is lower case); other hex unchanged. */
+export function checksummed(hex: string): string {
+  return /^0x[0-9a-fA-F]{40}$/.test(hex) ? getAddress(hex) : hex;
+}
+
+/** `0x1234…abcd`: enough to tell addresses and hashes apart at a glance (addresses checksummed). */
 export function short(hex: string | null | undefined): string {
   if (!hex) return "";
-  return hex.length > 12 ? `${hex.slice(0, 6)}…${hex.slice(-4)}` : hex;
+  const text = checksummed(hex);
+  return text.length > 12 ? `${text.slice(0, 6)}…${text.slice(-4)}` : text;
 }
 
 /** A chain's name for the chains people are likely to meet, else its id. */

@@ -103,6 +103,8 @@ test("hash routes match literal segments and parameters", () => {
 
 test("formatting: short hex, chain names, ether amounts", () => {
   assert.equal(m.short("0x70997970C51812dc3A010C7d01b50e0d17dc79C8"), "0x7099…79C8");
+  assert.equal(m.short("0x70997970c51812dc3a010c7d01b50e0d17dc79c8"), "0x7099…79C8", "addresses checksummed");
+  assert.equal(m.short("0x" + "ab".repeat(32)), "0xabab…abab", "hashes as they are");
   assert.equal(m.short(null), "");
   assert.equal(m.chainName(31337), "the local devnet (chain 31337)");
   assert.equal(m.chainName(1), "Ethereum (chain 1)");

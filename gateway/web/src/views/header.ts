@@ -3,7 +3,7 @@
 
 import { connect, signIn, signOut, switchNetwork } from "../actions";
 import { byId, h, replace } from "../dom";
-import { chainName, sameAddress, short } from "../format";
+import { chainName, checksummed, sameAddress, short } from "../format";
 import { onRightChain, state, subscribe, update, type AppState } from "../state";
 import type { WalletOption } from "../wallets";
 
@@ -74,7 +74,7 @@ function renderWallet(s: AppState): void {
   const parts: (HTMLElement | null)[] = [];
   if (s.session && !signedInHere) {
     parts.push(
-      h("span", { class: "session", title: s.session.address }, "Signed in as ", h("code", null, short(s.session.address))),
+      h("span", { class: "session", title: checksummed(s.session.address) }, "Signed in as ", h("code", null, short(s.session.address))),
     );
   }
   if (!s.wallet || !s.account) {

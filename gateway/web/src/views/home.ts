@@ -3,7 +3,7 @@
 
 import { api } from "../api";
 import { h, replace, table } from "../dom";
-import { short } from "../format";
+import { checksummed, short } from "../format";
 import { href } from "../router";
 import { state, update } from "../state";
 import type { JobView, NetworkStats, NodeView } from "../types";
@@ -42,8 +42,8 @@ function nodeRow(node: NodeView): HTMLTableRowElement {
   return h(
     "tr",
     null,
-    h("td", { title: node.address }, h("code", null, short(node.address))),
-    h("td", { title: node.owner }, h("code", null, short(node.owner))),
+    h("td", { title: checksummed(node.address) }, h("code", null, short(node.address))),
+    h("td", { title: checksummed(node.owner) }, h("code", null, short(node.owner))),
     h("td", null, h("span", { class: `state node-${node.state.toLowerCase()}` }, node.state)),
     h("td", null, node.connected ? "yes" : "no"),
     h("td", null, node.capabilities.blender_version),

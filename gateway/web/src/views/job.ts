@@ -5,7 +5,7 @@
 import { api } from "../api";
 import { h, replace, table } from "../dom";
 import { ApiError, describeError } from "../errors";
-import { ether, short } from "../format";
+import { checksummed, ether, short } from "../format";
 import { href } from "../router";
 import type { FrameView, JobView, TxView } from "../types";
 import { renderIfChanged, type Page } from "./view";
@@ -29,7 +29,7 @@ function frameCard(job: JobView, f: FrameView): HTMLElement {
         })
       : h("div", { class: "frame-empty", "aria-hidden": "true" }),
     h("div", null, `Frame ${f.frame} · `, h("span", { class: `state state-${f.state}` }, f.state)),
-    f.node ? h("div", { title: f.node }, "Node ", h("code", null, short(f.node))) : null,
+    f.node ? h("div", { title: checksummed(f.node) }, "Node ", h("code", null, short(f.node))) : null,
     f.payout_tx ? h("div", { title: f.payout_tx }, "Paid in ", h("code", null, short(f.payout_tx))) : null,
     f.failure ? h("div", { class: "state-failed" }, f.failure) : null,
   );
