@@ -99,7 +99,7 @@ mod tests {
         to_bytes(response.into_body(), usize::MAX).await.expect("an embedded body").to_vec()
     }
 
-    fn header_of<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header_of(response: &Response, name: header::HeaderName) -> &str {
         response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 
