@@ -13,9 +13,14 @@
 #   blender              Debian package, for the nodes and the end-to-end tests
 #   bubblewrap           Debian package: the sandbox every Blender run goes
 #                        through (checked to work here: it needs user namespaces)
+#   gateway/web/node_modules  the dashboard's pinned toolchain from its
+#                        package-lock.json (TypeScript, esbuild, viem,
+#                        playwright-core)
+#   chromium             Debian package: the browser the dashboard's tests
+#                        drive headless (Playwright's own download cannot work here)
 #
 # Set LUMEN_SKIP_BLENDER=1 to skip the Blender and bubblewrap install
-# (contract-only work).
+# (contract-only work), LUMEN_SKIP_BROWSER=1 to skip Chromium.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +62,35 @@ cat >"$tools/bin/solc" <<SOLC
 exec node "$root/scripts/solc.cjs" "\$@"
 SOLC
 chmod +x "$tools/bin/solc"
+
+# --- dashboard toolchain ----------------------------------------------------
+web="$root/gateway/web"
+web_hash="$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)"
+web_stamp="$tools/.stamp-web-npm"
+if [[ -f "$web_stamp" && "$(cat "$web_stamp")" == "$web_hash" && -d "$web/node_modules" ]]; then
+  log "dashboard npm toolchain up to date"
+else
+  log "installing the dashboard's pinned npm toolchain into gateway/web/node_modules"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s' "$web_hash" >"$web_stamp"
+fi
+
+# --- Chromium (the dashboard's browser tests) -------------------------------
+if [[ "${LUMEN_SKIP_BROWSER:-0}" == "1" ]]; then
+  log "skipping Chromium (LUMEN_SKIP_BROWSER=1)"
+elif command -v chromium >/dev/null 2>&1; then
+  log "chromium present: $(chromium --version 2>/dev/null | head -n1)"
+else
+  if [[ "$(id -u)" != "0" ]]; then
+    log "chromium is missing and we are not root: install the Debian package 'chromium'"
+    exit 1
+  fi
+  log "installing Debian package chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  log "chromium installed: $(chromium --version 2>/dev/null | head -n1)"
+fi
 
 # --- Blender ----------------------------------------------------------------
 if [[ "${LUMEN_SKIP_BLENDER:-0}" == "1" ]]; then

@@ -11,6 +11,15 @@ step "setup"
 scripts/setup.sh
 export PATH="$root/tools/bin:$PATH"
 
+# The gateway embeds the committed bundle: it must be what the sources build.
+step "dashboard: npm ci, typecheck, unit tests, build, committed bundle current"
+(cd gateway/web && npm ci --no-audit --no-fund --loglevel=error && npm run typecheck && npm run test:unit && npm run build)
+if ! git diff --exit-code --stat -- gateway/assets/dist \
+    || [[ -n "$(git ls-files --others --exclude-standard -- gateway/assets/dist)" ]]; then
+  echo "gateway/assets/dist is stale: run (cd gateway/web && npm run build) and commit it" >&2
+  exit 1
+fi
+
 step "contracts: forge fmt --check"
 forge fmt --check
 
@@ -35,6 +44,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests start every service binary, not only their own crate's.
 step "rust: build the binaries"
 cargo build --workspace --bins --locked
+
+step "dashboard: browser tests (headless Chromium, a devnet, an injected test wallet)"
+(cd gateway/web && npm run test:browser)
 
 step "rust: doctests"
 cargo test --workspace --doc --locked

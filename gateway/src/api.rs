@@ -7,7 +7,7 @@ use axum::{
     body::Body,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, header},
-    response::{Html, Response},
+    response::Response,
 };
 use lumen_chain::sign::{recover, spec_hash};
 use lumen_protocol::{
@@ -43,10 +43,6 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<Deployment> {
 /// prices, most frames), so an artist can check before locking money.
 pub(crate) async fn market(State(state): State<AppState>) -> Json<lumen_protocol::api::Market> {
     Json(state.config.market.clone())
-}
-
-pub(crate) async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("../assets/index.html"))
 }
 
 fn parse_hash(hash: &str) -> ApiResult<ContentHash> {

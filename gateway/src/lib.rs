@@ -26,6 +26,8 @@
 //!   `GET /api/v1/info` (public) — aggregates, nodes, what jobs are
 //!   accepted, the deployment.
 //! - `GET /ws/node` — the node WebSocket ([`lumen_protocol::ws`]).
+//! - `GET /`, `GET /assets/app.js`, `GET /assets/app.css` (public) — the
+//!   dashboard, embedded at compile time ([`web`]).
 
 mod api;
 mod body;
@@ -38,6 +40,7 @@ mod live;
 pub mod nodes;
 mod session;
 mod submit;
+mod web;
 mod ws;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -266,7 +269,9 @@ pub fn router(config: GatewayConfig, deps: GatewayDeps) -> GatewayResult<Router>
 /// axum's body limit; every request counts against its connection's rate.
 fn routes(state: AppState) -> Router {
     Router::new()
-        .route("/", get(api::dashboard))
+        .route("/", get(web::index))
+        .route("/assets/app.js", get(web::app_js))
+        .route("/assets/app.css", get(web::app_css))
         .route("/healthz", get(api::healthz))
         .route("/api/v1/info", get(api::info))
         .route("/api/v1/market", get(api::market))

@@ -598,3 +598,19 @@ pub struct NetworkStats {
     /// Nodes connected now.
     pub nodes_connected: u64,
 }
+
+#[cfg(test)]
+mod siwe_tests {
+    use super::*;
+
+    /// The dashboard builds the same message in TypeScript
+    /// (`gateway/web/src/siwe.ts`) and is tested against the same fixture.
+    #[test]
+    fn the_siwe_message_matches_the_shared_fixture() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../fixtures/siwe-message.json")).unwrap();
+        let challenge: SiweChallenge = serde_json::from_value(fixture["challenge"].clone()).unwrap();
+        let address: Address = fixture["address"].as_str().unwrap().parse().unwrap();
+        assert_eq!(challenge.message(address), fixture["message"].as_str().unwrap());
+    }
+}

@@ -1,0 +1,65 @@
+// The gateway's HTTP API, same origin. Artist calls ride on the
+// `lumen_session` cookie (HttpOnly: this code never sees the token), and
+// the browser adds the `Origin` header the gateway checks on POSTs.
+
+import { ApiError } from "./errors";
+import type {
+  ApiErrorBody,
+  Info,
+  JobView,
+  NetworkStats,
+  NodeView,
+  SessionView,
+  SignIn,
+  SiweChallenge,
+} from "./types";
+
+async function failure(path: string, response: Response): Promise<ApiError> {
+  let body: Partial<ApiErrorBody> = {};
+  try {
+    body = (await response.json()) as Partial<ApiErrorBody>;
+  } catch {
+    // Not JSON (a proxy's error page): the status says enough.
+  }
+  return new ApiError(path, response.status, body.code ?? "http_" + response.status, body.error ?? response.statusText);
+}
+
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  const response = await fetch(path, { credentials: "same-origin", ...init });
+  if (!response.ok) throw await failure(path, response);
+  if (response.status === 204) return undefined as T;
+  return (await response.json()) as T;
+}
+
+/** Like `call`, but `null` when the caller is not signed in (401). */
+async function callSignedIn<T>(path: string): Promise<T | null> {
+  try {
+    return await call<T>(path);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return null;
+    throw err;
+  }
+}
+
+function post<T>(path: string, body?: unknown): Promise<T> {
+  return call<T>(path, {
+    method: "POST",
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? null : JSON.stringify(body),
+  });
+}
+
+export const api = {
+  info: () => call<Info>("/api/v1/info"),
+  stats: () => call<NetworkStats>("/api/v1/stats"),
+  nodes: () => call<NodeView[]>("/api/v1/nodes"),
+  /** The signed-in artist's jobs; `null` when nobody is signed in. */
+  myJobs: () => callSignedIn<JobView[]>("/api/v1/jobs"),
+  /** One of the signed-in artist's jobs; `null` when nobody is signed in. */
+  job: (id: number) => callSignedIn<JobView>(`/api/v1/jobs/${id}`),
+  nonce: () => call<SiweChallenge>("/api/v1/auth/nonce"),
+  signIn: (body: SignIn) => post<SessionView>("/api/v1/auth/siwe", body),
+  /** The current session; `null` when nobody is signed in. */
+  session: () => callSignedIn<SessionView>("/api/v1/auth/session"),
+  logout: () => post<void>("/api/v1/auth/logout"),
+};

@@ -1,0 +1,113 @@
+// The dashboard's entry point: the page table, the wallet discovery, the
+// header, and the refresh loop.
+
+import { connect, loadSession, wasConnected } from "./actions";
+import { api } from "./api";
+import { byId, h, replace } from "./dom";
+import { describeError } from "./errors";
+import { hashPath, href, matchRoute, type Route } from "./router";
+import { state, subscribe, update } from "./state";
+import { mountHeader } from "./views/header";
+import { homePage } from "./views/home";
+import { jobPage } from "./views/job";
+import type { Page, View } from "./views/view";
+import { discoverWallets } from "./wallets";
+
+/** Every page. Planned: `/upload`, `/operator`, `/leaderboard`, `/explorer/tx/:hash`. */
+const routes: Route<Page>[] = [
+  { path: "/", view: homePage },
+  { path: "/jobs/:id", view: jobPage },
+];
+
+/** How often a visible page reloads its data. */
+const REFRESH_MS = 5000;
+
+let current: View | null = null;
+let refreshing: Promise<void> | null = null;
+let again = false;
+
+const notFound: Page = () => ({
+  title: "Not found",
+  mount(main) {
+    replace(
+      main,
+      h("h1", { tabindex: -1 }, "Page not found"),
+      h("p", null, "There is no page at this address. ", h("a", { href: href("/") }, "Go to the network overview"), "."),
+    );
+  },
+  async refresh() {},
+});
+
+/** Reloads the current page's data; a call during a reload runs once more after it. */
+async function refresh(): Promise<void> {
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      again = false;
+      try {
+        await current?.refresh();
+        if (!state.gatewayUp) update({ gatewayUp: true });
+      } catch (err) {
+        // fetch rejects with a TypeError when nothing answers.
+        if (err instanceof TypeError) update({ gatewayUp: false });
+        else update({ notice: { kind: "error", text: describeError(err) } });
+      }
+    } while (again);
+    refreshing = null;
+  })();
+  return refreshing;
+}
+
+function navigate(focus: boolean): void {
+  const path = hashPath(location.hash);
+  const match = matchRoute(routes, path);
+  const view = (match?.route.view ?? notFound)(match?.params ?? {});
+  const main = byId("main");
+  current = view;
+  view.mount(main);
+  document.title = `${view.title} · Lumen`;
+  // A new page is announced by moving focus to its heading.
+  if (focus) main.querySelector<HTMLElement>("h1")?.focus();
+  void refresh();
+}
+
+async function boot(): Promise<void> {
+  mountHeader();
+  let reconnecting = false;
+  discoverWallets((wallets) => {
+    update({ wallets });
+    // A return visit: reconnect the wallet used last time, without a prompt.
+    const previous = wallets.find(wasConnected);
+    if (previous && !reconnecting && !state.wallet) {
+      reconnecting = true;
+      void connect(previous, true);
+    }
+  });
+  window.addEventListener("hashchange", () => {
+    // `#main` (the skip link) and other plain anchors are not pages.
+    if (location.hash === "" || location.hash.startsWith("#/")) navigate(true);
+  });
+  byId("skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    byId("main").focus();
+  });
+  // The session decides what the pages show: reload them when it changes.
+  subscribe((s, previous) => {
+    if (s.session?.address !== previous.session?.address) void refresh();
+  });
+  navigate(false);
+  try {
+    const [info] = await Promise.all([api.info(), loadSession()]);
+    update({ info });
+  } catch (err) {
+    update({ gatewayUp: !(err instanceof TypeError), notice: { kind: "error", text: describeError(err) } });
+  }
+  setInterval(() => {
+    if (document.visibilityState === "visible") void refresh();
+  }, REFRESH_MS);
+}
+
+void boot();

@@ -1,0 +1,150 @@
+// The gateway's JSON, as `crates/protocol` serializes it. Field names and
+// state names are the wire names; a state is compared only through these
+// unions, so a rename on the Rust side fails the type check here.
+
+/** `0x`-prefixed hex (addresses, hashes, signatures). */
+export type Hex = `0x${string}`;
+
+/** Wei amounts travel as decimal strings (they exceed 2^53). */
+export type Wei = string;
+
+/** `GET /api/v1/info`: the deployment (`lumen_protocol::Deployment`). */
+export interface Info {
+  chain_id: number;
+  escrow: Hex;
+  registry: Hex;
+  deploy_block: number;
+  settler: Hex;
+  treasury: Hex;
+  rpc_url?: string;
+  explorer_url?: string;
+}
+
+/** `GET /api/v1/auth/nonce` (`SiweChallenge`). */
+export interface SiweChallenge {
+  domain: string;
+  uri: string;
+  chain_id: number;
+  nonce: string;
+  statement: string;
+  issued_at: string;
+  expiration_time: string;
+}
+
+/** Body of `POST /api/v1/auth/siwe` (`SignIn`). */
+export interface SignIn {
+  message: string;
+  signature: Hex;
+}
+
+/** `SessionView`: the answer to a sign-in and to `GET /api/v1/auth/session`. */
+export interface SessionView {
+  address: Hex;
+  expires_at_ms: number;
+  token?: string;
+}
+
+/** `GET /api/v1/stats` (`NetworkStats`). */
+export interface NetworkStats {
+  jobs: Record<string, number>;
+  artists: number;
+  frames_verified: number;
+  frames_paid: number;
+  nodes_connected: number;
+}
+
+export type NodeState = "REGISTERED" | "HEALTHY" | "UNHEALTHY" | "OFFLINE";
+
+export interface Capabilities {
+  job_types: string[];
+  blender_version: string;
+  gpu: boolean;
+  memory_mb: number;
+  slots: number;
+  opengl?: string;
+}
+
+export interface TrustView {
+  accepted: number;
+  agreed_samples: number;
+  rejected: number;
+  outvoted: number;
+  failed: number;
+  lost: number;
+  reputation: number;
+  banned: boolean;
+}
+
+/** An entry of `GET /api/v1/nodes` (`NodeView`). */
+export interface NodeView {
+  address: Hex;
+  owner: Hex;
+  state: NodeState;
+  connected: boolean;
+  capabilities: Capabilities;
+  consecutive_failures: number;
+  last_heartbeat_secs: number | null;
+  running: number;
+  stake: Wei;
+  trust?: TrustView;
+}
+
+export type JobState = "awaiting_chain" | "rendering" | "settling" | "completed" | "failed" | "rejected";
+export type FrameState = "pending" | "rendering" | "verifying" | "verified" | "failed";
+
+export interface PayoutView {
+  node: Hex;
+  owner: Hex;
+  amount: Wei;
+  fee: Wei;
+  tx: Hex;
+}
+
+export interface FrameView {
+  frame: number;
+  index: number;
+  state: FrameState;
+  node: Hex | null;
+  output_hash: Hex | null;
+  verdict: string | null;
+  failure: string | null;
+  attempts: number;
+  payout_tx: Hex | null;
+  payout_owner: Hex | null;
+  payout_amount: Wei | null;
+  payout_fee: Wei | null;
+  verification_payout?: PayoutView;
+  preview: boolean;
+}
+
+export interface TxView {
+  event: string;
+  tx_hash: Hex;
+  block_number: number;
+  amount: Wei | null;
+}
+
+/** `GET /api/v1/jobs/{id}` and the entries of `GET /api/v1/jobs` (`JobView`). */
+export interface JobView {
+  job_id: number;
+  state: JobState;
+  failure: string | null;
+  artist: Hex;
+  frame_count: number;
+  price_per_frame: Wei;
+  token: Hex;
+  spec_hash: Hex;
+  blend_hash: Hex;
+  width: number;
+  height: number;
+  frames: FrameView[];
+  transactions: TxView[];
+  settlement_parked?: string;
+}
+
+/** Every error answer of the API (`ApiErrorBody`). */
+export interface ApiErrorBody {
+  code: string;
+  error: string;
+  details?: unknown;
+}
