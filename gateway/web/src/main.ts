@@ -66,6 +66,7 @@ function navigate(focus: boolean): void {
   const match = matchRoute(routes, path);
   const view = (match?.route.view ?? notFound)(match?.params ?? {});
   const main = byId("main");
+  current?.unmount?.();
   current = view;
   view.mount(main);
   document.title = `${view.title} · Lumen`;
@@ -106,7 +107,7 @@ async function boot(): Promise<void> {
     update({ gatewayUp: !(err instanceof TypeError), notice: { kind: "error", text: describeError(err) } });
   }
   setInterval(() => {
-    if (document.visibilityState === "visible") void refresh();
+    if (document.visibilityState === "visible" && !current?.live) void refresh();
   }, REFRESH_MS);
 }
 

@@ -211,6 +211,8 @@ describe("dashboard in Chromium", () => {
       assert.equal(new URL(page.url()).hash, `#/jobs/${jobId}`);
       await page.getByRole("heading", { name: "Frames" }).waitFor();
       assert.equal(await page.locator("li.frame").count(), 2);
+      // The page follows the job over server-sent events, not by polling.
+      await page.locator('[data-live="open"]').waitFor();
       await shot(page, "job");
       await page.getByRole("link", { name: "← All jobs" }).click();
       await page.getByRole("heading", { name: "Nodes" }).waitFor();

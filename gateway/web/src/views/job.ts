@@ -1,6 +1,9 @@
 // `#/jobs/<id>`: one of the signed-in artist's jobs, frame by frame, and
-// its settlement on-chain. (The live job page — server-sent updates,
-// downloads, cancel and refund from the wallet — is planned.)
+// its settlement on-chain, live: the gateway pushes the job's view over
+// server-sent events (`GET /api/v1/jobs/<id>/events`) whenever it changes,
+// and the browser's EventSource reconnects by itself (after a gateway
+// restart, say), getting the whole view again. (Downloads, cancel and
+// refund from the wallet are planned.)
 
 import { api } from "../api";
 import { h, replace, table } from "../dom";
@@ -69,8 +72,29 @@ function renderJob(el: HTMLElement, job: JobView): void {
 export const jobPage: Page = (params) => {
   const id = Number(params.id);
   let body: HTMLElement;
+  let stream: EventSource | null = null;
+  const close = () => {
+    stream?.close();
+    stream = null;
+  };
+  /** Follows the job's pushed views, once the artist may see it. */
+  const follow = () => {
+    if (stream) return;
+    stream = new EventSource(`/api/v1/jobs/${id}/events`);
+    stream.addEventListener("job", (event) => {
+      const job = JSON.parse((event as MessageEvent<string>).data) as JobView;
+      renderIfChanged(body, job, (j) => renderJob(body, j));
+      body.dataset.live = "open";
+    });
+    stream.addEventListener("error", () => {
+      // EventSource retries by itself; the page says it is catching up.
+      if (body) body.dataset.live = "reconnecting";
+    });
+  };
   return {
     title: `Job ${id}`,
+    live: true,
+    unmount: close,
     mount(main) {
       body = h("div", null, h("p", { class: "hint" }, "Loading…"));
       replace(
@@ -90,6 +114,7 @@ export const jobPage: Page = (params) => {
         job = await api.job(id);
       } catch (err) {
         if (err instanceof ApiError && (err.status === 403 || err.status === 404)) {
+          close();
           renderIfChanged(body, err.status, () =>
             replace(body, h("p", { class: "hint" }, "No job of yours has this number.")),
           );
@@ -99,12 +124,14 @@ export const jobPage: Page = (params) => {
         return;
       }
       if (job === null) {
+        close();
         renderIfChanged(body, null, () =>
           replace(body, h("p", { class: "hint" }, "Jobs are private to their artist: connect your wallet and sign in to see this one.")),
         );
         return;
       }
       renderIfChanged(body, job, (j) => renderJob(body, j));
+      follow();
     },
   };
 };

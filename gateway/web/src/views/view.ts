@@ -1,6 +1,6 @@
 // What a page is: it builds itself into <main>, and reloads its data when
-// asked (on navigation, when the session changes, and every few seconds
-// while the page is visible).
+// asked (on navigation, when the session changes, and — unless it is live,
+// pushed by the gateway — every few seconds while the page is visible).
 
 import type { Params } from "../router";
 
@@ -11,6 +11,10 @@ export interface View {
   mount(main: HTMLElement): void;
   /** Fetches the data and fills the page in. */
   refresh(): Promise<void>;
+  /** Set when the gateway pushes the page's changes: no periodic reload. */
+  live?: boolean;
+  /** Called when the reader leaves the page (closes its live stream). */
+  unmount?(): void;
 }
 
 /** A page of the router's table: makes a view for the path's parameters. */
