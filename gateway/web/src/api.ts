@@ -5,7 +5,10 @@
 import { ApiError } from "./errors";
 import type {
   ApiErrorBody,
+  ExplorerLinks,
+  ExplorerTx,
   Info,
+  Leaderboard,
   JobView,
   NetworkStats,
   NodeView,
@@ -62,4 +65,7 @@ export const api = {
   /** The current session; `null` when nobody is signed in. */
   session: () => callSignedIn<SessionView>("/api/v1/auth/session"),
   logout: () => post<void>("/api/v1/auth/logout"),
+  explorerLinks: () => call<ExplorerLinks>("/api/v1/explorer"),
+  leaderboard: () => call<Leaderboard>("/api/v1/leaderboard"),
+  explorerTx: (hash: string) => call<ExplorerTx>(`/api/v1/explorer/tx/${encodeURIComponent(hash)}`),
 };

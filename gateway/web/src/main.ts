@@ -9,14 +9,18 @@ import { hashPath, href, matchRoute, type Route } from "./router";
 import { state, subscribe, update } from "./state";
 import { mountHeader } from "./views/header";
 import { homePage } from "./views/home";
+import { explorerTxPage } from "./views/explorer";
 import { jobPage } from "./views/job";
+import { leaderboardPage } from "./views/leaderboard";
 import type { Page, View } from "./views/view";
 import { discoverWallets } from "./wallets";
 
-/** Every page. Planned: `/upload`, `/operator`, `/leaderboard`, `/explorer/tx/:hash`. */
+/** Every page. Planned: `/upload`, `/operator`, `/explorer/address/:address`, `/explorer/jobs/:id`. */
 const routes: Route<Page>[] = [
   { path: "/", view: homePage },
   { path: "/jobs/:id", view: jobPage },
+  { path: "/leaderboard", view: leaderboardPage },
+  { path: "/explorer/tx/:hash", view: explorerTxPage },
 ];
 
 /** How often a visible page reloads its data. */

@@ -148,3 +148,57 @@ export interface ApiErrorBody {
   error: string;
   details?: unknown;
 }
+
+/** An amount of one token (`address(0)`: the native coin), `TokenAmount`. */
+export interface TokenAmount {
+  token: Hex;
+  amount: Wei;
+}
+
+/** One row of `GET /api/v1/leaderboard`. */
+export interface LeaderboardEntry {
+  rank: number;
+  badge: "gold" | "silver" | "bronze" | null;
+  node: Hex;
+  owner: Hex;
+  jobs_completed: number;
+  credits: number;
+  earned: TokenAmount[];
+  uptime_percent: number;
+}
+
+/** `GET /api/v1/leaderboard`. */
+export interface Leaderboard {
+  computed_at: number;
+  uptime_window_days: number;
+  entries: LeaderboardEntry[];
+}
+
+/** A mirrored chain event (`MirroredEvent`): its `event` is tagged by name. */
+export interface MirroredEvent {
+  block_number: number;
+  log_index: number;
+  entry: number;
+  block_time: number;
+  tx_hash: Hex;
+  event: { event: string } & Record<string, unknown>;
+}
+
+/** `GET /api/v1/explorer`: where transaction and address links point. */
+export interface ExplorerLinks {
+  tx_url: string;
+  address_url: string;
+}
+
+/** `GET /api/v1/explorer/tx/{hash}`. */
+export interface ExplorerTx {
+  hash: Hex;
+  block_number: number | null;
+  block_time: number | null;
+  success: boolean;
+  from: Hex;
+  to: Hex | null;
+  gas_used: number;
+  effective_gas_price: number;
+  events: MirroredEvent[];
+}

@@ -60,7 +60,9 @@ function submitJob() {
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   [devnet, browser] = await Promise.all([
-    startDevnet({ nodes: 1 }),
+    // Two nodes of two owners: fresh nodes verify each other, so the job
+    // is verified, paid and shows up on the leaderboard.
+    startDevnet({ nodes: 2 }),
     chromium.launch({ executablePath: CHROMIUM, headless: true }),
   ]);
   if (blenderAvailable()) jobId = submitJob();
@@ -147,7 +149,7 @@ describe("dashboard in Chromium", () => {
     const node = devnet.file.nodes[0].address;
     await waitForText(page.locator("main"), short(node));
     await waitForText(page.locator("#network"), `chain ${devnet.file.chain_id}`);
-    await waitForText(page.locator("#network"), "1 healthy node");
+    await waitForText(page.locator("#network"), "2 healthy nodes");
     assert.ok(requested.length > 0);
     for (const url of requested) {
       assert.ok(url.startsWith(`${devnet.file.gateway_url}/`) || url.startsWith("data:"), `loaded ${url}`);
@@ -214,6 +216,28 @@ describe("dashboard in Chromium", () => {
       // The page follows the job over server-sent events, not by polling.
       await page.locator('[data-live="open"]').waitFor();
       await shot(page, "job");
+      // A payout link leads to the explorer's page of the settlement, with
+      // its decoded release event.
+      const paid = page.locator("li.frame a").first();
+      // Pushed to the open page once the job is settled on-chain.
+      await paid.waitFor({ timeout: 180_000 });
+      await paid.click();
+      await page.getByRole("heading", { name: "Transaction", level: 1 }).waitFor();
+      await waitForText(page.locator("main"), "succeeded");
+      await waitForText(page.locator("main"), "FramesReleased");
+      await shot(page, "explorer-tx");
+      await page.goBack();
+      await page.getByRole("heading", { name: `Job ${jobId}`, level: 1 }).waitFor();
+      // The leaderboard ranks the devnet's node, with the gold badge.
+      await page.getByRole("link", { name: "Leaderboard" }).click();
+      await page.getByRole("heading", { name: "Leaderboard", level: 1 }).waitFor();
+      const gold = page.locator("tr", { hasText: "Gold" });
+      await gold.waitFor();
+      const ranked = (await gold.getAttribute("data-node")) ?? "";
+      assert.ok(devnet.file.nodes.some((n) => n.address.toLowerCase() === ranked), ranked);
+      await shot(page, "leaderboard");
+      await page.goBack();
+      await page.getByRole("heading", { name: `Job ${jobId}`, level: 1 }).waitFor();
       await page.getByRole("link", { name: "← All jobs" }).click();
       await page.getByRole("heading", { name: "Nodes" }).waitFor();
     } else {

@@ -10,10 +10,18 @@ import { h, replace, table } from "../dom";
 import { ApiError, describeError } from "../errors";
 import { checksummed, ether, short } from "../format";
 import { href } from "../router";
-import type { FrameView, JobView, TxView } from "../types";
+import type { ExplorerLinks, FrameView, JobView, TxView } from "../types";
 import { renderIfChanged, type Page } from "./view";
 
 const NATIVE = "0x0000000000000000000000000000000000000000";
+
+/** Where transaction links point (the gateway's explorer on a devnet). */
+let links: ExplorerLinks | null = null;
+
+function txLink(hash: string): HTMLElement {
+  const url = links ? links.tx_url.replace("{tx}", hash) : href(`/explorer/tx/${hash}`);
+  return h("a", { href: url, title: hash }, h("code", null, short(hash)));
+}
 
 function frameCard(job: JobView, f: FrameView): HTMLElement {
   // The full frame once paid on-chain; the watermarked preview before.
@@ -33,7 +41,7 @@ function frameCard(job: JobView, f: FrameView): HTMLElement {
       : h("div", { class: "frame-empty", "aria-hidden": "true" }),
     h("div", null, `Frame ${f.frame} · `, h("span", { class: `state state-${f.state}` }, f.state)),
     f.node ? h("div", { title: checksummed(f.node) }, "Node ", h("code", null, short(f.node))) : null,
-    f.payout_tx ? h("div", { title: f.payout_tx }, "Paid in ", h("code", null, short(f.payout_tx))) : null,
+    f.payout_tx ? h("div", null, "Paid in ", txLink(f.payout_tx)) : null,
     f.failure ? h("div", { class: "state-failed" }, f.failure) : null,
   );
 }
@@ -44,7 +52,7 @@ function txRow(job: JobView, t: TxView): HTMLTableRowElement {
     "tr",
     null,
     h("td", null, t.event),
-    h("td", { title: t.tx_hash }, h("code", null, short(t.tx_hash))),
+    h("td", null, txLink(t.tx_hash)),
     h("td", { class: "num" }, t.block_number),
     h("td", { class: "num" }, amount),
   );
@@ -111,6 +119,7 @@ export const jobPage: Page = (params) => {
       }
       let job: JobView | null;
       try {
+        links ??= await api.explorerLinks();
         job = await api.job(id);
       } catch (err) {
         if (err instanceof ApiError && (err.status === 403 || err.status === 404)) {
