@@ -30,6 +30,7 @@
 //!   dashboard, embedded at compile time ([`web`]).
 
 mod api;
+mod archive;
 mod body;
 mod earnings;
 pub mod error;
@@ -133,6 +134,8 @@ struct AppState {
     leaderboard: earnings::LeaderboardCache,
     /// Open live job views (server-sent events), per artist.
     live: live::StreamSlots,
+    /// Permits for building frame archives.
+    archives: archive::Builds,
     /// Cancelled when the gateway stops: WebSocket sessions close (1001)
     /// and background loops return.
     shutdown: CancellationToken,
@@ -173,6 +176,7 @@ impl AppState {
             blender,
             leaderboard: earnings::LeaderboardCache::default(),
             live: live::StreamSlots::default(),
+            archives: archive::Builds::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })
@@ -287,6 +291,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/jobs", axum::routing::post(api::register_job).get(api::list_jobs))
         .route("/api/v1/jobs/{id}", get(api::job_status))
         .route("/api/v1/jobs/{id}/events", get(live::job_events))
+        .route("/api/v1/jobs/{id}/frames.zip", get(archive::paid_frames))
         .route("/api/v1/jobs/{id}/frames/{frame}", get(api::job_frame))
         .route("/api/v1/jobs/{id}/frames/{frame}/preview", get(api::job_preview))
         .route("/api/v1/tasks/{id}/output", axum::routing::put(api::upload_output))

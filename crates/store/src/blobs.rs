@@ -39,6 +39,20 @@ impl BlobStore {
         self.dir.join(&hex[..2]).join(hex)
     }
 
+    /// A temporary file beside the blobs (in `.incoming`, on the same
+    /// disk), removed when dropped: for large answers built on disk, such
+    /// as a job's frames archive.
+    pub async fn scratch_file(&self) -> StoreResult<tempfile::NamedTempFile> {
+        let incoming = self.dir.join(".incoming");
+        tokio::fs::create_dir_all(&incoming)
+            .await
+            .map_err(|source| StoreError::Io { path: incoming.clone(), source })?;
+        tempfile::Builder::new()
+            .prefix("scratch-")
+            .tempfile_in(&incoming)
+            .map_err(|source| StoreError::Io { path: incoming, source })
+    }
+
     /// Whether the store holds this blob.
     pub async fn contains(&self, hash: &ContentHash) -> bool {
         tokio::fs::try_exists(self.path(hash)).await.unwrap_or(false)

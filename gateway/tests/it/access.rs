@@ -298,6 +298,8 @@ async fn private_resources_answer_401_to_strangers_and_403_to_other_wallets() {
     // is made by the verifier (here: by its function, on the same bytes).
     let response = get(&setup, &frame_path, Some(&mine)).await;
     assert_eq!(refusal(response).await, (StatusCode::PAYMENT_REQUIRED, "not_paid".into()));
+    let response = get(&setup, &format!("{job_path}/frames.zip"), Some(&mine)).await;
+    assert_eq!(refusal(response).await, (StatusCode::PAYMENT_REQUIRED, "not_paid".into()));
     let preview = lumen_verifier::preview::make_preview(&frame, 64, 36).unwrap();
     let preview_hash = setup.store.put_blob(&preview).await.unwrap();
     setup.store.record_preview(output, preview_hash).await.unwrap();
@@ -333,4 +335,20 @@ async fn private_resources_answer_401_to_strangers_and_403_to_other_wallets() {
     let response = get(&setup, &frame_path, Some(&mine)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.bytes().await.unwrap(), frame);
+
+    // Every paid frame as one archive: the artist's only.
+    let archive = format!("{job_path}/frames.zip");
+    assert_eq!(get(&setup, &archive, None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&setup, &archive, Some(&theirs)).await.status(), StatusCode::FORBIDDEN);
+    let response = get(&setup, &archive, Some(&mine)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/zip");
+    let bytes = response.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    assert_eq!(zip.len(), 1, "the one paid frame");
+    let mut entry = zip.by_index(0).unwrap();
+    assert_eq!(entry.name().unwrap(), "00001.png");
+    let mut inside = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut inside).unwrap();
+    assert_eq!(inside, frame);
 }
