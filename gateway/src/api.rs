@@ -45,7 +45,7 @@ pub(crate) async fn market(State(state): State<AppState>) -> Json<lumen_protocol
     Json(state.config.market.clone())
 }
 
-fn parse_hash(hash: &str) -> ApiResult<ContentHash> {
+pub(crate) fn parse_hash(hash: &str) -> ApiResult<ContentHash> {
     hash.parse().map_err(|_| ApiError::bad_request("bad_hash", format!("{hash:?} is not a 32-byte hex hash")))
 }
 

@@ -49,7 +49,7 @@ impl LeaderboardCache {
     }
 }
 
-fn parse_address(text: &str) -> ApiResult<Address> {
+pub(crate) fn parse_address(text: &str) -> ApiResult<Address> {
     text.parse().map_err(|_| ApiError::bad_request("bad_address", format!("{text:?} is not an address")))
 }
 

@@ -11,11 +11,7 @@
 //! - `GET /api/v1/evidence/{hash}`: a slash's evidence bundle (JSON: the
 //!   renders, their signatures and comparisons), whose hash is on-chain.
 
-use alloy::{
-    network::ReceiptResponse,
-    primitives::{Address, B256},
-    providers::Provider,
-};
+use alloy::{network::ReceiptResponse, primitives::B256, providers::Provider};
 use axum::{
     Json,
     extract::{Path, State},
@@ -23,7 +19,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use lumen_protocol::{
-    ContentHash, JobId,
+    JobId,
     explorer::{ExplorerAddress, ExplorerJob, ExplorerLinks, ExplorerSlash, ExplorerTx},
 };
 
@@ -95,9 +91,7 @@ pub(crate) async fn address(
     State(state): State<AppState>,
     Path(address): Path<String>,
 ) -> ApiResult<Json<ExplorerAddress>> {
-    let address: Address = address
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_address", format!("{address:?} is not an address")))?;
+    let address = crate::earnings::parse_address(&address)?;
     Ok(Json(ExplorerAddress {
         address,
         events: state.store.chain_events_of_address(address, ADDRESS_EVENTS).await?,
@@ -136,9 +130,7 @@ pub(crate) async fn job(
 /// `GET /api/v1/evidence/{hash}`: only the evidence bundles of bans, never
 /// another blob (scenes and frames stay private).
 pub(crate) async fn evidence(State(state): State<AppState>, Path(hash): Path<String>) -> ApiResult<Response> {
-    let hash: ContentHash = hash
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_hash", format!("{hash:?} is not a 32-byte hex hash")))?;
+    let hash = crate::api::parse_hash(&hash)?;
     if !state.store.bans().await?.iter().any(|b| b.evidence_hash == hash) {
         return Err(ApiError::not_found(format!("evidence {hash}")));
     }

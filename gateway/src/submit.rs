@@ -15,7 +15,7 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use lumen_protocol::{ContentHash, api::UploadedBlend, eip712::JobSpec};
+use lumen_protocol::{api::UploadedBlend, eip712::JobSpec};
 use serde_json::{Value, json};
 
 use crate::{AppState, api::ApiResult, error::ApiError, session::Artist};
@@ -26,9 +26,7 @@ pub(crate) async fn own_blend(
     artist: Artist,
     Path(hash): Path<String>,
 ) -> ApiResult<Json<UploadedBlend>> {
-    let hash: ContentHash = hash
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_hash", format!("{hash:?} is not a 32-byte hex hash")))?;
+    let hash = crate::api::parse_hash(&hash)?;
     let missing = || ApiError::not_found(format!("no upload of {hash} by this wallet"));
     if !state.store.owns_blend(hash, artist.address).await? {
         return Err(missing());
