@@ -27,6 +27,20 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/tools"
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+# Installs Debian package $1 (what $3 says, if anything, about its size),
+# which provides command $2: as root only, apt-get update first.
+apt_install() {
+  local package="$1" command="$2" note="${3:-}"
+  if [[ "$(id -u)" != "0" ]]; then
+    log "$command is missing and we are not root: install the Debian package '$package'"
+    exit 1
+  fi
+  log "installing Debian package $package${note:+ ($note)}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "$package" >/dev/null
+}
+
 # --- npm toolchain ----------------------------------------------------------
 lock_hash="$(sha256sum "$tools/package-lock.json" | cut -d' ' -f1)"
 stamp="$tools/.stamp-npm"
@@ -81,14 +95,7 @@ if [[ "${LUMEN_SKIP_BROWSER:-0}" == "1" ]]; then
 elif command -v chromium >/dev/null 2>&1; then
   log "chromium present: $(chromium --version 2>/dev/null | head -n1)"
 else
-  if [[ "$(id -u)" != "0" ]]; then
-    log "chromium is missing and we are not root: install the Debian package 'chromium'"
-    exit 1
-  fi
-  log "installing Debian package chromium"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  apt_install chromium chromium
   log "chromium installed: $(chromium --version 2>/dev/null | head -n1)"
 fi
 
@@ -98,28 +105,14 @@ if [[ "${LUMEN_SKIP_BLENDER:-0}" == "1" ]]; then
 elif command -v blender >/dev/null 2>&1; then
   log "blender present: $(blender --version 2>/dev/null | head -n1)"
 else
-  if [[ "$(id -u)" != "0" ]]; then
-    log "blender is missing and we are not root: install the Debian package 'blender'"
-    exit 1
-  fi
-  log "installing Debian package blender (about 780 MB)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends blender >/dev/null
+  apt_install blender blender "about 780 MB"
   log "blender installed: $(blender --version 2>/dev/null | head -n1)"
 fi
 
 # --- bubblewrap (the render sandbox) ----------------------------------------
 if [[ "${LUMEN_SKIP_BLENDER:-0}" != "1" ]]; then
   if ! command -v bwrap >/dev/null 2>&1; then
-    if [[ "$(id -u)" != "0" ]]; then
-      log "bwrap is missing and we are not root: install the Debian package 'bubblewrap'"
-      exit 1
-    fi
-    log "installing Debian package bubblewrap"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null
+    apt_install bubblewrap bwrap
   fi
   # The namespaces Lumen's sandbox needs (crates/blender/src/sandbox.rs).
   if bwrap --unshare-all --unshare-user --disable-userns --ro-bind / / --dev /dev --proc /proc \
