@@ -14,9 +14,9 @@ export PATH="$root/tools/bin:$PATH"
 # The gateway embeds the committed bundle: it must be what the sources build.
 step "dashboard: npm ci, typecheck, unit tests, build, committed bundle current"
 (cd gateway/web && npm ci --no-audit --no-fund --loglevel=error && npm run typecheck && npm run test:unit && npm run build)
-if ! git diff --exit-code --stat -- gateway/assets/dist \
+if ! git diff --exit-code --stat -- gateway/assets/dist gateway/web/src/abi.ts \
     || [[ -n "$(git ls-files --others --exclude-standard -- gateway/assets/dist)" ]]; then
-  echo "gateway/assets/dist is stale: run (cd gateway/web && npm run build) and commit it" >&2
+  echo "gateway/assets/dist or gateway/web/src/abi.ts is stale: run (cd gateway/web && npm run build) and commit it" >&2
   exit 1
 fi
 

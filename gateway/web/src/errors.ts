@@ -1,3 +1,6 @@
+import { BaseError, ContractFunctionRevertedError } from "viem";
+import { RevertedOnChain } from "./chain";
+
 // Errors in plain words. Wallet errors carry the EIP-1193 / EIP-1474 codes
 // (viem wraps them and keeps the code, with the provider's error as its
 // `cause`); gateway errors carry the API's stable `code`.
@@ -71,6 +74,11 @@ export function describeError(err: unknown): string {
         return sentence(`The gateway refused: ${err.message}`);
     }
   }
+  const revert = contractRevert(err);
+  if (revert) return revert;
+  if (err instanceof RevertedOnChain) {
+    return `The transaction ${err.receipt.transactionHash} reverted on-chain in block ${err.receipt.blockNumber}: nothing changed.`;
+  }
   switch (walletCode(err)) {
     case WalletCode.userRejected:
       return "You rejected the request in your wallet.";
@@ -97,4 +105,49 @@ export function describeError(err: unknown): string {
     return "The gateway cannot be reached: check that it is running, then try again.";
   }
   return sentence(message);
+}
+
+/** What a contract's custom errors mean to the person who sent the call. */
+const REVERTS: Record<string, string> = {
+  Escrow_Paused: "The escrow is paused by its owner: no job can be opened now",
+  Escrow_ZeroPrice: "The price per frame must be above zero",
+  Escrow_InvalidFrameCount: "The job has no frames, or too many",
+  Escrow_InvalidVerifications: "More verification renders than frames were asked for",
+  Escrow_DeadlineInPast: "The deadline has already passed",
+  Escrow_DeadlineTooFar: "The deadline is too far in the future",
+  Escrow_WrongValue: "The amount sent is not what the job locks",
+  Escrow_NotArtist: "Only the job's artist can do this",
+  Escrow_JobNotOpen: "The job is no longer open",
+  Escrow_NotRefundable: "The job cannot be refunded yet (its deadline has not passed) or was already",
+  Escrow_NothingToWithdraw: "There is nothing to withdraw",
+  Escrow_TermsMismatch: "The job's terms do not match what the escrow holds",
+  ERC20InsufficientBalance: "The account does not hold enough of the token",
+  ERC20InsufficientAllowance: "The escrow is not allowed to take that much of the token",
+  Registry_NotNodeOwner: "Only the node's owner can do this",
+  Registry_NothingToWithdraw: "There is no unbonded stake to withdraw",
+  Registry_UnbondingLocked: "The stake is still unbonding",
+};
+
+/** `Name(arg, …)` of a decoded custom error, arguments as the ABI types print them. */
+function signature(name: string, args: readonly unknown[] | undefined): string {
+  return `${name}(${(args ?? []).map((a) => String(a)).join(", ")})`;
+}
+
+/**
+ * The decoded revert of a failed simulation or call, in words, naming the
+ * contract's custom error; `null` when `err` is not a revert.
+ */
+export function contractRevert(err: unknown): string | null {
+  if (!(err instanceof BaseError)) return null;
+  const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
+  if (!(revert instanceof ContractFunctionRevertedError)) return null;
+  const name = revert.data?.errorName;
+  if (name && name !== "Error" && name !== "Panic") {
+    const meaning = REVERTS[name];
+    const decoded = signature(name, revert.data?.args);
+    return meaning ? `${meaning} (the contract reverted with ${decoded}).` : `The contract reverted with ${decoded}.`;
+  }
+  if (revert.reason) return sentence(`The contract reverted: ${revert.reason}`);
+  if (revert.signature) return `The contract reverted with an error this page does not know (${revert.signature}).`;
+  return "The contract reverted without saying why.";
 }
