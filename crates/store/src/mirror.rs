@@ -459,6 +459,25 @@ impl Store {
         Ok(owner.map(|h| h.0))
     }
 
+    /// The nodes bound to `owner` in the mirrored registry (their last
+    /// `NodeRegistered` names it, whether or not they deregistered since),
+    /// by address, at most `limit`.
+    pub async fn nodes_of_owner(&self, owner: Address, limit: i64) -> StoreResult<Vec<Address>> {
+        let nodes: Vec<Hex<Address>> = sqlx::query_scalar(
+            "SELECT DISTINCT e.node FROM chain_events e WHERE e.kind = $1 AND e.account = $2 \
+             AND NOT EXISTS (SELECT 1 FROM chain_events l WHERE l.kind = $1 AND l.node = e.node \
+             AND l.account <> $2 AND (l.block_number > e.block_number \
+             OR (l.block_number = e.block_number AND l.log_index > e.log_index))) \
+             ORDER BY e.node LIMIT $3",
+        )
+        .bind(ChainEventKind::NodeRegistered)
+        .bind(Hex(owner))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(nodes.into_iter().map(|h| h.0).collect())
+    }
+
     /// Where the mirror named `name` stopped.
     pub async fn cursor(&self, name: &str) -> StoreResult<Option<Cursor>> {
         Ok(sqlx::query_as("SELECT * FROM indexer_cursor WHERE name = $1")

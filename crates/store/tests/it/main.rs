@@ -322,6 +322,38 @@ async fn mirror_batches_are_typed_idempotent_and_rewindable() {
 }
 
 #[tokio::test]
+async fn an_owners_nodes_are_those_whose_last_binding_names_it() {
+    let (_dir, store) = store().await;
+    let (a, b) = (node(0xa), node(0xb));
+    let registered = |n: u8, owner: Address, block: u64, log_index: u64| MirroredEvent {
+        block_number: block,
+        log_index,
+        entry: 0,
+        block_time: 1_700_000_000,
+        block_hash: B256::repeat_byte(u8::try_from(block).unwrap()),
+        tx_hash: B256::repeat_byte(n),
+        event: ChainEvent::NodeRegistered { node: node(n), owner, stake: Wei::ZERO },
+    };
+    // Node 1 stays with a; node 2 moves from a to b; node 3 moves from a
+    // to b and back, in one block; node 4 is b's only.
+    let batch = [
+        registered(1, a, 1, 0),
+        registered(2, a, 1, 1),
+        registered(3, a, 1, 2),
+        registered(4, b, 1, 3),
+        registered(2, b, 2, 0),
+        registered(3, b, 3, 0),
+        registered(3, a, 3, 1),
+    ];
+    let cursor = Cursor { name: "m".into(), block_number: 3, block_hash: B256::repeat_byte(3) };
+    store.apply_chain_batch(&batch, &cursor).await.unwrap();
+    assert_eq!(store.nodes_of_owner(a, 10).await.unwrap(), [node(1), node(3)]);
+    assert_eq!(store.nodes_of_owner(b, 10).await.unwrap(), [node(2), node(4)]);
+    assert_eq!(store.nodes_of_owner(a, 1).await.unwrap(), [node(1)], "at most the limit, by address");
+    assert!(store.nodes_of_owner(node(0xc), 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn verdicts_are_numbered_in_the_order_they_are_given() {
     let (_dir, store) = store().await;
     let id = job(&store, 9, 2).await;
