@@ -7,10 +7,7 @@
 //! the tokens the gateway accepts or the owner earned in, each one chain
 //! read, [`READS_AT_ONCE`] at a time.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    sync::{Arc, Mutex},
-};
+use std::collections::{BTreeSet, HashMap};
 
 use alloy::{eips::BlockId, primitives::Address, providers::Provider};
 use axum::{
@@ -18,7 +15,6 @@ use axum::{
     extract::{Path, State},
 };
 use futures::{StreamExt, TryStreamExt, stream};
-use lumen_chain::contracts::Erc20;
 use lumen_protocol::{
     Wei,
     earnings::amount_of,
@@ -26,37 +22,7 @@ use lumen_protocol::{
     operator::{MAX_OPERATOR_NODES, OperatorNode, OperatorToken, OperatorView},
 };
 
-use crate::{AppState, api::ApiResult, error::ApiError};
-
-/// Chain reads one request has in flight at once.
-const READS_AT_ONCE: usize = 8;
-
-/// A token's symbol and decimals, as its contract says (`None`: it does not).
-type TokenName = (Option<String>, Option<u8>);
-
-/// Symbols and decimals of the tokens asked about, read once from their
-/// contracts (a token that does not answer is asked again next time).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct TokenNames(Arc<Mutex<HashMap<Address, TokenName>>>);
-
-impl TokenNames {
-    async fn get(&self, state: &AppState, token: Address) -> TokenName {
-        if token.is_zero() {
-            return (Some("ETH".into()), Some(18));
-        }
-        if let Some(name) = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&token) {
-            return name.clone();
-        }
-        let erc20 = Erc20::new(token, state.escrow.provider().clone());
-        let (symbol, decimals) =
-            futures::join!(async { erc20.symbol().call().await }, async { erc20.decimals().call().await });
-        let name = (symbol.ok(), decimals.ok());
-        if name.0.is_some() && name.1.is_some() {
-            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(token, name.clone());
-        }
-        name
-    }
-}
+use crate::{AppState, api::ApiResult, error::ApiError, tokens::READS_AT_ONCE};
 
 /// `GET /api/v1/operators/{owner}`.
 pub(crate) async fn operator(
@@ -100,11 +66,7 @@ pub(crate) async fn operator(
     .try_collect()
     .await
     .map_err(ApiError::internal)?;
-    let names: Vec<TokenName> =
-        stream::iter(tokens.iter().copied().map(|token| state.token_names.get(&state, token)))
-            .buffered(READS_AT_ONCE)
-            .collect()
-            .await;
+    let names = state.token_names.all(&state, tokens.iter().copied()).await;
 
     let records: HashMap<_, _> = state.store.node_records().await?.into_iter().map(|r| (r.node, r)).collect();
     let banned = state.store.banned_nodes().await?;
@@ -138,10 +100,10 @@ pub(crate) async fn operator(
         .into_iter()
         .zip(credits)
         .zip(names)
-        .map(|((token, credit), (symbol, decimals))| OperatorToken {
+        .map(|((token, credit), name)| OperatorToken {
             token,
-            symbol,
-            decimals,
+            symbol: name.symbol,
+            decimals: name.decimals,
             withdrawable: Wei(credit),
             earned: amount_of(&earnings.earned, token),
             withdrawn: amount_of(&earnings.withdrawn, token),

@@ -7,6 +7,7 @@ use alloy_primitives::{Address, B256, U256};
 use lumen_protocol::{
     ChainEvent, ChainEventKind, FrameIndex, JobId, MirroredEvent, Wei,
     event::{FrameWord, split_release},
+    explorer::JobToken,
 };
 
 use crate::{Hex, OptHex, Store, StoreResult};
@@ -93,6 +94,20 @@ struct EventRow {
     #[sqlx(try_from = "OptHex<B256>")]
     bits: Option<B256>,
     name: Option<String>,
+}
+
+/// A job's `JobOpened` token column.
+#[derive(Debug, sqlx::FromRow)]
+struct JobTokenRow {
+    job_id: JobId,
+    #[sqlx(try_from = "OptHex<Address>")]
+    token: Option<Address>,
+}
+
+impl JobTokenRow {
+    fn into_job_token(self) -> Option<JobToken> {
+        Some(JobToken { job_id: self.job_id, token: self.token? })
+    }
 }
 
 /// A stored event that does not decode back (a row written by a bug or by hand).
@@ -443,6 +458,37 @@ impl Store {
         rows.into_iter()
             .map(|r| r.into_event().map_err(|e| sqlx::Error::Decode(Box::new(e)).into()))
             .collect()
+    }
+
+    /// The payment token of every job named by an event of transaction
+    /// `tx`, from the jobs' mirrored `JobOpened`, by job.
+    pub async fn job_tokens_of_tx(&self, tx: B256) -> StoreResult<Vec<JobToken>> {
+        let rows: Vec<JobTokenRow> = sqlx::query_as(
+            "SELECT job_id, token FROM chain_events WHERE kind = $1 AND job_id IN \
+             (SELECT job_id FROM chain_events WHERE tx_hash = $2 AND job_id IS NOT NULL) ORDER BY job_id",
+        )
+        .bind(ChainEventKind::JobOpened)
+        .bind(Hex(tx))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter_map(JobTokenRow::into_job_token).collect())
+    }
+
+    /// The payment token of every job named by the `limit` newest events
+    /// naming `address` (those [`Store::chain_events_of_address`] returns), by job.
+    pub async fn job_tokens_of_address(&self, address: Address, limit: i64) -> StoreResult<Vec<JobToken>> {
+        let rows: Vec<JobTokenRow> = sqlx::query_as(
+            "SELECT job_id, token FROM chain_events WHERE kind = $1 AND job_id IN \
+             (SELECT job_id FROM (SELECT job_id FROM chain_events WHERE node = $2 OR account = $2 OR owner = $2 \
+             ORDER BY block_number DESC, log_index DESC, entry DESC LIMIT $3) WHERE job_id IS NOT NULL) \
+             ORDER BY job_id",
+        )
+        .bind(ChainEventKind::JobOpened)
+        .bind(Hex(address))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter_map(JobTokenRow::into_job_token).collect())
     }
 
     /// The owner `node` is bound to in the mirrored registry: that of its

@@ -145,6 +145,21 @@ async fn an_operator_sees_its_nodes_stake_and_the_credit_it_can_withdraw_now() {
     let odd = mine.tokens.iter().find(|t| t.token == odd).unwrap();
     assert_eq!((odd.symbol.as_deref(), odd.decimals, odd.withdrawable), (None, None, Wei::ZERO));
 
+    // The accepted tokens by name, and the explorer's tokens of the owner's jobs.
+    let names: Vec<lumen_protocol::earnings::TokenInfo> =
+        reqwest::get(format!("{}/api/v1/tokens", setup.gateway.url)).await.unwrap().json().await.unwrap();
+    let names: Vec<_> = names.iter().map(|t| (t.token, t.symbol.as_deref(), t.decimals)).collect();
+    assert_eq!(names, [(Address::ZERO, Some("ETH"), Some(18)), (odd.token, None, None)]);
+    let page: lumen_protocol::explorer::ExplorerAddress =
+        reqwest::get(format!("{}/api/v1/explorer/address/{:#x}", setup.gateway.url, owner.address()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let job_tokens: Vec<_> = page.job_tokens.iter().map(|j| (j.job_id, j.token)).collect();
+    assert_eq!(job_tokens, [(JobId(100), Address::ZERO), (JobId(101), token)]);
+
     // Connected and heartbeating, the node is HEALTHY on the page.
     let mut socket = connect(&setup, &node, node.address()).await;
     assert!(matches!(server_message(&mut socket).await, ServerMessage::Welcome { .. }));
