@@ -16,6 +16,7 @@ import type {
   SignIn,
   SiweChallenge,
 } from "./types";
+import type { ExplorerAddress, ExplorerJob, TokenInfo } from "./types";
 
 async function failure(path: string, response: Response): Promise<ApiError> {
   let body: Partial<ApiErrorBody> = {};
@@ -68,4 +69,9 @@ export const api = {
   explorerLinks: () => call<ExplorerLinks>("/api/v1/explorer"),
   leaderboard: () => call<Leaderboard>("/api/v1/leaderboard"),
   explorerTx: (hash: string) => call<ExplorerTx>(`/api/v1/explorer/tx/${encodeURIComponent(hash)}`),
+  explorerAddress: (address: string) =>
+    call<ExplorerAddress>(`/api/v1/explorer/address/${encodeURIComponent(address)}`),
+  explorerJob: (id: number) => call<ExplorerJob>(`/api/v1/explorer/jobs/${id}`),
+  /** The native coin and the accepted tokens, with their symbols and decimals. */
+  tokens: () => call<TokenInfo[]>("/api/v1/tokens"),
 };

@@ -201,4 +201,63 @@ export interface ExplorerTx {
   gas_used: number;
   effective_gas_price: number;
   events: MirroredEvent[];
+  /** The payment token of every job the events name. */
+  job_tokens?: JobToken[];
+}
+
+/** The token a job pays in (`JobToken`). */
+export interface JobToken {
+  job_id: number;
+  token: Hex;
+}
+
+/** An entry of `GET /api/v1/tokens` (`TokenInfo`): `null` where the token contract does not say. */
+export interface TokenInfo {
+  token: Hex;
+  symbol: string | null;
+  decimals: number | null;
+}
+
+/** What one node was paid (`NodeEarnings`). */
+export interface NodeEarnings {
+  node: Hex;
+  owner: Hex;
+  jobs_completed: number;
+  credits: number;
+  earned: TokenAmount[];
+}
+
+/** What an owner was paid and withdrew (`OwnerEarnings`). */
+export interface OwnerEarnings {
+  owner: Hex;
+  nodes: NodeEarnings[];
+  jobs_completed: number;
+  credits: number;
+  earned: TokenAmount[];
+  withdrawn: TokenAmount[];
+}
+
+/** `GET /api/v1/explorer/address/{address}`. */
+export interface ExplorerAddress {
+  address: Hex;
+  events: MirroredEvent[];
+  earnings: OwnerEarnings;
+  job_tokens?: JobToken[];
+}
+
+/** A slash of a node that cheated on a job (`ExplorerSlash`). */
+export interface ExplorerSlash {
+  node: Hex;
+  frame_index: number;
+  reason: string;
+  /** The evidence bundle: `GET /api/v1/evidence/{hash}`. */
+  evidence: Hex;
+  tx: Hex | null;
+}
+
+/** `GET /api/v1/explorer/jobs/{id}`. */
+export interface ExplorerJob {
+  job_id: number;
+  events: MirroredEvent[];
+  slashes: ExplorerSlash[];
 }

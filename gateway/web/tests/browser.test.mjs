@@ -218,7 +218,8 @@ describe("dashboard in Chromium", () => {
       await shot(page, "job");
       // A payout link leads to the explorer's page of the settlement, with
       // its decoded release event.
-      const paid = page.locator("li.frame a").first();
+      // (The card's other link is its node's address.)
+      const paid = page.locator('li.frame a[href*="/explorer/tx/"]').first();
       // Pushed to the open page once the job is settled on-chain.
       await paid.waitFor({ timeout: 180_000 });
       await paid.click();

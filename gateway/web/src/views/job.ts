@@ -8,20 +8,14 @@
 import { api } from "../api";
 import { h, replace, table } from "../dom";
 import { ApiError, describeError } from "../errors";
-import { checksummed, ether, short } from "../format";
+import { ether } from "../format";
+import { addressLink, loadLinks, txLink } from "../links";
 import { href } from "../router";
-import type { ExplorerLinks, FrameView, JobView, TxView } from "../types";
+import type { FrameView, JobView, TxView } from "../types";
 import { renderIfChanged, type Page } from "./view";
 
 const NATIVE = "0x0000000000000000000000000000000000000000";
 
-/** Where transaction links point (the gateway's explorer on a devnet). */
-let links: ExplorerLinks | null = null;
-
-function txLink(hash: string): HTMLElement {
-  const url = links ? links.tx_url.replace("{tx}", hash) : href(`/explorer/tx/${hash}`);
-  return h("a", { href: url, title: hash }, h("code", null, short(hash)));
-}
 
 function frameCard(job: JobView, f: FrameView): HTMLElement {
   // The full frame once paid on-chain; the watermarked preview before.
@@ -40,7 +34,7 @@ function frameCard(job: JobView, f: FrameView): HTMLElement {
         })
       : h("div", { class: "frame-empty", "aria-hidden": "true" }),
     h("div", null, `Frame ${f.frame} · `, h("span", { class: `state state-${f.state}` }, f.state)),
-    f.node ? h("div", { title: checksummed(f.node) }, "Node ", h("code", null, short(f.node))) : null,
+    f.node ? h("div", null, "Node ", addressLink(f.node)) : null,
     f.payout_tx ? h("div", null, "Paid in ", txLink(f.payout_tx)) : null,
     f.failure ? h("div", { class: "state-failed" }, f.failure) : null,
   );
@@ -119,7 +113,7 @@ export const jobPage: Page = (params) => {
       }
       let job: JobView | null;
       try {
-        links ??= await api.explorerLinks();
+        await loadLinks();
         job = await api.job(id);
       } catch (err) {
         if (err instanceof ApiError && (err.status === 403 || err.status === 404)) {
