@@ -16,7 +16,7 @@ import type {
   SignIn,
   SiweChallenge,
 } from "./types";
-import type { ExplorerAddress, ExplorerJob, TokenInfo } from "./types";
+import type { ExplorerAddress, ExplorerJob, OperatorView, TokenInfo } from "./types";
 
 async function failure(path: string, response: Response): Promise<ApiError> {
   let body: Partial<ApiErrorBody> = {};
@@ -72,6 +72,8 @@ export const api = {
   explorerAddress: (address: string) =>
     call<ExplorerAddress>(`/api/v1/explorer/address/${encodeURIComponent(address)}`),
   explorerJob: (id: number) => call<ExplorerJob>(`/api/v1/explorer/jobs/${id}`),
+  /** An owner's nodes and what it can withdraw now (public). */
+  operator: (owner: string) => call<OperatorView>(`/api/v1/operators/${encodeURIComponent(owner)}`),
   /** The native coin and the accepted tokens, with their symbols and decimals. */
   tokens: () => call<TokenInfo[]>("/api/v1/tokens"),
 };

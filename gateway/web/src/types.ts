@@ -237,6 +237,46 @@ export interface OwnerEarnings {
   withdrawn: TokenAmount[];
 }
 
+/** One node of `GET /api/v1/operators/{owner}` (`OperatorNode`). */
+export interface OperatorNode {
+  node: Hex;
+  /** This gateway's view; `OFFLINE` for a node that never connected to it. */
+  state: NodeState;
+  connected: boolean;
+  last_heartbeat_secs: number | null;
+  trust: TrustView;
+  /** Active in the registry and bound to this owner, on-chain. */
+  registered: boolean;
+  /** On-chain, wei. */
+  stake: Wei;
+  unbonding: Wei;
+  jobs_completed: number;
+  credits: number;
+  earned: TokenAmount[];
+}
+
+/** One token of `GET /api/v1/operators/{owner}` (`OperatorToken`). */
+export interface OperatorToken {
+  token: Hex;
+  symbol: string | null;
+  decimals: number | null;
+  /** `escrow.credits(owner, token)` at the view's block: what `withdraw(token)` pays now. */
+  withdrawable: Wei;
+  earned: Wei;
+  withdrawn: Wei;
+}
+
+/** `GET /api/v1/operators/{owner}` (`OperatorView`). */
+export interface OperatorView {
+  owner: Hex;
+  block_number: number;
+  nodes: OperatorNode[];
+  more_nodes: boolean;
+  jobs_completed: number;
+  credits: number;
+  tokens: OperatorToken[];
+}
+
 /** `GET /api/v1/explorer/address/{address}`. */
 export interface ExplorerAddress {
   address: Hex;

@@ -21,6 +21,8 @@ async function load() {
         'export * from "./src/format";',
         'export * from "./src/wallets";',
         'export { tokenAmount, learn } from "./src/tokens";',
+        'export { escrowAbi } from "./src/abi";',
+        'export { ContractFunctionExecutionError, ContractFunctionRevertedError, encodeErrorResult } from "viem";',
       ].join("\n"),
       resolveDir: web,
       loader: "ts",
@@ -165,4 +167,16 @@ test("amounts in their token: whole tokens when the decimals are known, raw unit
   assert.equal(m.units("oops", 18, "X"), "oops units of X");
   assert.equal(m.utc(1_769_904_000), "2026-02-01 00:00:00 UTC");
   assert.equal(m.utc(null), "");
+});
+
+test("a withdrawal with nothing to withdraw says so, naming the escrow's custom error", () => {
+  const args = { abi: m.escrowAbi, functionName: "withdraw" };
+  const data = m.encodeErrorResult({ abi: m.escrowAbi, errorName: "Escrow_NothingToWithdraw" });
+  const reverted = new m.ContractFunctionRevertedError({ ...args, data });
+  const err = new m.ContractFunctionExecutionError(reverted, { ...args, args: ["0x0000000000000000000000000000000000000000"] });
+  assert.equal(
+    m.describeError(err),
+    "There is nothing to withdraw in this token: the credit was already withdrawn, or none was earned " +
+      "(the contract reverted with Escrow_NothingToWithdraw()).",
+  );
 });
