@@ -341,7 +341,8 @@ describe("dashboard in Chromium", () => {
 
     // Tab from the top of the page reaches Connect, with a visible focus ring.
     let reached = false;
-    for (let i = 0; i < 6 && !reached; i++) {
+    // Skip link, brand, four page links, then the wallet.
+    for (let i = 0; i < 10 && !reached; i++) {
       await page.keyboard.press("Tab");
       reached = await page.evaluate(() => document.activeElement?.textContent === "Connect wallet");
     }
