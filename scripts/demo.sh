@@ -60,3 +60,23 @@ echo
 echo "==> summary of job $job"
 "$lumen" job status "$job" --devnet-dir "$dir"
 echo "demo wall time: $(( $(date +%s) - started )) s (frames in $frames_out)"
+
+field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$dir/devnet.json" "$1"; }
+echo
+echo "==> dashboard: $(field gateway_url)"
+cat <<EOF
+Open it with any EIP-1193 browser wallet (MetaMask, Rabby, Frame, ...):
+  network     RPC $(field rpc_url), chain id $(field chain_id) (the page offers to add and switch to it)
+  as artist   import the devnet artist's key $(field artist_private_key)
+              ($(field artist)): sign in, upload a .blend, sign and fund a job, watch it,
+              download its frames, cancel or refund it
+  as operator import a node owner's key, Anvil's dev accounts 2-4, e.g.
+              0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a (account 2):
+              its nodes, earnings and the Withdraw button under "My nodes"
+These are Anvil's public test keys: never send real funds to them.
+EOF
+# A person at a terminal keeps the devnet until Ctrl-C; scripts get their exit.
+if [[ -t 0 && -z "${LUMEN_DEMO_EXIT:-}" ]]; then
+  echo "The devnet keeps running for the dashboard; Ctrl-C stops it (LUMEN_DEMO_EXIT=1 exits at once)."
+  wait "$devnet_pid" || true
+fi

@@ -48,6 +48,10 @@ cargo build --workspace --bins --locked
 step "dashboard: browser tests (headless Chromium, a devnet, an injected test wallet)"
 (cd gateway/web && npm run test:browser)
 
+# Prints its table; fails when the 1,000-frame job page takes a second or more.
+step "dashboard: benchmark, the job page with 1,000 frames"
+(cd gateway/web && npm run bench:job-page)
+
 step "rust: doctests"
 cargo test --workspace --doc --locked
 

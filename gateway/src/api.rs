@@ -339,10 +339,9 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
             }
         })
         .collect();
-    let transactions = state
-        .store
-        .chain_events(Some(job.job_id))
-        .await?
+    let events = state.store.chain_events(Some(job.job_id)).await?;
+    let onchain = lumen_protocol::api::OnchainJobView::from_events(events.iter().map(|e| &e.event));
+    let transactions = events
         .into_iter()
         .map(|e| TxView {
             event: e.event.kind(),
@@ -373,6 +372,7 @@ async fn build_view(state: &AppState, job: JobRow) -> ApiResult<JobView> {
             .into_iter()
             .map(|(node, reason)| lumen_protocol::api::UnpayableNode { node, reason })
             .collect(),
+        onchain,
     })
 }
 

@@ -230,6 +230,117 @@ pub struct JobView {
     /// releases), and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unpayable: Vec<UnpayableNode>,
+    /// The job's escrow as the chain mirror has it (absent until its
+    /// `JobOpened` is mirrored): the terms every escrow call about the job
+    /// names, so the artist's wallet can cancel and refund it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onchain: Option<OnchainJobView>,
+}
+
+/// A job's terms as opened on-chain (`IRenderEscrow.JobTerms`, field for
+/// field): `cancel` and `refund` take them back, and the escrow checks them
+/// against the hash it keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTermsView {
+    /// EIP-712 hash of the job spec.
+    pub spec_hash: B256,
+    /// Who opened and funded the job.
+    pub artist: Address,
+    /// Payment token (zero: native coin).
+    pub token: Address,
+    /// Price of one frame.
+    pub price_per_frame: Wei,
+    /// Frames paid for.
+    pub frame_count: u32,
+    /// Verification renders that may be paid.
+    pub verifications: u32,
+    /// Unix time after which the artist may always refund.
+    pub deadline: u64,
+    /// Unix time the job was opened.
+    pub opened_at: u64,
+    /// Protocol fee snapshotted for the job, basis points.
+    pub fee_bps: u16,
+}
+
+/// Where a job's escrow stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscrowState {
+    /// Funded and running: the artist may cancel it, and refund it after
+    /// its deadline.
+    Open,
+    /// Cancelled by its artist: nothing more is rendered, and the rest can
+    /// be refunded once the cancel grace (or the deadline) has passed.
+    Cancelled,
+    /// Settled and closed, or refunded: the escrow holds nothing more for it.
+    Closed,
+}
+
+/// A job on-chain: its terms, where its escrow stands, and from when its
+/// artist may refund it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnchainJobView {
+    /// The terms it was opened with.
+    pub terms: JobTermsView,
+    /// Where its escrow stands.
+    pub state: EscrowState,
+    /// Unix time from which `refund` succeeds (`None` once closed).
+    pub refundable_at: Option<u64>,
+}
+
+impl OnchainJobView {
+    /// Folds a job's chain events, in chain order, into its on-chain view;
+    /// `None` without its `JobOpened`.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a crate::ChainEvent>) -> Option<Self> {
+        use crate::ChainEvent as E;
+        let mut view: Option<Self> = None;
+        for event in events {
+            match (event, view.as_mut()) {
+                (
+                    E::JobOpened {
+                        spec_hash,
+                        artist,
+                        token,
+                        price_per_frame,
+                        frame_count,
+                        verifications,
+                        deadline,
+                        opened_at,
+                        fee_bps,
+                        ..
+                    },
+                    _,
+                ) => {
+                    view = Some(Self {
+                        terms: JobTermsView {
+                            spec_hash: *spec_hash,
+                            artist: *artist,
+                            token: *token,
+                            price_per_frame: *price_per_frame,
+                            frame_count: *frame_count,
+                            verifications: *verifications,
+                            deadline: *deadline,
+                            opened_at: *opened_at,
+                            fee_bps: *fee_bps,
+                        },
+                        state: EscrowState::Open,
+                        refundable_at: Some(*deadline),
+                    });
+                }
+                (E::JobCancelled { refundable_at, .. }, Some(v)) if v.state == EscrowState::Open => {
+                    v.state = EscrowState::Cancelled;
+                    v.refundable_at = Some(*refundable_at);
+                }
+                // A closing settlement and a refund both end in `JobRefunded`.
+                (E::JobRefunded { .. }, Some(v)) => {
+                    v.state = EscrowState::Closed;
+                    v.refundable_at = None;
+                }
+                _ => {}
+            }
+        }
+        view
+    }
 }
 
 /// A node whose frames of a job the escrow never pays.
@@ -472,6 +583,7 @@ mod tests {
             height: 36,
             settlement_parked: None,
             unpayable: Vec::new(),
+            onchain: None,
             frames: vec![FrameView {
                 frame: 1,
                 index: FrameIndex(0),
@@ -612,5 +724,76 @@ mod siwe_tests {
         let challenge: SiweChallenge = serde_json::from_value(fixture["challenge"].clone()).unwrap();
         let address: Address = fixture["address"].as_str().unwrap().parse().unwrap();
         assert_eq!(challenge.message(address), fixture["message"].as_str().unwrap());
+    }
+}
+
+#[cfg(test)]
+mod onchain_tests {
+    use super::*;
+    use crate::ChainEvent;
+
+    fn opened(deadline: u64) -> ChainEvent {
+        ChainEvent::JobOpened {
+            job_id: JobId(7),
+            artist: Address::repeat_byte(0xa1),
+            spec_hash: B256::repeat_byte(0x5e),
+            token: Address::ZERO,
+            price_per_frame: Wei::from(1_000u128),
+            frame_count: 12,
+            verifications: 3,
+            deadline,
+            opened_at: 100,
+            amount: Wei::from(15_000u128),
+            fee_bps: 250,
+        }
+    }
+
+    fn refunded() -> ChainEvent {
+        ChainEvent::JobRefunded { job_id: JobId(7), artist: Address::repeat_byte(0xa1), amount: Wei::ZERO }
+    }
+
+    fn cancelled(at: u64) -> ChainEvent {
+        ChainEvent::JobCancelled { job_id: JobId(7), artist: Address::repeat_byte(0xa1), refundable_at: at }
+    }
+
+    #[test]
+    fn the_onchain_view_follows_open_cancel_and_close() {
+        assert_eq!(OnchainJobView::from_events(&[]), None);
+        // Events of a job whose JobOpened is not mirrored say nothing.
+        assert_eq!(OnchainJobView::from_events(&[cancelled(5), refunded()]), None);
+
+        let open = OnchainJobView::from_events(&[opened(9_000)]).unwrap();
+        assert_eq!(open.state, EscrowState::Open);
+        assert_eq!(open.refundable_at, Some(9_000));
+        assert_eq!(open.terms.frame_count, 12);
+        assert_eq!(open.terms.verifications, 3);
+        assert_eq!(open.terms.fee_bps, 250);
+        assert_eq!(open.terms.price_per_frame, Wei::from(1_000u128));
+
+        let cancelled_view = OnchainJobView::from_events(&[opened(9_000), cancelled(4_000)]).unwrap();
+        assert_eq!(cancelled_view.state, EscrowState::Cancelled);
+        assert_eq!(cancelled_view.refundable_at, Some(4_000));
+        assert_eq!(cancelled_view.terms, open.terms);
+
+        for events in [vec![opened(9_000), refunded()], vec![opened(9_000), cancelled(4_000), refunded()]] {
+            let closed = OnchainJobView::from_events(&events).unwrap();
+            assert_eq!(closed.state, EscrowState::Closed);
+            assert_eq!(closed.refundable_at, None);
+        }
+        // A cancel after the close (impossible on-chain) does not reopen it.
+        let late = OnchainJobView::from_events(&[opened(9_000), refunded(), cancelled(4_000)]).unwrap();
+        assert_eq!(late.state, EscrowState::Closed);
+    }
+
+    #[test]
+    fn the_terms_serialize_with_their_wire_names() {
+        let view = OnchainJobView::from_events(&[opened(9_000)]).unwrap();
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["state"], "open");
+        assert_eq!(json["refundable_at"], 9_000);
+        assert_eq!(json["terms"]["deadline"], 9_000);
+        assert_eq!(json["terms"]["price_per_frame"], "1000");
+        let back: OnchainJobView = serde_json::from_value(json).unwrap();
+        assert_eq!(back, view);
     }
 }

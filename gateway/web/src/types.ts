@@ -114,6 +114,7 @@ export interface FrameView {
   payout_amount: Wei | null;
   payout_fee: Wei | null;
   verification_payout?: PayoutView;
+  renders?: RenderView[];
   preview: boolean;
 }
 
@@ -140,6 +141,52 @@ export interface JobView {
   frames: FrameView[];
   transactions: TxView[];
   settlement_parked?: string;
+  unpayable?: UnpayableNode[];
+  onchain?: OnchainJobView;
+}
+
+/** A node the escrow never pays for a job's frames, and why. */
+export interface UnpayableNode {
+  node: Hex;
+  reason: string;
+}
+
+export type TaskRole = "primary" | "verification" | "arbitration";
+export type TaskState = "running" | "uploaded" | "checked" | "accepted" | "rejected" | "failed" | "lost" | "cancelled";
+
+/** One render of a frame (`RenderView`): the paid one, a verification, an arbitration. */
+export interface RenderView {
+  task_id: number;
+  role: TaskRole;
+  state: TaskState;
+  node: Hex;
+  output_hash: Hex | null;
+  failure: string | null;
+  dispatched_at_ms: number;
+  finished_at_ms: number | null;
+}
+
+/** A job's terms as opened on-chain (`JobTermsView`, `IRenderEscrow.JobTerms`). */
+export interface JobTermsView {
+  spec_hash: Hex;
+  artist: Hex;
+  token: Hex;
+  price_per_frame: Wei;
+  frame_count: number;
+  verifications: number;
+  deadline: number;
+  opened_at: number;
+  fee_bps: number;
+}
+
+export type EscrowState = "open" | "cancelled" | "closed";
+
+/** `OnchainJobView`: the job's escrow as the chain mirror has it. */
+export interface OnchainJobView {
+  terms: JobTermsView;
+  state: EscrowState;
+  /** Unix time from which `refund` succeeds; `null` once closed. */
+  refundable_at: number | null;
 }
 
 /** Every error answer of the API (`ApiErrorBody`). */

@@ -8,10 +8,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { getAddress } from "viem";
+import { blake3 } from "@noble/hashes/blake3";
+import { decodeEventLog, getAddress, numberToHex, parseAbiItem, toEventSelector, toFunctionSelector } from "viem";
 import { root, startDevnet } from "./devnet.mjs";
 import { installTestWallet, rpcBridge } from "./wallet.mjs";
 
@@ -43,19 +44,60 @@ function blenderAvailable() {
   return spawnSync("blender", ["--version"], { stdio: "ignore" }).status === 0;
 }
 
-/** A 2-frame 64×36 scene submitted through the CLI by the devnet's artist. */
-function submitJob() {
-  const scene = join(devnet.dir, "scene.blend");
-  const made = spawnSync(
-    "blender",
-    ["-b", "--factory-startup", "--python", join(root, "scripts/make-sample-scene.py"), "--python-exit-code", "3", "--",
-      "--out", scene, "--frames", "2", "--width", "64", "--height", "36", "--samples", "4"],
-    { stdio: "ignore", timeout: 60_000 },
-  );
-  assert.equal(made.status, 0, "scene generation failed");
+/** A `frames`-frame 64×36 scene submitted through the CLI by the devnet's artist. */
+function submitJob(frames = 2) {
+  const scene = join(devnet.dir, `scene-${frames}.blend`);
+  if (!existsSync(scene)) {
+    const made = spawnSync(
+      "blender",
+      ["-b", "--factory-startup", "--python", join(root, "scripts/make-sample-scene.py"), "--python-exit-code", "3", "--",
+        "--out", scene, "--frames", String(frames), "--width", "64", "--height", "36", "--samples", "4"],
+      { stdio: "ignore", timeout: 60_000 },
+    );
+    assert.equal(made.status, 0, "scene generation failed");
+  }
   const out = devnet.lumen(["job", "submit", scene]);
   return Number(out.trim().split("\n").at(-1));
 }
+
+/** A JSON-RPC call to the devnet's Anvil. */
+async function rpc(method, params = []) {
+  const response = await fetch(devnet.file.rpc_url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  const body = await response.json();
+  if (body.error) throw new Error(`${method}: ${JSON.stringify(body.error)}`);
+  return body.result;
+}
+
+/** The page's view of the job through its own session (what the API answers the signed-in wallet). */
+const jobAsSeen = (page, id) =>
+  page.evaluate(async (id) => {
+    const r = await fetch(`/api/v1/jobs/${id}`);
+    return r.ok ? await r.json() : null;
+  }, id);
+
+/** Connects the test wallet and signs in. */
+async function signIn(page) {
+  await page.getByRole("button", { name: "Connect wallet" }).click();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByTestId("signed-in").waitFor();
+}
+
+/** The entries of a zip file: name and blake3 of the bytes (Python's zipfile reads it). */
+function zipEntries(path) {
+  const out = spawnSync(
+    "python3",
+    ["-c", "import json, sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nprint(json.dumps([[i.filename, z.read(i).hex()] for i in z.infolist()]))", path],
+    { encoding: "utf8" },
+  );
+  assert.equal(out.status, 0, out.stderr);
+  return JSON.parse(out.stdout).map(([name, hex]) => ({ name, hash: blake3Hex(Buffer.from(hex, "hex")) }));
+}
+
+const blake3Hex = (bytes) => "0x" + Buffer.from(blake3(bytes)).toString("hex");
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
@@ -218,8 +260,7 @@ describe("dashboard in Chromium", () => {
       await shot(page, "job");
       // A payout link leads to the explorer's page of the settlement, with
       // its decoded release event.
-      // (The card's other link is its node's address.)
-      const paid = page.locator('li.frame a[href*="/explorer/tx/"]').first();
+      const paid = page.locator("li.frame .payout a").first();
       // Pushed to the open page once the job is settled on-chain.
       await paid.waitFor({ timeout: 180_000 });
       await paid.click();
@@ -330,6 +371,12 @@ describe("dashboard in Chromium", () => {
     await page.goto(`${devnet.file.gateway_url}/#/jobs/${jobId}`);
     await waitForText(page.locator("main"), "No job of yours has this number.");
     assert.equal(await page.locator("li.frame").count(), 0);
+    // Nor fetch it, its frames, its archive or its live stream.
+    const statuses = await page.evaluate(async (id) => {
+      const paths = [`/api/v1/jobs/${id}`, `/api/v1/jobs/${id}/frames/1`, `/api/v1/jobs/${id}/frames/1/preview`, `/api/v1/jobs/${id}/frames.zip`, `/api/v1/jobs/${id}/events`];
+      return Promise.all(paths.map(async (p) => [p, (await fetch(p)).status]));
+    }, jobId);
+    for (const [path, status] of statuses) assert.equal(status, 403, path);
     await context.close();
   });
 
@@ -341,7 +388,6 @@ describe("dashboard in Chromium", () => {
 
     // Tab from the top of the page reaches Connect, with a visible focus ring.
     let reached = false;
-    // Skip link, brand, four page links, then the wallet.
     for (let i = 0; i < 10 && !reached; i++) {
       await page.keyboard.press("Tab");
       reached = await page.evaluate(() => document.activeElement?.textContent === "Connect wallet");
@@ -364,6 +410,133 @@ describe("dashboard in Chromium", () => {
     if (jobId !== null) await page.getByRole("link", { name: `Job ${jobId}` }).waitFor();
     assert.equal(await overflow(), 0, "horizontal scroll at 390 px when signed in");
     await shot(page, "phone-390px");
+    await context.close();
+  });
+
+  test("the artist downloads a paid frame and the archive of every paid frame from the job page", { skip: jobIdMissing() }, async () => {
+    const { context, page } = await open();
+    await signIn(page);
+    await page.goto(`${devnet.file.gateway_url}/#/jobs/${jobId}`);
+    const all = page.getByRole("link", { name: /^Download all paid frames/ });
+    await all.waitFor({ timeout: 180_000 });
+    const job = await jobAsSeen(page, jobId);
+    const paid = job.frames.filter((f) => f.payout_tx);
+    assert.ok(paid.length > 0);
+    await waitForText(all, `Download all paid frames (${paid.length}, .zip)`);
+
+    // One frame: the verified output itself (its blake3 is the hash the node signed).
+    const frame = paid[0];
+    const [one] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: `Download frame ${frame.frame}`, exact: true }).click(),
+    ]);
+    assert.equal(one.suggestedFilename(), `lumen-job-${jobId}-frame-${frame.frame}.png`);
+    assert.equal(blake3Hex(readFileSync(await one.path())), frame.output_hash);
+
+    // The archive: every paid frame, byte for byte, and nothing else.
+    const [zip] = await Promise.all([page.waitForEvent("download"), all.click()]);
+    assert.equal(zip.suggestedFilename(), `lumen-job-${jobId}-frames.zip`);
+    const entries = zipEntries(await zip.path());
+    assert.deepEqual(entries.map((e) => e.hash).sort(), paid.map((f) => f.output_hash).sort());
+    assert.equal(new Set(entries.map((e) => e.name)).size, entries.length, "distinct names");
+    await context.close();
+  });
+
+  test("the artist cancels a running job from the wallet; the gateway stops it and the escrow refunds the rest", { skip: jobIdMissing() }, async () => {
+    const id = submitJob(24);
+    const { context, page } = await open();
+    await signIn(page);
+    await page.goto(`${devnet.file.gateway_url}/#/jobs/${id}`);
+    const cancel = page.getByRole("button", { name: "Cancel job…" });
+    await cancel.waitFor({ timeout: 60_000 });
+    await cancel.click();
+    await page.getByRole("button", { name: `Yes, cancel job ${id}` }).click();
+    await waitForText(page.locator("#status"), `Job ${id} is cancelled`, 60_000);
+    // What the wallet sent: `cancel(jobId, terms)` to the escrow, from the artist.
+    const [tx] = (await wallet(page, "params", "eth_sendTransaction")).at(-1);
+    assert.equal(tx.to.toLowerCase(), devnet.file.escrow.toLowerCase());
+    assert.equal(tx.from.toLowerCase(), devnet.file.artist.toLowerCase());
+    assert.ok(tx.data.startsWith(toFunctionSelector("cancel(uint256,(bytes32,address,address,uint128,uint32,uint32,uint64,uint64,uint16))")));
+    // The gateway sees the cancel, stops rendering, pays what was verified
+    // and closes the job: the escrow refunds the rest, pushed to the page.
+    await waitForText(page.locator("main"), "The escrow is closed", 180_000);
+    const job = await jobAsSeen(page, id);
+    const events = job.transactions.map((t) => t.event);
+    assert.ok(events.includes("JobCancelled") && events.includes("JobRefunded"), events.join(", "));
+    assert.ok(job.frames.some((f) => f.state !== "verified"), "the cancel came before the end");
+    assert.equal(job.onchain.state, "closed");
+    await shot(page, "job-cancelled");
+    await context.close();
+  });
+
+  test("the artist refunds from the wallet while the gateway is frozen; a refund asked too early shows the escrow's reason", { skip: jobIdMissing() }, async () => {
+    const id = submitJob(24);
+    const { context, page } = await open();
+    await signIn(page);
+    await page.goto(`${devnet.file.gateway_url}/#/jobs/${id}`);
+    const refund = page.getByRole("button", { name: "Refund the rest" });
+    await refund.waitFor({ timeout: 60_000 });
+
+    // Before the deadline the escrow refuses: the page says why, the wallet asked nothing.
+    const sentBefore = (await wallet(page, "params", "eth_sendTransaction")).length;
+    await refund.click();
+    await waitForText(page.locator("#alert"), "Nothing was refunded. The job cannot be refunded yet", 30_000);
+    await waitForText(page.locator("#alert"), `Escrow_NotRefundable(${id})`);
+    assert.equal((await wallet(page, "params", "eth_sendTransaction")).length, sentBefore);
+
+    // The gateway and its indexer stop answering (SIGSTOP); the job's
+    // deadline passes on-chain; the artist needs nobody to get the rest back.
+    process.kill(devnet.file.pid, "SIGSTOP");
+    let frozen = true;
+    try {
+      await rpc("evm_increaseTime", [25 * 3600]);
+      await rpc("evm_mine");
+      const before = BigInt(await rpc("eth_getBalance", [devnet.file.artist, "latest"]));
+      await refund.click();
+      await waitForText(page.locator("#status"), `Job ${id} is refunded`, 60_000);
+      const [tx] = (await wallet(page, "params", "eth_sendTransaction")).at(-1);
+      assert.equal(tx.to.toLowerCase(), devnet.file.escrow.toLowerCase());
+      const event = parseAbiItem("event JobRefunded(uint256 indexed jobId, address indexed artist, uint256 amount)");
+      const [log] = await rpc("eth_getLogs", [
+        { address: devnet.file.escrow, fromBlock: "0x0", topics: [toEventSelector(event), numberToHex(BigInt(id), { size: 32 })] },
+      ]);
+      assert.ok(log, "a JobRefunded of the job on-chain");
+      const receipt = await rpc("eth_getTransactionReceipt", [log.transactionHash]);
+      assert.equal(receipt.status, "0x1");
+      assert.equal(receipt.from.toLowerCase(), devnet.file.artist.toLowerCase(), "refunded by the artist's wallet");
+      const refunded = decodeEventLog({ abi: [event], data: log.data, topics: log.topics }).args;
+      assert.equal(refunded.jobId, BigInt(id));
+      assert.ok(refunded.amount > 0n);
+      const gas = BigInt(receipt.gasUsed) * BigInt(receipt.effectiveGasPrice);
+      const after = BigInt(await rpc("eth_getBalance", [devnet.file.artist, receipt.blockNumber]));
+      assert.equal(after - before, refunded.amount - gas, "the artist got the refund, less gas");
+      process.kill(devnet.file.pid, "SIGCONT");
+      frozen = false;
+      // The gateway comes back, mirrors the refund and stops the job; the open page catches up.
+      await waitForText(page.locator("main"), "The escrow is closed", 120_000);
+    } finally {
+      if (frozen) process.kill(devnet.file.pid, "SIGCONT");
+    }
+    await context.close();
+  });
+
+  test("a job page open while the gateway restarts reconnects and catches up", { skip: jobIdMissing() }, async () => {
+    const id = submitJob(2);
+    const { context, page } = await open();
+    await signIn(page);
+    await page.goto(`${devnet.file.gateway_url}/#/jobs/${id}`);
+    await page.locator('[data-live="open"]').waitFor();
+    const restarted = devnet.restartGateway();
+    // The page notices the dropped stream…
+    await page.locator('[data-live="reconnecting"]').waitFor({ timeout: 30_000 });
+    await restarted;
+    // …reconnects by itself, and shows what happened meanwhile: the job
+    // rendered and paid by nodes that reconnected too.
+    await page.locator('[data-live="open"]').waitFor({ timeout: 60_000 });
+    await page.getByRole("link", { name: /^Download all paid frames \(2,/ }).waitFor({ timeout: 180_000 });
+    const job = await jobAsSeen(page, id);
+    assert.equal(job.state, "completed");
+    assert.equal(await page.locator('li.frame[data-state="verified"]').count(), 2);
     await context.close();
   });
 

@@ -32,7 +32,7 @@ function tail(path, lines = 40) {
  * Starts `lumen devnet --nodes N` and waits until it is ready. The answer
  * has `file` (what `devnet.json` holds: `gateway_url`, `rpc_url`,
  * `chain_id`, `artist`, `artist_private_key`, `nodes`, …), `dir`, `lumen(args)`
- * to run a CLI command against it, and `stop()`.
+ * to run a CLI command against it, `restartGateway()`, and `stop()`.
  */
 export async function startDevnet({ nodes = 1, timeoutMs = 120_000 } = {}) {
   const bin = lumenBin();
@@ -115,10 +115,29 @@ export async function startDevnet({ nodes = 1, timeoutMs = 120_000 } = {}) {
     }
     return out.stdout;
   };
+  /**
+   * Restarts the devnet's services (gateway, matchmaker, verifier, indexer)
+   * on the same chain, database and port (`lumen devnet` does on SIGHUP),
+   * and waits until the gateway answers again and `nodes` nodes are back.
+   */
+  const restartGateway = async () => {
+    const log = readFileSync(join(dir, "devnet.log"), "utf8");
+    const before = (log.match(/services restarted/g) ?? []).length;
+    process.kill(child.pid, "SIGHUP");
+    const since = Date.now();
+    for (;;) {
+      const text = readFileSync(join(dir, "devnet.log"), "utf8");
+      if ((text.match(/services restarted/g) ?? []).length > before) break;
+      if (exited) throw new Error(`lumen devnet exited during the restart (${JSON.stringify(exited)})`);
+      if (Date.now() - since > 60_000) throw new Error(`the services did not restart in time\n${tail(join(dir, "devnet.log"))}`);
+      await sleep(100);
+    }
+  };
   return {
     file,
     dir,
     lumen,
+    restartGateway,
     stop: async () => {
       process.removeListener("exit", onExit);
       await stop();

@@ -22,6 +22,7 @@ async function load() {
         'export * from "./src/wallets";',
         'export { tokenAmount, learn } from "./src/tokens";',
         'export { escrowAbi } from "./src/abi";',
+        'export { RevertedOnChain } from "./src/chain";',
         'export { ContractFunctionExecutionError, ContractFunctionRevertedError, encodeErrorResult } from "viem";',
       ].join("\n"),
       resolveDir: web,
@@ -152,6 +153,33 @@ test("wallet discovery lists every announced wallet once, and window.ethereum on
   } finally {
     delete globalThis.window;
   }
+});
+
+test("contract reverts are shown as their decoded custom error, in words where the page knows them", async () => {
+  const m = await load();
+  const revert = (data, functionName = "refund") =>
+    new m.ContractFunctionExecutionError(
+      new m.ContractFunctionRevertedError({ abi: m.escrowAbi, data, functionName }),
+      { abi: m.escrowAbi, functionName, args: [] },
+    );
+  const notRefundable = m.encodeErrorResult({ abi: m.escrowAbi, errorName: "Escrow_NotRefundable", args: [7n] });
+  assert.equal(
+    m.describeError(revert(notRefundable)),
+    "The job cannot be refunded yet (its deadline has not passed) or was already (the contract reverted with Escrow_NotRefundable(7)).",
+  );
+  // An error without words of its own is still named, with its arguments.
+  const mismatch = m.encodeErrorResult({ abi: m.escrowAbi, errorName: "Escrow_FrameOutOfRange", args: [3n, 99n] });
+  assert.equal(m.describeError(revert(mismatch)), "The contract reverted with Escrow_FrameOutOfRange(3, 99).");
+  // A selector the ABI does not have.
+  assert.equal(
+    m.describeError(revert("0xdeadbeef")),
+    "The contract reverted with an error this page does not know (0xdeadbeef).",
+  );
+  // Not a revert: the wallet's words win.
+  assert.equal(m.contractRevert(Object.assign(new Error("User rejected"), { code: 4001 })), null);
+  // Mined, then reverted.
+  const mined = new m.RevertedOnChain({ transactionHash: "0xab", blockNumber: 12n, status: "reverted" });
+  assert.equal(m.describeError(mined), "The transaction 0xab reverted on-chain in block 12: nothing changed.");
 });
 
 test("amounts in their token: whole tokens when the decimals are known, raw units otherwise; times in UTC", () => {

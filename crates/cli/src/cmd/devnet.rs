@@ -61,7 +61,7 @@ const ADMIN: usize = 0;
 const ARTIST: usize = 1;
 const FIRST_OWNER: usize = 2;
 
-/// Runs the devnet until Ctrl-C.
+/// Runs the devnet until Ctrl-C (or SIGTERM); SIGHUP restarts its services.
 pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     if args.nodes as usize > 10 - FIRST_OWNER {
         bail!("--nodes is at most {} (one Anvil dev account owns each node)", 10 - FIRST_OWNER);
@@ -111,13 +111,19 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         });
     }
     let deployment = deployment.with_rpc_url(rpc_url.clone());
-    let deps = StackDeps {
+    let store = Store::open(&dir).await?;
+    let settler = lumen_chain::Settler { provider: admin_provider.clone(), key: admin.clone() };
+    let deps = || StackDeps {
         deployment: Some(deployment.clone()),
-        store: Store::open(&dir).await?,
+        store: store.clone(),
         bus: Bus::new(),
-        settler: Some(lumen_chain::Settler { provider: admin_provider.clone(), key: admin.clone() }),
+        settler: Some(settler.clone()),
     };
-    let mut stack = lumen_stack::spawn(&config, Services::ALL, deps).await?;
+    let mut stack = lumen_stack::spawn(&config, Services::ALL, deps()).await?;
+    // A restart (SIGHUP) binds the same address again: clients reconnect to it.
+    if let Some(addr) = stack.gateway_addr() {
+        config.gateway.listen = addr;
+    }
     let (gateway_url, ws_url) = (
         stack.gateway_url().expect("the devnet runs a gateway").to_owned(),
         stack.ws_url().expect("the devnet runs a gateway"),
@@ -164,9 +170,25 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     output::line(format!("Test token (LTD, minted to the artist): {test_token}"));
     output::line(format!("devnet ready with {} nodes: {}", args.nodes, path.display()));
 
-    tokio::select! {
-        () = crate::shutdown_signal() => info!(target: "devnet", "shutting down"),
-        name = stack.stopped() => warn!(target: "devnet", service = name, "a service stopped: shutting down"),
+    // SIGHUP restarts the services (gateway, matchmaker, verifier, indexer)
+    // on the same chain, database and address, as redeploying a gateway
+    // would: nodes and open dashboards must reconnect and catch up.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            () = crate::shutdown_signal() => info!(target: "devnet", "shutting down"),
+            name = stack.stopped() => warn!(target: "devnet", service = name, "a service stopped: shutting down"),
+            _ = hangup.recv() => {
+                info!(target: "devnet", "SIGHUP: restarting the services");
+                if let Err(err) = stack.shutdown().await {
+                    warn!(target: "devnet", %err, "stopping the services before the restart failed");
+                }
+                stack = lumen_stack::spawn(&config, Services::ALL, deps()).await?;
+                info!(target: "devnet", url = stack.gateway_url(), "services restarted");
+                continue;
+            }
+        }
+        break;
     }
     for child in &mut children {
         stop_child(child).await;

@@ -120,13 +120,16 @@ pub async fn payouts(args: PayoutsArgs) -> eyre::Result<()> {
         amounts(&statement.earned),
         amounts(&statement.withdrawn)
     ));
+    // Every transaction links to the explorer (the gateway's own on a devnet).
+    let links = conn.explorer_links().await;
+    let tx = |hash| links.as_ref().map_or_else(|| format!("{hash:#x}"), |l| l.tx(hash));
     output::line(format!(
         "{:<20} {:>6} {:<42} {:>6} {:>6} {:>8} {:>24}  {}",
         "time (unix)", "job", "node", "frames", "checks", "credits", "net", "tx"
     ));
     for l in &statement.lines {
         output::line(format!(
-            "{:<20} {:>6} {:<42} {:>6} {:>6} {:>8} {:>24}  {:#x}",
+            "{:<20} {:>6} {:<42} {:>6} {:>6} {:>8} {:>24}  {}",
             l.time,
             l.job_id,
             format!("{:#x}", l.node),
@@ -134,11 +137,11 @@ pub async fn payouts(args: PayoutsArgs) -> eyre::Result<()> {
             l.verification_renders,
             l.credits,
             l.net.to_string(),
-            l.tx_hash
+            tx(l.tx_hash)
         ));
     }
     for w in &statement.withdrawals {
-        output::line(format!("{:<20} withdrew {} of {:#x} in {:#x}", w.time, w.amount, w.token, w.tx_hash));
+        output::line(format!("{:<20} withdrew {} of {:#x} in {}", w.time, w.amount, w.token, tx(w.tx_hash)));
     }
     Ok(())
 }

@@ -262,6 +262,9 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         unit.show(price.0),
         unit.show(budget.0)
     ));
+    // Every transaction printed links to the explorer (the gateway's own on a devnet).
+    let links = conn.explorer_links().await;
+    let link = |tx| links.as_ref().map(|l| format!(" {}", l.tx(tx))).unwrap_or_default();
     let me = key.address();
     if spec.token != Address::ZERO {
         // The escrow pulls the token: the artist must hold it, and the
@@ -280,9 +283,10 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         if allowance != cost {
             let receipt = send(erc20.approve(escrow_address, cost)).await?;
             output::line(format!(
-                "approved escrow {escrow_address} for {} in tx {}",
+                "approved escrow {escrow_address} for {} in tx {}{}",
                 unit.show(cost),
-                receipt.transaction_hash
+                receipt.transaction_hash,
+                link(receipt.transaction_hash)
             ));
         }
     }
@@ -304,7 +308,11 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         .decoded_log::<RenderEscrow::JobOpened>()
         .ok_or_else(|| eyre!("openJob succeeded but emitted no JobOpened event"))?;
     let job_id = JobId::from_u256(opened.jobId).ok_or_else(|| eyre!("job id out of range"))?;
-    output::line(format!("opened job {job_id} in tx {}", receipt.transaction_hash));
+    output::line(format!(
+        "opened job {job_id} in tx {}{}",
+        receipt.transaction_hash,
+        link(receipt.transaction_hash)
+    ));
 
     let registration = RegisterJob { job_id, spec, signature };
     let response = artist.send(Method::POST, "/api/v1/jobs", |r| r.json(&registration)).await?;
@@ -391,9 +399,10 @@ fn print_summary(job: &JobView, links: Option<&lumen_protocol::explorer::Explore
         if tx.event == ChainEventKind::JobRefunded {
             let wei = tx.amount.unwrap_or_default();
             output::line(format!(
-                "refund to artist: {wei} wei ({} ETH) in tx {}",
+                "refund to artist: {wei} wei ({} ETH) in tx {}{}",
                 format_ether(wei.get()),
-                tx.tx_hash
+                tx.tx_hash,
+                link(tx.tx_hash)
             ));
         }
         output::line(format!(
@@ -498,7 +507,13 @@ async fn cancel(args: CancelArgs) -> eyre::Result<()> {
     .ok_or_else(|| eyre!("job {} does not exist on this escrow", args.job))?;
     let escrow = RenderEscrow::new(conn.deployment.escrow, &provider);
     let receipt = send(escrow.cancel(args.job.to_u256(), terms)).await?;
-    output::line(format!("cancelled job {} in tx {}", args.job, receipt.transaction_hash));
+    let link = conn.explorer_links().await.map(|l| format!(" {}", l.tx(receipt.transaction_hash)));
+    output::line(format!(
+        "cancelled job {} in tx {}{}",
+        args.job,
+        receipt.transaction_hash,
+        link.unwrap_or_default()
+    ));
     Ok(())
 }
 

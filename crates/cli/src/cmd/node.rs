@@ -174,6 +174,7 @@ async fn register(args: RegisterArgs) -> eyre::Result<()> {
     let d = &conn.deployment;
     let tx =
         bind_node(&conn.rpc_url, d.registry, d.chain_id, &node_key, &owner, U256::from(args.stake)).await?;
-    output::line(format!("node {} bound to owner {} in tx {tx}", node_key.address(), owner.address()));
+    let link = conn.explorer_links().await.map(|l| format!(" {}", l.tx(tx))).unwrap_or_default();
+    output::line(format!("node {} bound to owner {} in tx {tx}{link}", node_key.address(), owner.address()));
     Ok(())
 }
