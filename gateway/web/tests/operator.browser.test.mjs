@@ -287,6 +287,25 @@ describe("operator page and explorer in Chromium", { skip: skip() }, () => {
     await context.close();
   });
 
+  test("without a wallet, the page looks an owner up by address", async () => {
+    const context = await browser.newContext({ viewport: DESKTOP, colorScheme: "light" });
+    const page = await context.newPage();
+    page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+    await page.goto(`${devnet.file.gateway_url}/#/operator`);
+    await waitForText(page.locator("main"), "Connect your wallet");
+    const field = page.getByLabel("Owner address");
+    await field.fill("0x1234");
+    await field.press("Enter");
+    assert.equal(new URL(page.url()).hash, "#/operator", "an address that is not one goes nowhere");
+    await field.fill(getAddress(other.owner));
+    await page.getByRole("button", { name: "Show nodes" }).click();
+    await page.getByRole("heading", { name: "Operator", level: 1 }).waitFor();
+    assert.equal(new URL(page.url()).hash, `#/operator/${other.owner.toLowerCase()}`);
+    await page.locator(`tr[data-node="${other.node.toLowerCase()}"]`).waitFor();
+    await waitForText(page.getByTestId("access"), "Read-only");
+    await context.close();
+  });
+
   test("explorer: the withdrawal's transaction, its owner's address, the job's on-chain events", async () => {
     assert.ok(withdrew, "the withdrawal test ran");
     const { context, page, hash } = withdrew;

@@ -93,6 +93,7 @@ function lookupForm(): HTMLElement {
     pattern: "0x[0-9a-fA-F]{40}",
     required: true,
   });
+  input.addEventListener("input", () => input.setCustomValidity(""));
   return h(
     "form",
     {
