@@ -506,16 +506,21 @@ pub(crate) async fn list_nodes(State(state): State<AppState>) -> ApiResult<Json<
     for node in &mut nodes {
         node.running = running.get(&node.address).copied().unwrap_or(0);
         let record = records.get(&node.address).cloned().unwrap_or_default();
-        node.trust = Some(TrustView {
-            accepted: record.accepted,
-            agreed_samples: record.agreed_samples,
-            rejected: record.rejected,
-            outvoted: record.outvoted,
-            failed: record.failed,
-            lost: record.lost,
-            reputation: lumen_matchmaker::policy::reputation(&record),
-            banned: banned.contains(&node.address),
-        });
+        node.trust = Some(trust_view(&record, banned.contains(&node.address)));
     }
     Ok(Json(nodes))
+}
+
+/// A node's track record as the API shows it, with its reputation.
+pub(crate) fn trust_view(record: &lumen_store::NodeRecord, banned: bool) -> TrustView {
+    TrustView {
+        accepted: record.accepted,
+        agreed_samples: record.agreed_samples,
+        rejected: record.rejected,
+        outvoted: record.outvoted,
+        failed: record.failed,
+        lost: record.lost,
+        reputation: lumen_matchmaker::policy::reputation(record),
+        banned,
+    }
 }

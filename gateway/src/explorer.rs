@@ -83,6 +83,7 @@ pub(crate) async fn tx(
         gas_used: receipt.gas_used(),
         effective_gas_price: receipt.effective_gas_price(),
         events: state.store.chain_events_of_tx(hash).await?,
+        job_tokens: state.store.job_tokens_of_tx(hash).await?,
     }))
 }
 
@@ -96,6 +97,7 @@ pub(crate) async fn address(
         address,
         events: state.store.chain_events_of_address(address, ADDRESS_EVENTS).await?,
         earnings: state.store.owner_earnings(address).await?,
+        job_tokens: state.store.job_tokens_of_address(address, ADDRESS_EVENTS).await?,
     }))
 }
 

@@ -25,6 +25,12 @@
 //! - `GET /api/v1/stats`, `GET /api/v1/nodes`, `GET /api/v1/market`,
 //!   `GET /api/v1/info` (public) — aggregates, nodes, what jobs are
 //!   accepted, the deployment.
+//! - `GET /api/v1/earnings…`, `GET /api/v1/leaderboard` (public) — what
+//!   operators earned ([`earnings`]); `GET /api/v1/operators/{owner}`
+//!   (public) — an owner's nodes and what it can withdraw now
+//!   ([`operators`]); `GET /api/v1/tokens` (public) — the accepted tokens'
+//!   symbols and decimals ([`tokens`]); `GET /api/v1/explorer…` (public) — the payout
+//!   explorer ([`explorer`]).
 //! - `GET /ws/node` — the node WebSocket ([`lumen_protocol::ws`]).
 //! - `GET /`, `GET /assets/app.js`, `GET /assets/app.css` (public) — the
 //!   dashboard, embedded at compile time ([`web`]).
@@ -39,8 +45,10 @@ mod inspect;
 pub mod limits;
 mod live;
 pub mod nodes;
+mod operators;
 mod session;
 mod submit;
+mod tokens;
 mod web;
 mod ws;
 
@@ -132,6 +140,8 @@ struct AppState {
     limits: limits::Limits,
     /// The leaderboard last computed (recomputed at most once a minute).
     leaderboard: earnings::LeaderboardCache,
+    /// Symbols and decimals of payment tokens, read once.
+    token_names: tokens::TokenNames,
     /// Open live job views (server-sent events), per artist.
     live: live::StreamSlots,
     /// Permits for building frame archives.
@@ -175,6 +185,7 @@ impl AppState {
             nodes: deps.nodes,
             blender,
             leaderboard: earnings::LeaderboardCache::default(),
+            token_names: tokens::TokenNames::default(),
             live: live::StreamSlots::default(),
             archives: archive::Builds::default(),
             shutdown: CancellationToken::new(),
@@ -300,6 +311,8 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/earnings/{owner}", get(earnings::owner))
         .route("/api/v1/earnings/{owner}/statements/{month}", get(earnings::statement))
         .route("/api/v1/leaderboard", get(earnings::leaderboard))
+        .route("/api/v1/operators/{owner}", get(operators::operator))
+        .route("/api/v1/tokens", get(tokens::tokens))
         .route("/api/v1/explorer", get(explorer::explorer_links))
         .route("/api/v1/explorer/tx/{hash}", get(explorer::tx))
         .route("/api/v1/explorer/address/{address}", get(explorer::address))

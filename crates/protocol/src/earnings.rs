@@ -156,6 +156,18 @@ pub struct TokenAmount {
     pub amount: Wei,
 }
 
+/// A payment token's symbol and decimals, as its contract says them
+/// (`GET /api/v1/tokens`): what a page needs to show its amounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// The token (`address(0)`: the native coin).
+    pub token: Address,
+    /// Its symbol (`ETH` for the native coin; `None` when the contract does not say).
+    pub symbol: Option<String>,
+    /// Its decimals (18 for the native coin; `None` when the contract does not say).
+    pub decimals: Option<u8>,
+}
+
 /// Adds `amount` of `token` to `sums` (kept sorted by token).
 pub fn add_to(sums: &mut Vec<TokenAmount>, token: Address, amount: Wei) {
     match sums.binary_search_by(|t| t.token.cmp(&token)) {

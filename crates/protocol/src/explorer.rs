@@ -50,6 +50,19 @@ pub struct ExplorerTx {
     /// Its decoded escrow and registry events, from the mirror (empty until
     /// the mirror reaches its block).
     pub events: Vec<MirroredEvent>,
+    /// The payment token of every job its events name (releases and
+    /// refunds are paid in it), from the jobs' mirrored `JobOpened`.
+    #[serde(default)]
+    pub job_tokens: Vec<JobToken>,
+}
+
+/// The token a job pays in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobToken {
+    /// The job.
+    pub job_id: JobId,
+    /// Its payment token (`address(0)`: the native coin).
+    pub token: Address,
 }
 
 /// An address: every mirrored event naming it (as node, owner, artist,
@@ -62,6 +75,9 @@ pub struct ExplorerAddress {
     pub events: Vec<MirroredEvent>,
     /// Its earnings as an owner (empty figures when it is none).
     pub earnings: OwnerEarnings,
+    /// The payment token of every job its events name.
+    #[serde(default)]
+    pub job_tokens: Vec<JobToken>,
 }
 
 /// A slash of a node that cheated on a job, with its evidence.

@@ -9,7 +9,8 @@
 //! - [`types`]: ids, content hashes and wei amounts; [`state`]: job, frame
 //!   and task states with their allowed transitions; [`event`]: mirrored
 //!   contract events; [`deployment`]: where the contracts are.
-//! - [`api`]: JSON bodies of the gateway's HTTP API.
+//! - [`api`]: JSON bodies of the gateway's HTTP API; [`earnings`],
+//!   [`explorer`] and [`operator`]: its earnings, explorer and operator views.
 //!
 //! With the `sqlx` feature the domain types also map to database columns
 //! (SQLite and PostgreSQL alike), so the store reads them back typed.
@@ -22,6 +23,7 @@ pub mod eip712;
 pub mod event;
 pub mod explorer;
 pub mod node;
+pub mod operator;
 #[cfg(feature = "sqlx")]
 mod sql;
 pub mod state;

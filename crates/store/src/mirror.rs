@@ -7,6 +7,7 @@ use alloy_primitives::{Address, B256, U256};
 use lumen_protocol::{
     ChainEvent, ChainEventKind, FrameIndex, JobId, MirroredEvent, Wei,
     event::{FrameWord, split_release},
+    explorer::JobToken,
 };
 
 use crate::{Hex, OptHex, Store, StoreResult};
@@ -93,6 +94,20 @@ struct EventRow {
     #[sqlx(try_from = "OptHex<B256>")]
     bits: Option<B256>,
     name: Option<String>,
+}
+
+/// A job's `JobOpened` token column.
+#[derive(Debug, sqlx::FromRow)]
+struct JobTokenRow {
+    job_id: JobId,
+    #[sqlx(try_from = "OptHex<Address>")]
+    token: Option<Address>,
+}
+
+impl JobTokenRow {
+    fn into_job_token(self) -> Option<JobToken> {
+        Some(JobToken { job_id: self.job_id, token: self.token? })
+    }
 }
 
 /// A stored event that does not decode back (a row written by a bug or by hand).
@@ -445,6 +460,37 @@ impl Store {
             .collect()
     }
 
+    /// The payment token of every job named by an event of transaction
+    /// `tx`, from the jobs' mirrored `JobOpened`, by job.
+    pub async fn job_tokens_of_tx(&self, tx: B256) -> StoreResult<Vec<JobToken>> {
+        let rows: Vec<JobTokenRow> = sqlx::query_as(
+            "SELECT job_id, token FROM chain_events WHERE kind = $1 AND job_id IN \
+             (SELECT job_id FROM chain_events WHERE tx_hash = $2 AND job_id IS NOT NULL) ORDER BY job_id",
+        )
+        .bind(ChainEventKind::JobOpened)
+        .bind(Hex(tx))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter_map(JobTokenRow::into_job_token).collect())
+    }
+
+    /// The payment token of every job named by the `limit` newest events
+    /// naming `address` (those [`Store::chain_events_of_address`] returns), by job.
+    pub async fn job_tokens_of_address(&self, address: Address, limit: i64) -> StoreResult<Vec<JobToken>> {
+        let rows: Vec<JobTokenRow> = sqlx::query_as(
+            "SELECT job_id, token FROM chain_events WHERE kind = $1 AND job_id IN \
+             (SELECT job_id FROM (SELECT job_id FROM chain_events WHERE node = $2 OR account = $2 OR owner = $2 \
+             ORDER BY block_number DESC, log_index DESC, entry DESC LIMIT $3) WHERE job_id IS NOT NULL) \
+             ORDER BY job_id",
+        )
+        .bind(ChainEventKind::JobOpened)
+        .bind(Hex(address))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter_map(JobTokenRow::into_job_token).collect())
+    }
+
     /// The owner `node` is bound to in the mirrored registry: that of its
     /// last `NodeRegistered`, if any.
     pub async fn node_owner(&self, node: Address) -> StoreResult<Option<Address>> {
@@ -457,6 +503,25 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(owner.map(|h| h.0))
+    }
+
+    /// The nodes bound to `owner` in the mirrored registry (their last
+    /// `NodeRegistered` names it, whether or not they deregistered since),
+    /// by address, at most `limit`.
+    pub async fn nodes_of_owner(&self, owner: Address, limit: i64) -> StoreResult<Vec<Address>> {
+        let nodes: Vec<Hex<Address>> = sqlx::query_scalar(
+            "SELECT DISTINCT e.node FROM chain_events e WHERE e.kind = $1 AND e.account = $2 \
+             AND NOT EXISTS (SELECT 1 FROM chain_events l WHERE l.kind = $1 AND l.node = e.node \
+             AND l.account <> $2 AND (l.block_number > e.block_number \
+             OR (l.block_number = e.block_number AND l.log_index > e.log_index))) \
+             ORDER BY e.node LIMIT $3",
+        )
+        .bind(ChainEventKind::NodeRegistered)
+        .bind(Hex(owner))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(nodes.into_iter().map(|h| h.0).collect())
     }
 
     /// Where the mirror named `name` stopped.

@@ -7,5 +7,6 @@ mod api;
 mod earnings;
 mod limits;
 mod live;
+mod operators;
 mod results;
 mod ws;

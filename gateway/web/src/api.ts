@@ -16,6 +16,7 @@ import type {
   SignIn,
   SiweChallenge,
 } from "./types";
+import type { ExplorerAddress, ExplorerJob, OperatorView, TokenInfo } from "./types";
 
 async function failure(path: string, response: Response): Promise<ApiError> {
   let body: Partial<ApiErrorBody> = {};
@@ -68,4 +69,11 @@ export const api = {
   explorerLinks: () => call<ExplorerLinks>("/api/v1/explorer"),
   leaderboard: () => call<Leaderboard>("/api/v1/leaderboard"),
   explorerTx: (hash: string) => call<ExplorerTx>(`/api/v1/explorer/tx/${encodeURIComponent(hash)}`),
+  explorerAddress: (address: string) =>
+    call<ExplorerAddress>(`/api/v1/explorer/address/${encodeURIComponent(address)}`),
+  explorerJob: (id: number) => call<ExplorerJob>(`/api/v1/explorer/jobs/${id}`),
+  /** An owner's nodes and what it can withdraw now (public). */
+  operator: (owner: string) => call<OperatorView>(`/api/v1/operators/${encodeURIComponent(owner)}`),
+  /** The native coin and the accepted tokens, with their symbols and decimals. */
+  tokens: () => call<TokenInfo[]>("/api/v1/tokens"),
 };

@@ -119,7 +119,7 @@ const REVERTS: Record<string, string> = {
   Escrow_NotArtist: "Only the job's artist can do this",
   Escrow_JobNotOpen: "The job is no longer open",
   Escrow_NotRefundable: "The job cannot be refunded yet (its deadline has not passed) or was already",
-  Escrow_NothingToWithdraw: "There is nothing to withdraw",
+  Escrow_NothingToWithdraw: "There is nothing to withdraw in this token: the credit was already withdrawn, or none was earned",
   Escrow_TermsMismatch: "The job's terms do not match what the escrow holds",
   ERC20InsufficientBalance: "The account does not hold enough of the token",
   ERC20InsufficientAllowance: "The escrow is not allowed to take that much of the token",

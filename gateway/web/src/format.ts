@@ -44,3 +44,18 @@ export function ether(wei: string | null | undefined): string {
 export function sameAddress(a: Hex | null | undefined, b: Hex | null | undefined): boolean {
   return !!a && !!b && a.toLowerCase() === b.toLowerCase();
 }
+
+/** A unix time in seconds as `2026-01-31 14:05:09 UTC`. */
+export function utc(secs: number | null | undefined): string {
+  if (secs === null || secs === undefined) return "";
+  return new Date(secs * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+}
+
+/** An amount in a token's smallest unit, in whole tokens (`1.5 LTD`); raw units when its decimals are unknown. */
+export function units(amount: string, decimals: number | null, symbol: string): string {
+  try {
+    return decimals === null ? `${BigInt(amount)} units of ${symbol}` : `${formatUnits(BigInt(amount), decimals)} ${symbol}`;
+  } catch {
+    return `${amount} units of ${symbol}`;
+  }
+}

@@ -9,18 +9,23 @@ import { hashPath, href, matchRoute, type Route } from "./router";
 import { state, subscribe, update } from "./state";
 import { mountHeader } from "./views/header";
 import { homePage } from "./views/home";
-import { explorerTxPage } from "./views/explorer";
+import { explorerAddressPage, explorerJobPage, explorerTxPage } from "./views/explorer";
 import { jobPage } from "./views/job";
 import { leaderboardPage } from "./views/leaderboard";
+import { operatorPage } from "./views/operator";
 import type { Page, View } from "./views/view";
 import { discoverWallets } from "./wallets";
 
-/** Every page. Planned: `/upload`, `/operator`, `/explorer/address/:address`, `/explorer/jobs/:id`. */
+/** Every page. Planned: `/upload`. */
 const routes: Route<Page>[] = [
   { path: "/", view: homePage },
   { path: "/jobs/:id", view: jobPage },
   { path: "/leaderboard", view: leaderboardPage },
   { path: "/explorer/tx/:hash", view: explorerTxPage },
+  { path: "/operator", view: operatorPage },
+  { path: "/operator/:owner", view: operatorPage },
+  { path: "/explorer/address/:address", view: explorerAddressPage },
+  { path: "/explorer/jobs/:id", view: explorerJobPage },
 ];
 
 /** How often a visible page reloads its data. */

@@ -248,4 +248,103 @@ export interface ExplorerTx {
   gas_used: number;
   effective_gas_price: number;
   events: MirroredEvent[];
+  /** The payment token of every job the events name. */
+  job_tokens?: JobToken[];
+}
+
+/** The token a job pays in (`JobToken`). */
+export interface JobToken {
+  job_id: number;
+  token: Hex;
+}
+
+/** An entry of `GET /api/v1/tokens` (`TokenInfo`): `null` where the token contract does not say. */
+export interface TokenInfo {
+  token: Hex;
+  symbol: string | null;
+  decimals: number | null;
+}
+
+/** What one node was paid (`NodeEarnings`). */
+export interface NodeEarnings {
+  node: Hex;
+  owner: Hex;
+  jobs_completed: number;
+  credits: number;
+  earned: TokenAmount[];
+}
+
+/** What an owner was paid and withdrew (`OwnerEarnings`). */
+export interface OwnerEarnings {
+  owner: Hex;
+  nodes: NodeEarnings[];
+  jobs_completed: number;
+  credits: number;
+  earned: TokenAmount[];
+  withdrawn: TokenAmount[];
+}
+
+/** One node of `GET /api/v1/operators/{owner}` (`OperatorNode`). */
+export interface OperatorNode {
+  node: Hex;
+  /** This gateway's view; `OFFLINE` for a node that never connected to it. */
+  state: NodeState;
+  connected: boolean;
+  last_heartbeat_secs: number | null;
+  trust: TrustView;
+  /** Active in the registry and bound to this owner, on-chain. */
+  registered: boolean;
+  /** On-chain, wei. */
+  stake: Wei;
+  unbonding: Wei;
+  jobs_completed: number;
+  credits: number;
+  earned: TokenAmount[];
+}
+
+/** One token of `GET /api/v1/operators/{owner}` (`OperatorToken`). */
+export interface OperatorToken {
+  token: Hex;
+  symbol: string | null;
+  decimals: number | null;
+  /** `escrow.credits(owner, token)` at the view's block: what `withdraw(token)` pays now. */
+  withdrawable: Wei;
+  earned: Wei;
+  withdrawn: Wei;
+}
+
+/** `GET /api/v1/operators/{owner}` (`OperatorView`). */
+export interface OperatorView {
+  owner: Hex;
+  block_number: number;
+  nodes: OperatorNode[];
+  more_nodes: boolean;
+  jobs_completed: number;
+  credits: number;
+  tokens: OperatorToken[];
+}
+
+/** `GET /api/v1/explorer/address/{address}`. */
+export interface ExplorerAddress {
+  address: Hex;
+  events: MirroredEvent[];
+  earnings: OwnerEarnings;
+  job_tokens?: JobToken[];
+}
+
+/** A slash of a node that cheated on a job (`ExplorerSlash`). */
+export interface ExplorerSlash {
+  node: Hex;
+  frame_index: number;
+  reason: string;
+  /** The evidence bundle: `GET /api/v1/evidence/{hash}`. */
+  evidence: Hex;
+  tx: Hex | null;
+}
+
+/** `GET /api/v1/explorer/jobs/{id}`. */
+export interface ExplorerJob {
+  job_id: number;
+  events: MirroredEvent[];
+  slashes: ExplorerSlash[];
 }

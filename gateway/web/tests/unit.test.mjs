@@ -20,6 +20,7 @@ async function load() {
         'export * from "./src/router";',
         'export * from "./src/format";',
         'export * from "./src/wallets";',
+        'export { tokenAmount, learn } from "./src/tokens";',
         'export { escrowAbi } from "./src/abi";',
         'export { RevertedOnChain } from "./src/chain";',
         'export { ContractFunctionExecutionError, ContractFunctionRevertedError, encodeErrorResult } from "viem";',
@@ -179,4 +180,31 @@ test("contract reverts are shown as their decoded custom error, in words where t
   // Mined, then reverted.
   const mined = new m.RevertedOnChain({ transactionHash: "0xab", blockNumber: 12n, status: "reverted" });
   assert.equal(m.describeError(mined), "The transaction 0xab reverted on-chain in block 12: nothing changed.");
+});
+
+test("amounts in their token: whole tokens when the decimals are known, raw units otherwise; times in UTC", () => {
+  const native = "0x0000000000000000000000000000000000000000";
+  const ltd = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+  assert.equal(m.tokenAmount("1950000000000000", native), "0.00195 ETH");
+  assert.equal(m.tokenAmount("2500", ltd), "2500 units of 0x5FbD…0aa3", "unknown token");
+  m.learn([{ token: ltd.toLowerCase(), symbol: "LTD", decimals: 6 }]);
+  assert.equal(m.tokenAmount("2500", ltd), "0.0025 LTD");
+  assert.equal(m.tokenAmount("7", null), "7 units of the job's token");
+  assert.equal(m.units("15", 1, "X"), "1.5 X");
+  assert.equal(m.units("15", null, "X"), "15 units of X");
+  assert.equal(m.units("oops", 18, "X"), "oops units of X");
+  assert.equal(m.utc(1_769_904_000), "2026-02-01 00:00:00 UTC");
+  assert.equal(m.utc(null), "");
+});
+
+test("a withdrawal with nothing to withdraw says so, naming the escrow's custom error", () => {
+  const args = { abi: m.escrowAbi, functionName: "withdraw" };
+  const data = m.encodeErrorResult({ abi: m.escrowAbi, errorName: "Escrow_NothingToWithdraw" });
+  const reverted = new m.ContractFunctionRevertedError({ ...args, data });
+  const err = new m.ContractFunctionExecutionError(reverted, { ...args, args: ["0x0000000000000000000000000000000000000000"] });
+  assert.equal(
+    m.describeError(err),
+    "There is nothing to withdraw in this token: the credit was already withdrawn, or none was earned " +
+      "(the contract reverted with Escrow_NothingToWithdraw()).",
+  );
 });

@@ -5,7 +5,7 @@
 use alloy_primitives::{Address, B256, Bytes};
 use lumen_protocol::{
     ChainEvent, ContentHash, FrameIndex, FrameState, JobId, JobState, MirroredEvent, TaskRole, TaskState,
-    Verdict, Wei, event::FrameWord,
+    Verdict, Wei, event::FrameWord, explorer::JobToken,
 };
 use lumen_store::{Cursor, NewJob, Renderer, Store, StoreError, TaskEnd, TaskRow, now_ms};
 
@@ -319,6 +319,78 @@ async fn mirror_batches_are_typed_idempotent_and_rewindable() {
         1,
         "payouts above the reorg point are forgotten"
     );
+}
+
+#[tokio::test]
+async fn an_owners_nodes_are_those_whose_last_binding_names_it() {
+    let (_dir, store) = store().await;
+    let (a, b) = (node(0xa), node(0xb));
+    let registered = |n: u8, owner: Address, block: u64, log_index: u64| MirroredEvent {
+        block_number: block,
+        log_index,
+        entry: 0,
+        block_time: 1_700_000_000,
+        block_hash: B256::repeat_byte(u8::try_from(block).unwrap()),
+        tx_hash: B256::repeat_byte(n),
+        event: ChainEvent::NodeRegistered { node: node(n), owner, stake: Wei::ZERO },
+    };
+    // Node 1 stays with a; node 2 moves from a to b; node 3 moves from a
+    // to b and back, in one block; node 4 is b's only.
+    let batch = [
+        registered(1, a, 1, 0),
+        registered(2, a, 1, 1),
+        registered(3, a, 1, 2),
+        registered(4, b, 1, 3),
+        registered(2, b, 2, 0),
+        registered(3, b, 3, 0),
+        registered(3, a, 3, 1),
+    ];
+    let cursor = Cursor { name: "m".into(), block_number: 3, block_hash: B256::repeat_byte(3) };
+    store.apply_chain_batch(&batch, &cursor).await.unwrap();
+    assert_eq!(store.nodes_of_owner(a, 10).await.unwrap(), [node(1), node(3)]);
+    assert_eq!(store.nodes_of_owner(b, 10).await.unwrap(), [node(2), node(4)]);
+    assert_eq!(store.nodes_of_owner(a, 1).await.unwrap(), [node(1)], "at most the limit, by address");
+    assert!(store.nodes_of_owner(node(0xc), 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_tokens_of_the_jobs_a_transaction_or_an_address_names_come_from_their_job_opened() {
+    let (_dir, store) = store().await;
+    let token = node(0x70);
+    let opened = |job: u64, token: Address, block: u64| MirroredEvent {
+        block_number: block,
+        event: ChainEvent::JobOpened {
+            job_id: JobId(job),
+            artist: node(0xa),
+            spec_hash: B256::repeat_byte(1),
+            token,
+            price_per_frame: Wei::from(1_000u128),
+            frame_count: 2,
+            verifications: 0,
+            deadline: 1_700_000_000,
+            opened_at: 1_699_990_000,
+            amount: Wei::from(2_000u128),
+            fee_bps: 250,
+        },
+        tx_hash: B256::repeat_byte(u8::try_from(block).unwrap()),
+        ..released(JobId(job), &[0], block)
+    };
+    // Jobs 1 (native) and 2 (token) are paid to node 1's owner (node 2) in one transaction.
+    let paid = |job: u64, log_index: u64| MirroredEvent { log_index, ..released(JobId(job), &[0, 1], 5) };
+    let batch =
+        [opened(1, Address::ZERO, 1), opened(2, token, 2), opened(3, token, 3), paid(1, 0), paid(2, 1)];
+    let cursor = Cursor { name: "m".into(), block_number: 5, block_hash: B256::repeat_byte(5) };
+    store.apply_chain_batch(&batch, &cursor).await.unwrap();
+    let both = [JobToken { job_id: JobId(1), token: Address::ZERO }, JobToken { job_id: JobId(2), token }];
+    assert_eq!(store.job_tokens_of_tx(paid(1, 0).tx_hash).await.unwrap(), both);
+    assert_eq!(store.job_tokens_of_address(node(2), 10).await.unwrap(), both, "as owner");
+    assert_eq!(store.job_tokens_of_address(node(0xa), 10).await.unwrap().len(), 3, "as artist");
+    assert_eq!(
+        store.job_tokens_of_address(node(2), 1).await.unwrap(),
+        [JobToken { job_id: JobId(2), token }],
+        "only the jobs of the newest events"
+    );
+    assert!(store.job_tokens_of_tx(B256::repeat_byte(9)).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 import { api } from "../api";
 import { h, replace, table } from "../dom";
-import { checksummed, short } from "../format";
+import { addressLink, loadLinks } from "../links";
 import { href } from "../router";
 import { state, update } from "../state";
 import type { JobView, NetworkStats, NodeView } from "../types";
@@ -42,8 +42,8 @@ function nodeRow(node: NodeView): HTMLTableRowElement {
   return h(
     "tr",
     null,
-    h("td", { title: checksummed(node.address) }, h("code", null, short(node.address))),
-    h("td", { title: checksummed(node.owner) }, h("code", null, short(node.owner))),
+    h("td", null, addressLink(node.address)),
+    h("td", null, addressLink(node.owner)),
     h("td", null, h("span", { class: `state node-${node.state.toLowerCase()}` }, node.state)),
     h("td", null, node.connected ? "yes" : "no"),
     h("td", null, node.capabilities.blender_version),
@@ -101,6 +101,7 @@ export const homePage: Page = () => {
     async refresh() {
       // Signed out, the jobs are not asked for (the answer would be 401).
       const asked = state.session;
+      await loadLinks();
       const [stats, nodes, jobs] = await Promise.all([
         api.stats(),
         api.nodes(),

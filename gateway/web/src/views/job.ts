@@ -16,30 +16,16 @@ import { api } from "../api";
 import { send } from "../chain";
 import { h, replace, table } from "../dom";
 import { ApiError, describeError } from "../errors";
-import { checksummed, ether, sameAddress, short } from "../format";
+import { sameAddress, short } from "../format";
+import { addressLink, loadLinks, txLink } from "../links";
 import { href } from "../router";
 import { onRightChain, state, subscribe, update } from "../state";
-import type { ExplorerLinks, FrameView, Hex, JobView, OnchainJobView, RenderView, TxView } from "../types";
+import { loadTokens, tokenAmount } from "../tokens";
+import type { FrameView, Hex, JobView, OnchainJobView, RenderView, TxView } from "../types";
 import type { Page, View } from "./view";
 
-const NATIVE = "0x0000000000000000000000000000000000000000";
-
-/** Where transaction and address links point (the gateway's explorer on a devnet). */
-let links: ExplorerLinks | null = null;
-
-function txLink(hash: string): HTMLElement {
-  const url = links ? links.tx_url.replace("{tx}", hash) : href(`/explorer/tx/${hash}`);
-  return h("a", { href: url, title: hash }, h("code", null, short(hash)));
-}
-
-function addressLink(address: string): HTMLElement {
-  const url = links ? links.address_url.replace("{address}", address) : href(`/explorer/address/${address}`);
-  return h("a", { href: url, title: checksummed(address) }, h("code", null, short(address)));
-}
-
 function amount(job: JobView, wei: string | null | undefined): string {
-  if (wei === null || wei === undefined) return "";
-  return job.token === NATIVE ? ether(wei) : `${wei} units of ${short(job.token)}`;
+  return wei === null || wei === undefined ? "" : tokenAmount(wei, job.token);
 }
 
 const ROLE: Record<RenderView["role"], string> = {
@@ -349,7 +335,7 @@ export const jobPage: Page = (params) => {
   }
 
   function renderHead(j: JobView): void {
-    const price = j.token === NATIVE ? ether(j.price_per_frame) : `${j.price_per_frame} units of ${short(j.token)}`;
+    const price = tokenAmount(j.price_per_frame, j.token);
     const verified = j.frames.filter((f) => f.state === "verified").length;
     const paid = j.frames.filter((f) => f.payout_tx).length;
     const failed = j.frames.filter((f) => f.state === "failed").length;
@@ -473,7 +459,7 @@ export const jobPage: Page = (params) => {
       }
       let next: JobView | null;
       try {
-        links ??= await api.explorerLinks();
+        await Promise.all([loadLinks(), loadTokens()]);
         next = await api.job(id);
       } catch (err) {
         if (err instanceof ApiError && (err.status === 403 || err.status === 404)) {

@@ -5,16 +5,16 @@
 
 import { api } from "../api";
 import { h, replace, table } from "../dom";
-import { checksummed, ether, short } from "../format";
+import { addressLink, loadLinks } from "../links";
+import { loadTokens, tokenAmount } from "../tokens";
 import type { Leaderboard, LeaderboardEntry, TokenAmount } from "../types";
 import { renderIfChanged, type Page } from "./view";
 
-const NATIVE = "0x0000000000000000000000000000000000000000";
 const BADGE = { gold: "🥇 Gold", silver: "🥈 Silver", bronze: "🥉 Bronze" } as const;
 
 function earned(list: TokenAmount[]): string {
   if (list.length === 0) return "0";
-  return list.map((t) => (t.token === NATIVE ? ether(t.amount) : `${t.amount} of ${short(t.token)}`)).join(" + ");
+  return list.map((t) => tokenAmount(t.amount, t.token)).join(" + ");
 }
 
 function row(e: LeaderboardEntry): HTMLTableRowElement {
@@ -23,8 +23,8 @@ function row(e: LeaderboardEntry): HTMLTableRowElement {
     { "data-node": e.node.toLowerCase() },
     h("td", { class: "num" }, e.rank),
     h("td", null, e.badge ? h("span", { class: `badge badge-${e.badge}` }, BADGE[e.badge]) : ""),
-    h("td", { title: checksummed(e.node) }, h("code", null, short(e.node))),
-    h("td", { title: checksummed(e.owner) }, h("code", null, short(e.owner))),
+    h("td", null, addressLink(e.node)),
+    h("td", null, addressLink(e.owner)),
     h("td", { class: "num" }, e.jobs_completed),
     h("td", { class: "num" }, `${e.uptime_percent.toFixed(1)} %`),
     h("td", { class: "num" }, e.credits),
@@ -58,7 +58,7 @@ export const leaderboardPage: Page = () => {
       replace(main, h("h1", { tabindex: -1 }, "Leaderboard"), body);
     },
     async refresh() {
-      const board = await api.leaderboard();
+      const [board] = await Promise.all([api.leaderboard(), loadLinks(), loadTokens()]);
       // computed_at changes every minute; the rows are what the reader sees.
       renderIfChanged(body, board.entries, () => render(body, board));
     },

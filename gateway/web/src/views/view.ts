@@ -31,3 +31,25 @@ export function renderIfChanged<T>(el: HTMLElement, data: T, render: (data: T) =
   el.dataset.rendered = json;
   render(data);
 }
+
+/**
+ * Runs `render`, which replaces `el`'s content, and gives the keyboard
+ * focus back to the element that had it, found again by its `data-focus`
+ * key (and its rank among elements with the same key): a page that
+ * re-renders a table every few seconds does not throw the reader out of it.
+ */
+export function keepingFocus(el: HTMLElement, render: () => void): void {
+  const active = document.activeElement;
+  let key: string | null = null;
+  let rank = 0;
+  if (active instanceof HTMLElement && el.contains(active) && active.dataset.focus) {
+    key = active.dataset.focus;
+    rank = [...el.querySelectorAll<HTMLElement>("[data-focus]")]
+      .filter((e) => e.dataset.focus === key)
+      .indexOf(active);
+  }
+  render();
+  if (key === null) return;
+  const same = [...el.querySelectorAll<HTMLElement>("[data-focus]")].filter((e) => e.dataset.focus === key);
+  (same[rank] ?? same[0])?.focus();
+}
