@@ -12,12 +12,14 @@ import { homePage } from "./views/home";
 import { explorerTxPage } from "./views/explorer";
 import { jobPage } from "./views/job";
 import { leaderboardPage } from "./views/leaderboard";
+import { submitPage } from "./views/submit";
 import type { Page, View } from "./views/view";
 import { discoverWallets } from "./wallets";
 
-/** Every page. Planned: `/upload`, `/operator`, `/explorer/address/:address`, `/explorer/jobs/:id`. */
+/** Every page. Planned: `/operator`, `/explorer/address/:address`, `/explorer/jobs/:id`. */
 const routes: Route<Page>[] = [
   { path: "/", view: homePage },
+  { path: "/submit", view: submitPage },
   { path: "/jobs/:id", view: jobPage },
   { path: "/leaderboard", view: leaderboardPage },
   { path: "/explorer/tx/:hash", view: explorerTxPage },
