@@ -412,7 +412,7 @@ export const submitPage: Page = () => {
         return;
       }
       transferBox.hidden = true;
-      showUploadError(uploadWords(file.name, err));
+      showUploadError(uploadWords(file.name, err, progress.value > 0 && progress.value < 100));
     } finally {
       if (transfer === controller) {
         transfer = null;
@@ -421,10 +421,20 @@ export const submitPage: Page = () => {
     }
   }
 
-  function uploadWords(name: string, err: unknown): string {
+  /** Why an upload failed; `midway`: the connection dropped while the file was being sent. */
+  function uploadWords(name: string, err: unknown, midway: boolean): string {
     const refused =
-      err instanceof ApiError && err.status >= 400 && err.status < 500 && !["unauthorized", "rate_limited"].includes(err.code);
-    const why = refused ? `“${name}” was not accepted: ${err.message}.` : describeError(err);
+      err instanceof ApiError &&
+      err.status >= 400 &&
+      err.status < 500 &&
+      !["unauthorized", "rate_limited"].includes(err.code);
+    let why = refused ? `“${name}” was not accepted: ${err.message}.` : describeError(err);
+    if (err instanceof TypeError && midway) {
+      // A gateway that refuses a file while it arrives (too large) may close the connection before answering.
+      why =
+        "The upload was cut off before the gateway answered: the connection dropped, or the gateway refused the file " +
+        "while it arrived (a file larger than it accepts).";
+    }
     return `${why} Nothing was locked.`;
   }
 
