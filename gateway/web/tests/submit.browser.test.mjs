@@ -339,8 +339,8 @@ describe("the submit page in Chromium", () => {
     await context.close();
   });
 
-  test("the same file again, dropped on the page, is not sent again", async () => {
-    const { context, page } = await open();
+  test("the same file again, dropped on the page, is not sent again; files that are not scenes are refused in words", async () => {
+    const { context, page } = await open({ refusals: [422] });
     await signIn(page);
     await page.locator("#blend-file:enabled").waitFor();
     const requests = [];
@@ -361,10 +361,19 @@ describe("the submit page in Chromium", () => {
     assert.ok(requests.includes(`GET /api/v1/blends/${sceneHash}`), requests.join(", "));
     assert.ok(!requests.includes("POST /api/v1/blends"), requests.join(", "));
 
-    // A file that is not a .blend is turned away before anything is sent.
+    // A file that is not a .blend is turned away before anything is sent…
     await page.locator("#blend-file").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello") });
     await waitForText(page.getByRole("alert").filter({ hasText: "notes.txt" }), "is not a .blend file");
     assert.ok(!requests.includes("POST /api/v1/blends"), requests.join(", "));
+    // …and one named like a scene is refused by the gateway, which says why.
+    await page.locator("#blend-file").setInputFiles({ name: "broken.blend", mimeType: "", buffer: Buffer.from("%PDF-1.7 not a scene") });
+    await waitForText(
+      page.getByRole("alert").filter({ hasText: "broken.blend" }),
+      "“broken.blend” was not accepted: not a .blend file: expected a Blender file header",
+    );
+    await waitForText(page.getByRole("alert").filter({ hasText: "broken.blend" }), "Nothing was locked.");
+    assert.ok(requests.includes("POST /api/v1/blends"), "sent, and refused by the gateway");
+    assert.equal(await page.getByTestId("scene-samples").isHidden(), true, "no scene to pay for");
     await context.close();
   });
 
