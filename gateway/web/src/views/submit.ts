@@ -575,12 +575,12 @@ export const submitPage: Page = () => {
     const terms = tokenTerms(market, token);
     const info = tokenInfo(token);
     let price: bigint | null = null;
+    priceUnit.textContent = info?.symbol ?? "";
     if (!terms) {
       setError(priceInput, "This gateway does not take payment in that token.");
     } else if (!info) {
       setError(priceInput, "Connect your wallet on the settlement network: the token's decimals are read from its contract.");
     } else {
-      priceUnit.textContent = info.symbol;
       const least = formatAmount(BigInt(terms.min_price_per_frame), info.decimals, info.symbol);
       setHint(priceInput, `In ${info.symbol}. This gateway takes at least ${least} a frame.`);
       const parsed = parseAmount(priceInput.value, info.decimals, info.symbol);
@@ -950,8 +950,8 @@ export const submitPage: Page = () => {
         fileInput.value = "";
         if (file) void takeFile(file);
       });
+      // A select fires `input` too when its choice changes.
       for (const control of controls) control.addEventListener("input", onTermsInput);
-      tokenSelect.addEventListener("change", onTermsInput);
       replace(
         main,
         h("h1", { tabindex: -1 }, "New job"),
