@@ -83,5 +83,6 @@ pub(crate) async fn check_blend(state: &AppState, path: &Path) -> Result<SceneSu
         engine: scene.engine.clone(),
         fps: scene.fps,
         saved_with: scene.blender_version_saved,
+        samples: scene.samples,
     })
 }

@@ -31,6 +31,10 @@ pub struct SceneInfo {
     pub fps: f64,
     /// Render engine: `CYCLES`, `BLENDER_EEVEE`, `BLENDER_WORKBENCH`, …
     pub engine: String,
+    /// Render samples per pixel: Cycles' `samples`, EEVEE's
+    /// `taa_render_samples`; `None` for engines without (Workbench).
+    #[serde(default)]
+    pub samples: Option<u32>,
     /// Whether the scene has an active camera.
     pub has_camera: bool,
     /// Whether Cycles denoising is on (needs OpenImageDenoise).
@@ -75,8 +79,12 @@ for vol in getattr(bpy.data, "volumes", []):
 for cache in bpy.data.cache_files:
     add("cache_file", cache, cache.filepath)
 denoise = False
+samples = None
 if r.engine == "CYCLES":
     denoise = bool(getattr(scene.cycles, "use_denoising", False))
+    samples = scene.cycles.samples
+elif r.engine.startswith("BLENDER_EEVEE"):
+    samples = scene.eevee.taa_render_samples
 info = {
     "blender_version_saved": ".".join(str(v) for v in bpy.data.version),
     "frame_start": scene.frame_start,
@@ -86,6 +94,7 @@ info = {
     "height": int(r.resolution_y * pct),
     "fps": scene.render.fps / scene.render.fps_base,
     "engine": r.engine,
+    "samples": samples,
     "has_camera": scene.camera is not None,
     "cycles_denoising": denoise,
     "output_format": r.image_settings.file_format,

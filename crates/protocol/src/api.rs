@@ -38,6 +38,11 @@ pub struct SceneSummary {
     pub fps: f64,
     /// Blender version that saved the file.
     pub saved_with: Option<String>,
+    /// Render samples per pixel (Cycles' samples, EEVEE's render samples);
+    /// `None` for engines without, and for scenes inspected before this
+    /// was read.
+    #[serde(default)]
+    pub samples: Option<u32>,
 }
 
 impl SceneSummary {
@@ -522,6 +527,7 @@ mod tests {
             engine: "CYCLES".into(),
             fps: 24.0,
             saved_with: None,
+            samples: Some(64),
         }
     }
 
@@ -563,6 +569,17 @@ mod tests {
         let stepped = SceneSummary { frame_step: 2, ..scene };
         let off_step = JobSpec { frameStart: 2, ..spec_for(&stepped) };
         assert!(stepped.spec_mismatches(&off_step).iter().any(|p| p.contains("step")));
+    }
+
+    /// Scenes recorded before inspection read the render samples still load.
+    #[test]
+    fn scene_summary_samples_default_to_none() {
+        let json = r#"{"frame_start":1,"frame_end":24,"frame_step":1,"width":320,"height":180,
+            "engine":"CYCLES","fps":24.0,"saved_with":"3.4.1"}"#;
+        let scene: SceneSummary = serde_json::from_str(json).unwrap();
+        assert_eq!(scene.samples, None);
+        let round = serde_json::to_value(SceneSummary { samples: Some(64), ..scene }).unwrap();
+        assert_eq!(round["samples"], 64);
     }
 
     /// The JSON of a job's status, as scripts read it: field names, lower-case

@@ -16,6 +16,7 @@ struct SceneRow {
     engine: String,
     fps: f64,
     saved_with: Option<String>,
+    samples: Option<i64>,
 }
 
 impl Store {
@@ -24,9 +25,10 @@ impl Store {
     pub async fn record_scene(&self, blend_hash: ContentHash, scene: &SceneSummary) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO scenes (blend_hash, frame_start, frame_end, frame_step, width, height, engine, fps, \
-             saved_with, inspected_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             saved_with, inspected_at, samples) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (blend_hash) DO UPDATE SET frame_start = $2, frame_end = $3, frame_step = $4, \
-             width = $5, height = $6, engine = $7, fps = $8, saved_with = $9, inspected_at = $10",
+             width = $5, height = $6, engine = $7, fps = $8, saved_with = $9, inspected_at = $10, \
+             samples = $11",
         )
         .bind(blend_hash)
         .bind(scene.frame_start)
@@ -38,6 +40,7 @@ impl Store {
         .bind(scene.fps)
         .bind(&scene.saved_with)
         .bind(now_ms())
+        .bind(scene.samples.map(i64::from))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -47,7 +50,7 @@ impl Store {
     /// inspected.
     pub async fn scene(&self, blend_hash: ContentHash) -> StoreResult<Option<SceneSummary>> {
         let row: Option<SceneRow> = sqlx::query_as(
-            "SELECT frame_start, frame_end, frame_step, width, height, engine, fps, saved_with \
+            "SELECT frame_start, frame_end, frame_step, width, height, engine, fps, saved_with, samples \
              FROM scenes WHERE blend_hash = $1",
         )
         .bind(blend_hash)
@@ -62,6 +65,8 @@ impl Store {
             engine: r.engine,
             fps: r.fps,
             saved_with: r.saved_with,
+            // A count that does not fit was not written by `record_scene`.
+            samples: r.samples.and_then(|n| u32::try_from(n).ok()),
         }))
     }
 }

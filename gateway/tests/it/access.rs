@@ -214,6 +214,8 @@ async fn private_resources_answer_401_to_strangers_and_403_to_other_wallets() {
     let again: lumen_protocol::api::UploadedBlend =
         get(&setup, &summary, Some(&mine)).await.json().await.unwrap();
     assert_eq!((again.hash, again.size), (blend, bytes.len() as u64));
+    // What inspection read, as recorded in the store: the tiny scene's 4 samples.
+    assert_eq!((again.scene.width, again.scene.height, again.scene.samples), (64, 36, Some(4)));
     assert_eq!(get(&setup, &summary, Some(&theirs)).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(get(&setup, &summary, None).await.status(), StatusCode::UNAUTHORIZED);
     let unknown = format!("/api/v1/blends/{}", ContentHash::of(b"never uploaded"));

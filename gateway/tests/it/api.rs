@@ -47,6 +47,7 @@ async fn a_job_registers_only_with_its_onchain_spec_and_artist() {
         .json()
         .await
         .unwrap();
+    assert_eq!((uploaded.scene.engine.as_str(), uploaded.scene.samples), ("CYCLES", Some(4)));
     let spec = JobSpec {
         blendHash: uploaded.hash.to_b256(),
         frameStart: 1,

@@ -9,12 +9,15 @@ import type {
   ExplorerTx,
   Info,
   Leaderboard,
+  JobSpecTypedData,
   JobView,
+  Market,
   NetworkStats,
   NodeView,
   SessionView,
   SignIn,
   SiweChallenge,
+  UploadedBlend,
 } from "./types";
 import type { ExplorerAddress, ExplorerJob, OperatorView, TokenInfo } from "./types";
 
@@ -53,6 +56,66 @@ function post<T>(path: string, body?: unknown): Promise<T> {
   });
 }
 
+/** Like `call`, but `null` when there is nothing at `path` (404). */
+async function callOrNull<T>(path: string): Promise<T | null> {
+  try {
+    return await call<T>(path);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return null;
+    throw err;
+  }
+}
+
+/** How far an upload got: bytes sent of the total. */
+export type UploadProgress = (sent: number, total: number) => void;
+
+/**
+ * `POST /api/v1/blends` with the file as the raw body, through
+ * XMLHttpRequest: `fetch` cannot report upload progress. Same origin, so the
+ * session cookie and the `Origin` header go along. Rejects with `ApiError`
+ * when the gateway refuses, a `TypeError` when nothing answers, and a
+ * `DOMException` named `AbortError` when `signal` aborts it.
+ */
+function uploadBlend(file: Blob, progress: UploadProgress, signal?: AbortSignal): Promise<UploadedBlend> {
+  const path = "/api/v1/blends";
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    const aborted = (): void => xhr.abort();
+    signal?.addEventListener("abort", aborted, { once: true });
+    const done = (): void => signal?.removeEventListener("abort", aborted);
+    xhr.open("POST", path);
+    xhr.responseType = "text";
+    xhr.setRequestHeader("content-type", "application/octet-stream");
+    xhr.upload.onprogress = (event) => progress(event.loaded, event.lengthComputable ? event.total : file.size);
+    xhr.onload = () => {
+      done();
+      let body: unknown = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        // Not JSON (a proxy's error page): the status says enough.
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && body) {
+        resolve(body as UploadedBlend);
+        return;
+      }
+      const error = (body ?? {}) as Partial<ApiErrorBody>;
+      reject(
+        new ApiError(path, xhr.status, error.code ?? "http_" + xhr.status, error.error ?? (xhr.statusText || "no answer")),
+      );
+    };
+    xhr.onerror = () => {
+      done();
+      reject(new TypeError("network error: the upload did not reach the gateway"));
+    };
+    xhr.onabort = () => {
+      done();
+      reject(new DOMException("the upload was cancelled", "AbortError"));
+    };
+    xhr.send(file);
+  });
+}
+
 export const api = {
   info: () => call<Info>("/api/v1/info"),
   stats: () => call<NetworkStats>("/api/v1/stats"),
@@ -76,4 +139,14 @@ export const api = {
   operator: (owner: string) => call<OperatorView>(`/api/v1/operators/${encodeURIComponent(owner)}`),
   /** The native coin and the accepted tokens, with their symbols and decimals. */
   tokens: () => call<TokenInfo[]>("/api/v1/tokens"),
+  /** The jobs this gateway accepts: tokens with their lowest prices, most frames, least time to the deadline. */
+  market: () => call<Market>("/api/v1/market"),
+  /** The EIP-712 domain and types of a job spec on this gateway's chain and escrow. */
+  jobSpecTypes: () => call<JobSpecTypedData>("/api/v1/typed-data/job-spec"),
+  /** The signed-in artist's own earlier upload of the file with this blake3 hash; `null` when there is none. */
+  ownBlend: (hash: string) => callOrNull<UploadedBlend>(`/api/v1/blends/${encodeURIComponent(hash)}`),
+  uploadBlend,
+  /** `POST /api/v1/jobs` with a `RegisterJob` body already serialized (`registerJobBody`: its price is a raw u128). */
+  registerJob: (body: string) =>
+    call<JobView>("/api/v1/jobs", { method: "POST", headers: { "content-type": "application/json" }, body }),
 };

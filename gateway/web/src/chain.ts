@@ -7,7 +7,15 @@
 // to the gateway only, and the wallet has its own node.
 
 import type { Abi, ContractFunctionArgs, ContractFunctionName, TransactionReceipt } from "viem";
-import { readContract, simulateContract, waitForTransactionReceipt, writeContract } from "viem/actions";
+import {
+  getBalance,
+  getBlock,
+  readContract,
+  simulateContract,
+  waitForTransactionReceipt,
+  writeContract,
+} from "viem/actions";
+import { tokenAbi } from "./abi";
 import type { Hex } from "./types";
 import type { Wallet } from "./wallet";
 
@@ -68,4 +76,29 @@ export function read<T>(
   call: { address: Hex; abi: Abi; functionName: string; args?: readonly unknown[] },
 ): Promise<T> {
   return readContract(wallet.client, call as never) as Promise<T>;
+}
+
+/**
+ * Simulates `call` as `account` without sending it: throws as `send` would
+ * before any prompt (the contract's decoded revert), so a page can check a
+ * call it will send later, after other prompts.
+ */
+export async function simulate<A extends Abi, F extends ContractFunctionName<A, "nonpayable" | "payable">>(
+  wallet: Wallet,
+  account: Hex,
+  call: Call<A, F>,
+): Promise<void> {
+  await simulateContract(wallet.client, { ...(call as object), account, chain: null } as never);
+}
+
+/** What `account` holds of `token` (`address(0)`: the native coin), in its smallest unit. */
+export function balanceOf(wallet: Wallet, account: Hex, token: Hex): Promise<bigint> {
+  if (/^0x0{40}$/.test(token)) return getBalance(wallet.client, { address: account });
+  return read<bigint>(wallet, { address: token, abi: tokenAbi, functionName: "balanceOf", args: [account] });
+}
+
+/** The chain's clock: the latest block's timestamp (what the escrow compares deadlines with). */
+export async function chainTime(wallet: Wallet): Promise<bigint> {
+  const block = await getBlock(wallet.client, { blockTag: "latest" });
+  return block.timestamp;
 }

@@ -13,12 +13,14 @@ import { explorerAddressPage, explorerJobPage, explorerTxPage } from "./views/ex
 import { jobPage } from "./views/job";
 import { leaderboardPage } from "./views/leaderboard";
 import { operatorPage } from "./views/operator";
+import { submitPage } from "./views/submit";
 import type { Page, View } from "./views/view";
 import { discoverWallets } from "./wallets";
 
-/** Every page. Planned: `/upload`. */
+/** Every page. */
 const routes: Route<Page>[] = [
   { path: "/", view: homePage },
+  { path: "/submit", view: submitPage },
   { path: "/jobs/:id", view: jobPage },
   { path: "/leaderboard", view: leaderboardPage },
   { path: "/explorer/tx/:hash", view: explorerTxPage },

@@ -348,3 +348,67 @@ export interface ExplorerJob {
   events: MirroredEvent[];
   slashes: ExplorerSlash[];
 }
+
+/** What the gateway read from an uploaded `.blend` (`SceneSummary`). */
+export interface SceneSummary {
+  frame_start: number;
+  frame_end: number;
+  frame_step: number;
+  width: number;
+  height: number;
+  /** `CYCLES`, `BLENDER_EEVEE`, `BLENDER_EEVEE_NEXT`, `BLENDER_WORKBENCH`, … */
+  engine: string;
+  fps: number;
+  saved_with: string | null;
+  /** Render samples per pixel; absent or `null` for engines without (Workbench). */
+  samples?: number | null;
+}
+
+/** `POST /api/v1/blends` and `GET /api/v1/blends/{hash}` (`UploadedBlend`). */
+export interface UploadedBlend {
+  /** blake3 of the file. */
+  hash: Hex;
+  size: number;
+  scene: SceneSummary;
+}
+
+/** A payment token a gateway accepts (`TokenPrice`; `address(0)`: the native coin). */
+export interface TokenPrice {
+  token: Hex;
+  min_price_per_frame: Wei;
+}
+
+/** `GET /api/v1/market`: the jobs this gateway accepts (`Market`). */
+export interface Market {
+  max_frames_per_job: number;
+  min_deadline_secs: number;
+  tokens: TokenPrice[];
+}
+
+/** One field of an EIP-712 struct type. */
+export interface TypedField {
+  name: string;
+  type: string;
+}
+
+/** `GET /api/v1/typed-data/job-spec`: what `eth_signTypedData_v4` needs, but the message. */
+export interface JobSpecTypedData {
+  domain: { name: string; version: string; chainId: number; verifyingContract: Hex };
+  types: Record<string, TypedField[]>;
+  primaryType: "JobSpec";
+}
+
+/** The artist's job spec (`eip712::JobSpec`): its EIP-712 hash is what the escrow locks. */
+export interface JobSpec {
+  blendHash: Hex;
+  frameStart: number;
+  frameEnd: number;
+  frameStep: number;
+  width: number;
+  height: number;
+  engine: string;
+  token: Hex;
+  /** A `uint128`: beyond what a JSON number holds exactly in JavaScript. */
+  pricePerFrame: bigint;
+  salt: bigint;
+}

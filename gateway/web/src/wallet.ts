@@ -4,8 +4,24 @@
 // one by one (not `createWalletClient`, which brings every wallet action)
 // so the bundle holds only what the page uses.
 
-import { createClient, custom, defineChain, type Chain, type Client, type EIP1193Provider } from "viem";
-import { addChain, getAddresses, getChainId, requestAddresses, signMessage, switchChain } from "viem/actions";
+import {
+  createClient,
+  custom,
+  defineChain,
+  type Chain,
+  type Client,
+  type EIP1193Provider,
+  type TypedDataDefinition,
+} from "viem";
+import {
+  addChain,
+  getAddresses,
+  getChainId,
+  requestAddresses,
+  signMessage,
+  signTypedData,
+  switchChain,
+} from "viem/actions";
 import { WalletCode, walletCode } from "./errors";
 import type { Hex, Info } from "./types";
 import type { WalletOption } from "./wallets";
@@ -78,6 +94,14 @@ export class Wallet {
   /** An EIP-191 signature of `message` (`personal_sign`). */
   signMessage(account: Hex, message: string): Promise<Hex> {
     return signMessage(this.client, { account, message });
+  }
+
+  /**
+   * An EIP-712 signature of `data` (`eth_signTypedData_v4`): the wallet
+   * shows the struct's fields by name, not an opaque hash.
+   */
+  signTypedData(account: Hex, data: TypedDataDefinition): Promise<Hex> {
+    return signTypedData(this.client, { account, ...data } as never);
   }
 
   /** Follows the wallet's events until `close`. */

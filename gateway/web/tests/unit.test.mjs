@@ -1,5 +1,5 @@
 // Unit tests of the dashboard's pure parts (the SIWE message, error words,
-// routing, wallet discovery), bundled from the TypeScript sources with
+// routing, wallet discovery, the submit page's fields and hashing), bundled from the TypeScript sources with
 // esbuild and run in Node.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -24,6 +24,8 @@ async function load() {
         'export { escrowAbi } from "./src/abi";',
         'export { RevertedOnChain } from "./src/chain";',
         'export { ContractFunctionExecutionError, ContractFunctionRevertedError, encodeErrorResult } from "viem";',
+        'export * from "./src/jobform";',
+        'export * from "./src/upload";',
       ].join("\n"),
       resolveDir: web,
       loader: "ts",
@@ -207,4 +209,158 @@ test("a withdrawal with nothing to withdraw says so, naming the escrow's custom 
     "There is nothing to withdraw in this token: the credit was already withdrawn, or none was earned " +
       "(the contract reverted with Escrow_NothingToWithdraw()).",
   );
+});
+
+/** A scene as the gateway reports it. */
+const scene = (over = {}) => ({
+  frame_start: 1,
+  frame_end: 24,
+  frame_step: 1,
+  width: 64,
+  height: 36,
+  engine: "CYCLES",
+  fps: 24,
+  saved_with: "3.4.1",
+  samples: 4,
+  ...over,
+});
+const market = { max_frames_per_job: 10_000, min_deadline_secs: 3_600, tokens: [{ token: m.NATIVE, min_price_per_frame: "1000000000000" }] };
+const value = (parsed) => (parsed.ok ? parsed.value : `error: ${parsed.error}`);
+
+test("frame ranges: A-B or one frame, inside the scene's range and on its step", () => {
+  assert.deepEqual(value(m.parseFrameRange("1-24", scene())), { start: 1, end: 24 });
+  assert.deepEqual(value(m.parseFrameRange(" 3 – 7 ", scene())), { start: 3, end: 7 }, "en dash, spaces");
+  assert.deepEqual(value(m.parseFrameRange("5..6", scene())), { start: 5, end: 6 });
+  assert.deepEqual(value(m.parseFrameRange("5", scene())), { start: 5, end: 5 });
+  assert.deepEqual(value(m.parseFrameRange("-2-4", scene({ frame_start: -5 }))), { start: -2, end: 4 }, "negative frames");
+  assert.match(value(m.parseFrameRange("", scene())), /Enter the frames/);
+  assert.match(value(m.parseFrameRange("1 to 5", scene())), /is not a frame range: write first-last/);
+  assert.match(value(m.parseFrameRange("7-3", scene())), /last frame \(3\) comes before the first \(7\)/);
+  assert.match(value(m.parseFrameRange("0-5", scene())), /Frames 0-5 are outside the scene's range 1-24/);
+  assert.match(value(m.parseFrameRange("20-25", scene())), /outside/);
+  const stepped = scene({ frame_step: 2 });
+  assert.deepEqual(value(m.parseFrameRange("3-9", stepped)), { start: 3, end: 9 });
+  assert.match(value(m.parseFrameRange("2-9", stepped)), /every 2 frames from 1: start on one of those \(1 or 3\)/);
+  assert.equal(m.frameCount(1, 24, 1), 24);
+  assert.equal(m.frameCount(3, 9, 2), 4);
+  assert.equal(m.frameCount(3, 10, 2), 4, "the last frame off the step is not rendered");
+  assert.equal(m.frameCount(5, 4, 1), 0);
+  assert.equal(m.sceneRange(scene()), "1-24");
+  assert.equal(m.sceneRange(scene({ frame_end: 1 })), "1");
+  assert.match(m.frameLimit(10_001, market), /10001 frames: this gateway takes at most 10000 per job/);
+  assert.equal(m.frameLimit(10_000, market), null);
+});
+
+test("prices: decimals of the token, exact, never rounded", () => {
+  assert.equal(value(m.parseAmount("0.001", 18, "ETH")), 10n ** 15n);
+  assert.equal(value(m.parseAmount("1", 18, "ETH")), 10n ** 18n);
+  assert.equal(value(m.parseAmount(".5", 18, "ETH")), 5n * 10n ** 17n);
+  assert.equal(value(m.parseAmount(" 2. ", 6, "USDC")), 2_000_000n);
+  // Above 2^53: exact, as a bigint.
+  assert.equal(value(m.parseAmount("0.009007199254740993", 18, "LTD")), 9007199254740993n);
+  assert.equal(value(m.parseAmount("12", 0, "PTS")), 12n);
+  assert.match(value(m.parseAmount("", 18, "ETH")), /Enter a price/);
+  assert.match(value(m.parseAmount("0", 18, "ETH")), /above zero/);
+  assert.match(value(m.parseAmount("0.0000000000000000001", 18, "ETH")), /ETH has 18 decimals: 0.0000000000000000001 has 19/);
+  assert.match(value(m.parseAmount("1.5", 0, "PTS")), /PTS has no decimals/);
+  for (const wrong of ["1e3", "-1", "1,5", "0x10", ".", "abc", "1 000"]) {
+    assert.match(value(m.parseAmount(wrong, 18, "ETH")), /is not a number/, wrong);
+  }
+  assert.match(value(m.parseAmount("340282366920938463463.374607431768211456", 18, "ETH")), /too large/, "2^128 wei");
+  assert.equal(value(m.parseAmount("340282366920938463463.374607431768211455", 18, "ETH")), (1n << 128n) - 1n);
+  const terms = market.tokens[0];
+  assert.equal(m.priceLimit(10n ** 12n, terms, 18, "ETH"), null);
+  assert.equal(m.priceLimit(10n ** 12n - 1n, terms, 18, "ETH"), "This gateway takes at least 0.000001 ETH a frame.");
+  assert.equal(m.tokenTerms(market, "0x0000000000000000000000000000000000000000"), terms);
+  assert.equal(m.tokenTerms(market, "0x00000000000000000000000000000000000000ee"), undefined);
+});
+
+test("costs are shown in whole tokens without trailing zeros", () => {
+  assert.equal(m.formatAmount(4_000_000_000_000n, 18, "ETH"), "0.000004 ETH");
+  assert.equal(m.formatAmount(10n ** 24n, 18, "LTD"), "1000000 LTD");
+  assert.equal(m.formatAmount(0n, 18, "LTD"), "0 LTD");
+  assert.equal(m.formatAmount(1_500_000n, 6, "USDC"), "1.5 USDC");
+});
+
+test("verification renders and the deadline", () => {
+  assert.equal(value(m.parseVerifications("2", 2)), 2);
+  assert.equal(value(m.parseVerifications("0", 2)), 0);
+  assert.match(value(m.parseVerifications("3", 2)), /At most one per frame: 2 for 2 frames/);
+  assert.match(value(m.parseVerifications("-1", 2)), /whole number from 0 to 2/);
+  assert.match(value(m.parseVerifications("", 1)), /whole number from 0 to 1/);
+  // An hour's minimum at the gateway leaves 2 whole hours once the transaction's time is counted.
+  assert.equal(m.minDeadlineHours(market), 2);
+  assert.equal(m.minDeadlineHours({ ...market, min_deadline_secs: 0 }), 1);
+  assert.equal(m.minDeadlineHours({ ...market, min_deadline_secs: 86_400 }), 25);
+  assert.equal(value(m.parseDeadlineHours("24", market)), 24);
+  assert.equal(
+    value(m.parseDeadlineHours("1", market)),
+    "error: At least 2 hours: this gateway needs 1 hour to render and settle once the job is registered.",
+  );
+  assert.match(value(m.parseDeadlineHours("1.5", market)), /whole number of hours, at least 2/);
+  assert.equal(m.duration(3_600), "1 hour");
+  assert.equal(m.duration(5_400), "90 minutes");
+  assert.equal(m.duration(86_400), "24 hours");
+  assert.equal(m.duration(172_800), "2 days");
+  assert.equal(m.duration(45), "45 seconds");
+  assert.equal(m.engineName("BLENDER_EEVEE_NEXT"), "EEVEE");
+  assert.equal(m.engineName("SOMETHING_NEW"), "SOMETHING_NEW");
+});
+
+test("the job spec and its registration body, with the u128 price written out in full", () => {
+  const hash = "0x" + "ab".repeat(32);
+  const spec = m.jobSpec(hash, scene({ frame_step: 2 }), { start: 3, end: 9 }, m.NATIVE, (1n << 100n) + 1n, 255n);
+  assert.deepEqual(
+    { ...spec, pricePerFrame: String(spec.pricePerFrame), salt: String(spec.salt) },
+    {
+      blendHash: hash,
+      frameStart: 3,
+      frameEnd: 9,
+      frameStep: 2,
+      width: 64,
+      height: 36,
+      engine: "CYCLES",
+      token: m.NATIVE,
+      pricePerFrame: "1267650600228229401496703205377",
+      salt: "255",
+    },
+  );
+  const body = m.registerJobBody(7n, spec, "0x1234");
+  assert.equal(
+    body,
+    `{"job_id":7,"spec":{"blendHash":"${hash}","frameStart":3,"frameEnd":9,"frameStep":2,"width":64,"height":36,` +
+      `"engine":"CYCLES","token":"${m.NATIVE}","pricePerFrame":1267650600228229401496703205377,"salt":"0xff"},` +
+      `"signature":"0x1234"}`,
+  );
+  assert.doesNotThrow(() => JSON.parse(body));
+  const a = m.randomSalt();
+  assert.ok(a >= 0n && a < 1n << 256n);
+  assert.notEqual(a, m.randomSalt());
+});
+
+test("a file's blake3 is the same in one slice or many, with progress, and hashing can be cancelled", async () => {
+  const { blake3 } = await import("@noble/hashes/blake3");
+  const hex = (bytes) => "0x" + Buffer.from(bytes).toString("hex");
+  // The reference vectors of BLAKE3.
+  assert.equal(await m.hashFile(new Blob([])), "0xaf1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+  assert.equal(await m.hashFile(new Blob(["abc"])), "0x6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
+  const bytes = Uint8Array.from({ length: 5_000 }, (_, i) => (i * 31) % 251);
+  const seen = [];
+  const sliced = await m.hashFile(new Blob([bytes]), (done, total) => seen.push([done, total]), undefined, 1_024);
+  assert.equal(sliced, hex(blake3(bytes)));
+  assert.deepEqual(seen.map(([done]) => done), [0, 1024, 2048, 3072, 4096, 5000]);
+  assert.ok(seen.every(([, total]) => total === 5_000));
+  const stop = new AbortController();
+  const hashing = m.hashFile(new Blob([bytes]), () => stop.abort(), stop.signal, 1_024);
+  await assert.rejects(hashing, (err) => err.name === "AbortError");
+  assert.ok(m.isBlendName("Scene.BLEND"));
+  assert.ok(!m.isBlendName("scene.blend1"), "Blender's backups are not scenes");
+  assert.ok(!m.isBlendName("scene.blend.zip"));
+  assert.equal(m.formatBytes(999), "999 B");
+  assert.equal(m.formatBytes(1_500), "1.5 kB");
+  assert.equal(m.formatBytes(579_012), "579 kB");
+  assert.equal(m.formatBytes(2_300_000_000), "2.3 GB");
+  assert.equal(m.percent(1, 3), 33);
+  assert.equal(m.percent(5, 5), 100);
+  assert.equal(m.percent(0, 0), 0);
 });

@@ -16,6 +16,7 @@ async fn inspects_a_generated_scene() {
     assert_eq!((info.frame_start, info.frame_end, info.frame_step), (1, 6, 1));
     assert_eq!((info.width, info.height), (64, 36));
     assert_eq!(info.engine, "CYCLES");
+    assert_eq!(info.samples, Some(4));
     assert!((info.fps - 24.0).abs() < 1e-9);
     assert!(info.has_camera);
     assert!(!info.cycles_denoising);
@@ -44,8 +45,16 @@ async fn inspects_compressed_scenes_and_other_engines() {
     assert_eq!(std::fs::read(&blend).unwrap()[..4], [0x28, 0xb5, 0x2f, 0xfd], "zstd-compressed");
     let info = blender().inspect(&blend).await.unwrap();
     assert_eq!(info.engine, "BLENDER_WORKBENCH");
+    assert_eq!(info.samples, None, "Workbench has no render samples");
     assert_eq!(info.frame_end, 12);
     assert!(!info.has_camera);
+
+    // EEVEE's render samples are its own setting (`taa_render_samples`).
+    let eevee =
+        SampleScene { engine: lumen_blender::sample::Engine::Eevee, samples: 7, ..SampleScene::tiny() };
+    let info = blender().inspect(&scene(dir.path(), "e.blend", eevee).await).await.unwrap();
+    assert!(info.engine.starts_with("BLENDER_EEVEE"), "{}", info.engine);
+    assert_eq!(info.samples, Some(7));
 }
 
 #[tokio::test]

@@ -243,8 +243,9 @@ async fn submit(args: SubmitArgs) -> eyre::Result<()> {
         .call()
         .await
         .map_err(ChainError::from_contract)?;
+    let samples = scene.samples.map(|n| format!(", {n} samples")).unwrap_or_default();
     output::line(format!(
-        "scene: {} frames {start}-{end} (step {}), {}x{}, {}, {:.0} fps",
+        "scene: {} frames {start}-{end} (step {}), {}x{}, {}{samples}, {:.0} fps",
         uploaded.hash, spec.frameStep, scene.width, scene.height, scene.engine, scene.fps
     ));
     let price = Wei::from(args.price_per_frame);

@@ -797,6 +797,7 @@ async fn split_processes_render_a_job_without_a_devnet_file() {
     };
     let out = lumen(&["job", "submit", scene.to_str().unwrap(), "--private-key-env", "ARTIST_KEY"]);
     let job = out.lines().last().unwrap().trim().to_owned();
+    assert!(out.contains("64x36, CYCLES, 4 samples, 24 fps"), "the scene line: {out}");
     // Jobs are private: following one signs in with the artist's wallet.
     lumen(&["job", "wait", &job, "--timeout", "300", "--private-key-env", "ARTIST_KEY"]);
     let status: serde_json::Value =

@@ -69,7 +69,7 @@ function renderJobs(el: HTMLElement, jobs: JobView[] | null): void {
       "Your jobs",
       ["Job", "State", "Frames", "Verified", "Paid"],
       jobs.map(jobRow),
-      "You have no jobs yet. Submit one with “lumen job submit scene.blend” (uploading from this page is planned).",
+      "You have no jobs yet. Submit one on the “New job” page, or with “lumen job submit scene.blend”.",
     ),
   );
 }
