@@ -195,7 +195,7 @@ async function noOverflow(page) {
 }
 
 describe("the submit page in Chromium", () => {
-  test("upload, estimate, sign, fund in the native coin, follow the job to its payment and download the frames", async () => {
+  test("upload, estimate, sign, fund in the native coin, follow the job to its payment, download the frames; the node's owner withdraws and the leaderboard shows the node", async () => {
     const { context, page } = await open();
     // Signed out: the page says what to do, and takes no file.
     await waitForText(page.getByTestId("submit-gate"), "Sign in to submit a job");
@@ -308,13 +308,14 @@ describe("the submit page in Chromium", () => {
     // The job page follows it live; the frames arrive, are verified and paid.
     await page.locator('[data-live="open"]').waitFor();
     assert.equal(await page.locator("li.frame").count(), 2);
-    const paid = page.locator("li.frame a");
+    const paid = page.locator("li.frame .payout a");
     await paid.nth(1).waitFor({ timeout: 180_000 });
     await waitForText(page.locator("main"), "completed", 120_000);
 
     // Every paid frame in one archive, as the gateway stored them.
-    const download = page.getByRole("link", { name: "Download all paid frames" });
-    if ((await download.count()) > 0) assert.equal(await download.getAttribute("href"), `/api/v1/jobs/${jobId}/frames.zip`);
+    const download = page.getByRole("link", { name: /^Download all paid frames \(2,/ });
+    await download.waitFor({ timeout: 60_000 });
+    assert.equal(await download.getAttribute("href"), `/api/v1/jobs/${jobId}/frames.zip`);
     const archive = await page.evaluate(async (id) => {
       const r = await fetch(`/api/v1/jobs/${id}/frames.zip`);
       return { status: r.status, type: r.headers.get("content-type"), bytes: [...new Uint8Array(await r.arrayBuffer())] };
@@ -337,6 +338,39 @@ describe("the submit page in Chromium", () => {
     await page.getByRole("heading", { name: "Transaction", level: 1 }).waitFor();
     await waitForText(page.locator("main"), "FramesReleased");
     await context.close();
+
+    // The owner of a node that rendered it withdraws what it earned, from
+    // its own wallet on the operator page: the coin arrives on-chain…
+    const renderer = paidFrames[0];
+    const operator = await open({ account: renderer.payout_owner });
+    await operator.page.goto(`${devnet.file.gateway_url}/#/operator`);
+    await operator.page.getByRole("button", { name: "Connect wallet" }).click();
+    const withdraw = operator.page.getByRole("button", { name: /^Withdraw / });
+    await withdraw.waitFor({ timeout: 30_000 });
+    await withdraw.click();
+    const status = operator.page.getByTestId("withdraw-status");
+    await waitForText(status, "Withdrew", 60_000);
+    const hash = await status.getByRole("link").getAttribute("title");
+    const receipt = await chain.getTransactionReceipt({ hash });
+    assert.equal(receipt.status, "success");
+    assert.equal(receipt.from.toLowerCase(), renderer.payout_owner.toLowerCase());
+    const credit = await chain.readContract({
+      address: devnet.file.escrow,
+      abi: escrowAbi,
+      functionName: "credits",
+      args: [renderer.payout_owner, "0x0000000000000000000000000000000000000000"],
+      blockNumber: receipt.blockNumber - 1n,
+    });
+    assert.ok(credit >= BigInt(renderer.payout_amount) - BigInt(renderer.payout_fee), "the frame's pay was in the credit");
+    const [balanceBefore, balanceAfter] = await Promise.all([
+      chain.getBalance({ address: renderer.payout_owner, blockNumber: receipt.blockNumber - 1n }),
+      chain.getBalance({ address: renderer.payout_owner, blockNumber: receipt.blockNumber }),
+    ]);
+    assert.equal(balanceAfter - balanceBefore, credit - receipt.gasUsed * receipt.effectiveGasPrice);
+    // …and the leaderboard shows its node.
+    await operator.page.getByRole("link", { name: "Leaderboard" }).click();
+    await operator.page.locator(`tr[data-node="${renderer.node.toLowerCase()}"]`).waitFor({ timeout: 30_000 });
+    await operator.context.close();
   });
 
   test("the same file again, dropped on the page, is not sent again; files that are not scenes are refused in words", async () => {
