@@ -14,10 +14,10 @@
 // For each: from navigation to the grid painted (the page marks
 // `lumen:job-painted` after the first paint that follows a render), the JSON's size, and an update pushed over the
 // live stream that changes one frame (the keyed grid rebuilds one card).
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { root, startDevnet } from "../tests/devnet.mjs";
+import { startDevnet } from "../tests/devnet.mjs";
+import { makeScene } from "../tests/kit.mjs";
 import { installTestWallet, rpcBridge } from "../tests/wallet.mjs";
 
 const FRAMES = Number(process.env.FRAMES ?? 1000);
@@ -32,15 +32,6 @@ const PNG = Buffer.from(
   "hex",
 );
 
-function makeScene(path) {
-  const made = spawnSync(
-    "blender",
-    ["-b", "--factory-startup", "--python", join(root, "scripts/make-sample-scene.py"), "--python-exit-code", "3", "--",
-      "--out", path, "--frames", String(FRAMES), "--width", "64", "--height", "36", "--samples", "1"],
-    { stdio: "ignore", timeout: 120_000 },
-  );
-  if (made.status !== 0) throw new Error("scene generation failed (is Blender installed?)");
-}
 
 /** The finished version of `job`: every frame verified, paid, previewed, checked by a second node. */
 function finished(job) {
@@ -82,7 +73,7 @@ async function main() {
   let failed = false;
   try {
     const scene = join(devnet.dir, "big.blend");
-    makeScene(scene);
+    makeScene(scene, { frames: FRAMES, samples: 1 });
     const out = devnet.lumen(["job", "submit", scene, "--verifications", "0"]);
     const id = Number(out.trim().split("\n").at(-1));
 

@@ -14,6 +14,7 @@ import { chromium } from "playwright-core";
 import { blake3 } from "@noble/hashes/blake3";
 import { decodeEventLog, getAddress, numberToHex, parseAbiItem, toEventSelector, toFunctionSelector } from "viem";
 import { root, startDevnet } from "./devnet.mjs";
+import { makeScene, signIn, waitForText, wallet } from "./kit.mjs";
 import { installTestWallet, rpcBridge } from "./wallet.mjs";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -47,15 +48,7 @@ function blenderAvailable() {
 /** A `frames`-frame 64×36 scene submitted through the CLI by the devnet's artist. */
 function submitJob(frames = 2) {
   const scene = join(devnet.dir, `scene-${frames}.blend`);
-  if (!existsSync(scene)) {
-    const made = spawnSync(
-      "blender",
-      ["-b", "--factory-startup", "--python", join(root, "scripts/make-sample-scene.py"), "--python-exit-code", "3", "--",
-        "--out", scene, "--frames", String(frames), "--width", "64", "--height", "36", "--samples", "4"],
-      { stdio: "ignore", timeout: 60_000 },
-    );
-    assert.equal(made.status, 0, "scene generation failed");
-  }
+  if (!existsSync(scene)) makeScene(scene, { frames });
   const out = devnet.lumen(["job", "submit", scene]);
   return Number(out.trim().split("\n").at(-1));
 }
@@ -79,12 +72,6 @@ const jobAsSeen = (page, id) =>
     return r.ok ? await r.json() : null;
   }, id);
 
-/** Connects the test wallet and signs in. */
-async function signIn(page) {
-  await page.getByRole("button", { name: "Connect wallet" }).click();
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByTestId("signed-in").waitFor();
-}
 
 /** The entries of a zip file: name and blake3 of the bytes (Python's zipfile reads it). */
 function zipEntries(path) {
@@ -138,16 +125,6 @@ async function open({ viewport = DESKTOP, wallet = {} } = {}) {
   return { context, page, response };
 }
 
-/** Waits for `text` inside `locator` (Playwright's auto-waiting, without its test runner). */
-async function waitForText(locator, text, timeout = 10_000) {
-  const started = Date.now();
-  for (;;) {
-    const content = (await locator.textContent({ timeout }).catch(() => "")) ?? "";
-    if (content.includes(text)) return content;
-    if (Date.now() - started > timeout) assert.fail(`expected ${JSON.stringify(text)} in ${JSON.stringify(content)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const session = (page) =>
   page.evaluate(async () => {
@@ -155,7 +132,6 @@ const session = (page) =>
     return { status: r.status, body: r.ok ? await r.json() : null };
   });
 
-const wallet = (page, fn, ...args) => page.evaluate(([fn, args]) => window.__lumenTestWallet[fn](...args), [fn, args]);
 
 /** Every control has a name a screen reader can say, every image an `alt`, one `h1`. */
 async function checkNames(page) {

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { createPublicClient, formatEther, getAddress, http, parseAbi } from "viem";
 import { root, startDevnet } from "./devnet.mjs";
+import { makeScene, waitForText, wallet } from "./kit.mjs";
 import { installTestWallet, rpcBridge } from "./wallet.mjs";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -50,13 +51,7 @@ const skip = () => {
 /** A 2-frame 64×36 scene submitted through the CLI by the devnet's artist; its id. */
 function submitJob() {
   const scene = join(devnet.dir, "scene.blend");
-  const made = spawnSync(
-    "blender",
-    ["-b", "--factory-startup", "--python", join(root, "scripts/make-sample-scene.py"), "--python-exit-code", "3", "--",
-      "--out", scene, "--frames", "2", "--width", "64", "--height", "36", "--samples", "4"],
-    { stdio: "ignore", timeout: 60_000 },
-  );
-  assert.equal(made.status, 0, "scene generation failed");
+  makeScene(scene);
   return Number(devnet.lumen(["job", "submit", scene]).trim().split("\n").at(-1));
 }
 
@@ -112,17 +107,7 @@ async function openAs(account, path, { viewport = DESKTOP } = {}) {
   return { context, page };
 }
 
-async function waitForText(locator, text, timeout = 15_000) {
-  const started = Date.now();
-  for (;;) {
-    const content = (await locator.textContent({ timeout }).catch(() => "")) ?? "";
-    if (typeof text === "string" ? content.includes(text) : text.test(content)) return content;
-    if (Date.now() - started > timeout) assert.fail(`expected ${text} in ${JSON.stringify(content)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
-const wallet = (page, fn, ...args) => page.evaluate(([fn, args]) => window.__lumenTestWallet[fn](...args), [fn, args]);
 const cell = (row, col) => row.locator(`[data-col="${col}"]`).textContent();
 const eth = (wei) => `${formatEther(BigInt(wei))} ETH`;
 

@@ -10,7 +10,6 @@
 //   cargo build --bin lumen && (cd gateway/web && npm run build && npm run test:browser)
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "@noble/hashes/blake3";
@@ -27,6 +26,7 @@ import {
   parseAbi,
 } from "viem";
 import { root, startDevnet } from "./devnet.mjs";
+import { makeScene, signIn, waitForText, wallet } from "./kit.mjs";
 import { installTestWallet, rpcBridge } from "./wallet.mjs";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -63,13 +63,7 @@ before(async () => {
   ]);
   chain = createPublicClient({ transport: http(devnet.file.rpc_url) });
   scene = join(devnet.dir, "scene.blend");
-  const made = spawnSync(
-    "blender",
-    ["-b", "--factory-startup", "--python", join(root, "scripts/make-sample-scene.py"), "--python-exit-code", "3", "--",
-      "--out", scene, "--frames", "2", "--width", "64", "--height", "36", "--samples", "4"],
-    { stdio: "ignore", timeout: 60_000 },
-  );
-  assert.equal(made.status, 0, "scene generation failed (is Blender installed?)");
+  makeScene(scene);
   sceneHash = `0x${bytesToHex(blake3(readFileSync(scene)))}`;
   const market = await fetch(`${devnet.file.gateway_url}/api/v1/market`).then((r) => r.json());
   minPrice = BigInt(market.tokens.find((t) => /^0x0{40}$/.test(t.token)).min_price_per_frame);
@@ -105,24 +99,8 @@ async function open({ viewport = DESKTOP, account = devnet.file.artist, refusals
   return { context, page };
 }
 
-async function signIn(page) {
-  await page.getByRole("button", { name: "Connect wallet" }).click();
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByTestId("signed-in").waitFor();
-}
 
-/** Waits for `text` inside `locator`. */
-async function waitForText(locator, text, timeout = 15_000) {
-  const started = Date.now();
-  for (;;) {
-    const content = (await locator.textContent({ timeout }).catch(() => "")) ?? "";
-    if (content.includes(text)) return content;
-    if (Date.now() - started > timeout) assert.fail(`expected ${JSON.stringify(text)} in ${JSON.stringify(content)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
-const wallet = (page, fn, ...args) => page.evaluate(([fn, args]) => window.__lumenTestWallet[fn](...args), [fn, args]);
 const methods = async (page) => (await wallet(page, "requests")).map((r) => r.split(" ").at(-1));
 
 /** Chooses the scene with the file button and waits until the page shows what was read. */
