@@ -37,7 +37,8 @@ impl TokenNames {
         let erc20 = Erc20::new(token, state.escrow.provider().clone());
         let (symbol, decimals) =
             futures::join!(async { erc20.symbol().call().await }, async { erc20.decimals().call().await });
-        let info = TokenInfo { token, symbol: symbol.ok(), decimals: decimals.ok() };
+        let symbol = symbol.ok().map(|s| lumen_protocol::api::plain_symbol(&s));
+        let info = TokenInfo { token, symbol, decimals: decimals.ok() };
         if info.symbol.is_some() && info.decimals.is_some() {
             self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(token, info.clone());
         }

@@ -242,6 +242,12 @@ pub struct JobView {
     pub onchain: Option<OnchainJobView>,
 }
 
+/// A token's `symbol()` as it may be shown: a hostile token names itself,
+/// so only printable ASCII is kept, at most 16 characters.
+pub fn plain_symbol(raw: &str) -> String {
+    raw.chars().filter(char::is_ascii_graphic).take(16).collect()
+}
+
 /// A job's terms as opened on-chain (`IRenderEscrow.JobTerms`, field for
 /// field): `cancel` and `refund` take them back, and the escrow checks them
 /// against the hash it keeps.
@@ -800,6 +806,13 @@ mod onchain_tests {
         // A cancel after the close (impossible on-chain) does not reopen it.
         let late = OnchainJobView::from_events(&[opened(9_000), refunded(), cancelled(4_000)]).unwrap();
         assert_eq!(late.state, EscrowState::Closed);
+    }
+
+    #[test]
+    fn token_symbols_are_shown_plain_and_short() {
+        assert_eq!(plain_symbol("LTD"), "LTD");
+        assert_eq!(plain_symbol("<b>US D</b>\u{202e}\n"), "<b>USD</b>");
+        assert_eq!(plain_symbol(&"X".repeat(100)).len(), 16);
     }
 
     #[test]

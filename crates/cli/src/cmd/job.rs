@@ -555,7 +555,7 @@ impl Unit {
             })?;
         let symbol = erc20.symbol().call().await.map_err(ChainError::from_contract)?;
         // A hostile token names itself: keep what is printed short and plain.
-        let symbol: String = symbol.chars().filter(|c| c.is_ascii_graphic()).take(16).collect();
+        let symbol = lumen_protocol::api::plain_symbol(&symbol);
         Ok(Self { symbol, decimals, base: "units" })
     }
 

@@ -918,7 +918,9 @@ export const submitPage: Page = () => {
             read<string>(wallet, { address: token, abi: tokenAbi, functionName: "symbol" }),
             read<number>(wallet, { address: token, abi: tokenAbi, functionName: "decimals" }),
           ]);
-          tokenInfos.set(token.toLowerCase(), { symbol, decimals: Number(decimals) });
+          // A hostile token names itself: printable ASCII only, 16 at most (as the gateway and CLI show it).
+          const plain = symbol.replace(/[^\x21-\x7e]/g, "").slice(0, 16);
+          tokenInfos.set(token.toLowerCase(), { symbol: plain, decimals: Number(decimals) });
         } catch {
           // Not readable now (another network, a node hiccup): shown by address, tried again on the next refresh.
         }
