@@ -402,30 +402,58 @@ export const jobPage: Page = (params) => {
     body.dataset.frames = String(j.frames.length);
   }
 
-  /** Follows the job's pushed views, once the artist may see it. */
+  /**
+   * Follows the job's pushed views: the stream's first event is the whole
+   * view, so the page loads the job through it (one request, not two).
+   */
   const follow = () => {
     if (stream) return;
-    stream = new EventSource(`/api/v1/jobs/${id}/events`);
-    stream.addEventListener("job", (event) => {
+    const source = new EventSource(`/api/v1/jobs/${id}/events`);
+    stream = source;
+    source.addEventListener("job", (event) => {
       const data = (event as MessageEvent<string>).data;
       show(JSON.parse(data) as JobView);
       body.dataset.live = "open";
     });
-    stream.addEventListener("open", () => {
+    source.addEventListener("open", () => {
       retryMs = 1000;
     });
-    stream.addEventListener("error", () => {
+    source.addEventListener("error", () => {
+      if (stream !== source) return;
       // EventSource retries by itself after a dropped connection; the page
-      // says it is catching up. An answer that is not a stream (the gateway
-      // starting, a proxy's error page) closes it for good: start over a
-      // little later, the way the first load did.
+      // says it is catching up. An answer that is not a stream closes it for
+      // good: signed out, not this artist's job, too many streams, the
+      // gateway failing. The API says which.
       if (body) body.dataset.live = "reconnecting";
-      if (stream?.readyState === EventSource.CLOSED) {
+      if (source.readyState === EventSource.CLOSED) {
         stream = null;
-        retry = setTimeout(() => void view.refresh(), retryMs);
-        retryMs = Math.min(retryMs * 2, 30_000);
+        void explain();
       }
     });
+  };
+
+  /** After the stream was refused: shows why, and tries again later unless it never can. */
+  const explain = async () => {
+    try {
+      const job = await api.job(id);
+      if (job === null) {
+        message(
+          "signed-out",
+          h("p", { class: "hint" }, "Jobs are private to their artist: connect your wallet and sign in to see this one."),
+        );
+        return;
+      }
+      show(job);
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 403 || err.status === 404)) {
+        message("not-yours", h("p", { class: "hint" }, "No job of yours has this number."));
+        return;
+      }
+      // The gateway is down or failing: keep what the page shows.
+      if (shown === null) message("error", h("p", { class: "state-failed" }, describeError(err)));
+    }
+    retry = setTimeout(follow, retryMs);
+    retryMs = Math.min(retryMs * 2, 30_000);
   };
 
   // The wallet decides what the artist can do: redraw the actions when it changes.
@@ -457,29 +485,11 @@ export const jobPage: Page = (params) => {
         message("bad-id", h("p", { class: "state-failed" }, "That is not a job number."));
         return;
       }
-      let next: JobView | null;
-      try {
-        await Promise.all([loadLinks(), loadTokens()]);
-        next = await api.job(id);
-      } catch (err) {
-        if (err instanceof ApiError && (err.status === 403 || err.status === 404)) {
-          message("not-yours", h("p", { class: "hint" }, "No job of yours has this number."));
-          return;
-        }
-        // The gateway is down or failing: keep what the page shows, and let
-        // the stream deliver the job when the gateway is back.
-        if (shown === null) message(`error`, h("p", { class: "state-failed" }, describeError(err)));
-        follow();
-        throw err;
-      }
-      if (next === null) {
-        message(
-          "signed-out",
-          h("p", { class: "hint" }, "Jobs are private to their artist: connect your wallet and sign in to see this one."),
-        );
-        return;
-      }
-      show(next);
+      // Names for links and amounts; the page works without them (plain hashes, raw units).
+      await Promise.all([loadLinks(), loadTokens()]).catch(() => {});
+      // Called on navigation and when the session changes: what the stream
+      // may send depends on who is signed in, so it starts again.
+      close();
       follow();
     },
   };
