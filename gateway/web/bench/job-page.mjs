@@ -102,19 +102,30 @@ async function main() {
       return page.evaluate(() => performance.getEntriesByName("lumen:job-painted")[0].startTime);
     };
 
-    /** Serves `view` for the job, and over its stream `view` first, then `next` on every reconnection. */
+    /**
+     * Serves `view` for the job and over its stream; once `advance()` is
+     * called, every later connection of the stream gets `next` instead. The
+     * switch is explicit, not a count of connections: a page still open from
+     * the last load, or a stream the page restarts while it loads, must not
+     * use up the first view.
+     */
+    let advance = () => {};
     const route = async (view, next = view) => {
+      await page.goto("about:blank");
       await page.unroute("**/api/v1/jobs/*/events");
       await page.unroute(`**/api/v1/jobs/${id}`);
       if (!view) return;
-      let served = 0;
-      await page.route(`**/api/v1/jobs/${id}`, (r) => r.fulfill({ contentType: "application/json", body: JSON.stringify(view) }));
-      // The body ends after one event: EventSource reconnects (`retry: 200`) and gets the next view.
+      let current = view;
+      advance = () => {
+        current = next;
+      };
+      await page.route(`**/api/v1/jobs/${id}`, (r) => r.fulfill({ contentType: "application/json", body: JSON.stringify(current) }));
+      // The body ends after one event: EventSource reconnects (`retry: 200`) and gets the current view.
       await page.route("**/api/v1/jobs/*/events", (r) =>
         r.fulfill({
           status: 200,
           headers: { "content-type": "text/event-stream" },
-          body: `retry: 200\nevent: job\ndata: ${JSON.stringify(served++ === 0 ? view : next)}\n\n`,
+          body: `retry: 200\nevent: job\ndata: ${JSON.stringify(current)}\n\n`,
         }),
       );
     };
@@ -137,6 +148,7 @@ async function main() {
       changed.frames[FRAMES - 1].attempts += 1;
       await route(base, changed);
       await load();
+      advance();
       await page.waitForFunction(() => performance.getEntriesByName("lumen:job-rendered").length >= 2, null, { timeout: 10_000 });
       const [first, update] = await renders();
       const bytes = Buffer.byteLength(JSON.stringify(base));
