@@ -7,12 +7,9 @@
 //! - `GET /api/v1/earnings/{owner}`: an owner's nodes, earned and withdrawn.
 //! - `GET /api/v1/earnings/{owner}/statements/{month}[?format=csv]`.
 //! - `GET /api/v1/leaderboard`: recomputed at most every
-//!   [`LEADERBOARD_TTL`] (the operator guide: refreshed every 60 s).
+//!   once per clock minute (the operator guide: refreshed every 60 s).
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::sync::{Arc, Mutex};
 
 use axum::{
     Json,
@@ -28,24 +25,34 @@ use serde::Deserialize;
 
 use crate::{AppState, api::ApiResult, error::ApiError};
 
-/// How long a computed leaderboard is served before it is computed again.
-pub(crate) const LEADERBOARD_TTL: Duration = Duration::from_secs(60);
-
 /// The window uptime is measured over.
 pub(crate) const UPTIME_WINDOW_DAYS: u32 = 30;
 
-/// The last leaderboard computed, and when.
+/// The last leaderboard computed, and in which clock minute.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct LeaderboardCache(Arc<Mutex<Option<(Instant, Leaderboard)>>>);
+pub(crate) struct LeaderboardCache(Arc<Mutex<Option<(u64, Leaderboard)>>>);
+
+/// The clock minute (Unix seconds / 60). The change feed's `minute` stamp
+/// turns with it, and a dashboard showing the board reloads then.
+pub(crate) fn clock_minute() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 60)
+        .unwrap_or_default()
+}
 
 impl LeaderboardCache {
+    /// The board, if it was computed in this clock minute: never older than
+    /// 60 s, and new as soon as the minute turns (when the change feed tells
+    /// pages to reload it).
     fn fresh(&self) -> Option<Leaderboard> {
         let cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        cached.as_ref().filter(|(at, _)| at.elapsed() < LEADERBOARD_TTL).map(|(_, board)| board.clone())
+        let minute = clock_minute();
+        cached.as_ref().filter(|(at, _)| *at == minute).map(|(_, board)| board.clone())
     }
 
     fn store(&self, board: Leaderboard) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), board));
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((clock_minute(), board));
     }
 }
 

@@ -22,6 +22,8 @@
 //! - `GET /api/v1/blobs/{hash}` (node rendering it, or the artist who
 //!   uploaded it) — a `.blend` by hash.
 //! - `PUT /api/v1/tasks/{id}/output` (node running the task) — a frame.
+//! - `GET /api/v1/changes` (public) — what moved on the network, as
+//!   server-sent events: the dashboard's pages reload on them ([`changes`]).
 //! - `GET /api/v1/stats`, `GET /api/v1/nodes`, `GET /api/v1/market`,
 //!   `GET /api/v1/info` (public) — aggregates, nodes, what jobs are
 //!   accepted, the deployment.
@@ -38,6 +40,7 @@
 mod api;
 mod archive;
 mod body;
+mod changes;
 mod earnings;
 pub mod error;
 mod explorer;
@@ -57,7 +60,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use axum::{Router, routing::get};
 use lumen_chain::contracts::{NodeRegistry, RenderEscrow};
-use lumen_protocol::{Deployment, TaskState, node::HealthPolicy, ws::CLOSE_BANNED};
+use lumen_protocol::{Address, Deployment, TaskState, node::HealthPolicy, ws::CLOSE_BANNED};
 use lumen_runtime::{ServiceError, ServiceHandle};
 use lumen_store::{Bus, Store};
 use serde::{Deserialize, Serialize};
@@ -143,7 +146,11 @@ struct AppState {
     /// Symbols and decimals of payment tokens, read once.
     token_names: tokens::TokenNames,
     /// Open live job views (server-sent events), per artist.
-    live: live::StreamSlots,
+    live: live::StreamSlots<Address>,
+    /// Open change feeds (server-sent events), per client address.
+    feeds: live::StreamSlots<std::net::IpAddr>,
+    /// The network's latest change stamps, kept by [`changes::keep_current`].
+    changes: changes::Feed,
     /// Permits for building frame archives.
     archives: archive::Builds,
     /// Cancelled when the gateway stops: WebSocket sessions close (1001)
@@ -186,7 +193,9 @@ impl AppState {
             blender,
             leaderboard: earnings::LeaderboardCache::default(),
             token_names: tokens::TokenNames::default(),
-            live: live::StreamSlots::default(),
+            live: live::StreamSlots::new(live::MAX_STREAMS, live::MAX_STREAMS_PER_ARTIST),
+            feeds: live::StreamSlots::new(changes::MAX_FEEDS, changes::MAX_FEEDS_PER_PEER),
+            changes: changes::Feed::default(),
             archives: archive::Builds::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -254,6 +263,7 @@ pub async fn spawn(config: GatewayConfig, deps: GatewayDeps) -> GatewayResult<Ga
     let tasks = state.tasks.clone();
     tasks.spawn(tick_health(state.clone()));
     tasks.spawn(verdict_feedback(state.clone()));
+    tasks.spawn(changes::keep_current(state.clone()));
     let app = routes(state);
     let stop = shutdown.clone();
     let serve = async move {
@@ -302,6 +312,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/jobs", axum::routing::post(api::register_job).get(api::list_jobs))
         .route("/api/v1/jobs/{id}", get(api::job_status))
         .route("/api/v1/jobs/{id}/events", get(live::job_events))
+        .route("/api/v1/changes", get(changes::feed))
         .route("/api/v1/jobs/{id}/frames.zip", get(archive::paid_frames))
         .route("/api/v1/jobs/{id}/frames/{frame}", get(api::job_frame))
         .route("/api/v1/jobs/{id}/frames/{frame}/preview", get(api::job_preview))

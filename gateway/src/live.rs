@@ -13,6 +13,7 @@
 use std::{
     collections::HashMap,
     convert::Infallible,
+    hash::Hash,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -39,37 +40,47 @@ pub(crate) const MAX_STREAMS: usize = 512;
 /// Open streams per artist (a few tabs).
 pub(crate) const MAX_STREAMS_PER_ARTIST: usize = 8;
 
-/// Who holds how many open streams.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct StreamSlots(Arc<Mutex<HashMap<Address, usize>>>);
+/// Who holds how many open streams, with a cap in all and per holder.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamSlots<K> {
+    held: Arc<Mutex<HashMap<K, usize>>>,
+    max_total: usize,
+    max_each: usize,
+}
 
 /// An open stream's slot, given back when the stream ends.
 #[derive(Debug)]
-pub(crate) struct Slot {
-    slots: StreamSlots,
-    artist: Address,
+pub(crate) struct Slot<K: Eq + Hash + Copy> {
+    slots: StreamSlots<K>,
+    holder: K,
 }
 
-impl StreamSlots {
-    fn take(&self, artist: Address) -> Option<Slot> {
-        let mut held = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+impl<K: Eq + Hash + Copy> StreamSlots<K> {
+    /// At most `max_total` streams at once, `max_each` per holder.
+    pub(crate) fn new(max_total: usize, max_each: usize) -> Self {
+        Self { held: Arc::default(), max_total, max_each }
+    }
+
+    /// A slot for `holder`, unless it or everyone holds too many already.
+    pub(crate) fn take(&self, holder: K) -> Option<Slot<K>> {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let total: usize = held.values().sum();
-        let mine = held.get(&artist).copied().unwrap_or(0);
-        if total >= MAX_STREAMS || mine >= MAX_STREAMS_PER_ARTIST {
+        let mine = held.get(&holder).copied().unwrap_or(0);
+        if total >= self.max_total || mine >= self.max_each {
             return None;
         }
-        held.insert(artist, mine + 1);
-        Some(Slot { slots: self.clone(), artist })
+        held.insert(holder, mine + 1);
+        Some(Slot { slots: self.clone(), holder })
     }
 }
 
-impl Drop for Slot {
+impl<K: Eq + Hash + Copy> Drop for Slot<K> {
     fn drop(&mut self) {
-        let mut held = self.slots.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = held.get_mut(&self.artist) {
+        let mut held = self.slots.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = held.get_mut(&self.holder) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                held.remove(&self.artist);
+                held.remove(&self.holder);
             }
         }
     }
@@ -83,7 +94,7 @@ struct Live {
     tick: tokio::time::Interval,
     stamp: Option<String>,
     sent: Option<String>,
-    _slot: Slot,
+    _slot: Slot<Address>,
 }
 
 impl Live {

@@ -173,6 +173,11 @@ impl NodeDirectory {
             .collect()
     }
 
+    /// When the latest heartbeat from any node was heard.
+    pub fn latest_heartbeat(&self) -> Option<Instant> {
+        self.lock().values().filter_map(|e| e.health.last_heartbeat()).max()
+    }
+
     /// Applies silence to every node; returns connected nodes whose
     /// heartbeat timed out (their connections are told to close).
     pub fn tick(&self) -> Vec<Address> {

@@ -198,6 +198,48 @@ pub struct TxView {
     pub amount: Option<Wei>,
 }
 
+/// What moved on the network: the events of `GET /api/v1/changes`
+/// (`event: changes`, this JSON). Each part is an opaque stamp, compared
+/// only for equality: a page that shows a part reloads it when its stamp
+/// differs from the last one it saw, so the dashboard needs no polling loop.
+/// The first event of a stream is the current stamps (a page that
+/// reconnects after a gateway restart compares them and catches up).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Jobs, their frames and renders (any artist's).
+    pub jobs: String,
+    /// Nodes: connections, states, failures, capabilities, stake.
+    pub nodes: String,
+    /// The latest heartbeat heard from any node, in steps of
+    /// [`Changes::HEARTBEAT_STEP_SECS`]: pages that show heartbeat ages
+    /// reload at that pace while nodes are alive, and not when none are.
+    pub heartbeats: String,
+    /// The chain mirror: its last event, and how far the indexer has read.
+    pub chain: String,
+    /// The gateway's clock minute: figures kept per minute (uptime, and so
+    /// the leaderboard) move with it.
+    pub minute: String,
+}
+
+impl Changes {
+    /// The step of [`Changes::heartbeats`], seconds.
+    pub const HEARTBEAT_STEP_SECS: u64 = 10;
+
+    /// The parts that differ between `self` and `other`, by wire name.
+    pub fn differing(&self, other: &Self) -> Vec<&'static str> {
+        [
+            ("jobs", self.jobs != other.jobs),
+            ("nodes", self.nodes != other.nodes),
+            ("heartbeats", self.heartbeats != other.heartbeats),
+            ("chain", self.chain != other.chain),
+            ("minute", self.minute != other.minute),
+        ]
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect()
+    }
+}
+
 /// Answer to `GET /api/v1/jobs/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
@@ -522,6 +564,34 @@ mod market_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_name_the_parts_that_moved_by_their_wire_names() {
+        let before = Changes {
+            jobs: "1".into(),
+            nodes: "a".into(),
+            heartbeats: "".into(),
+            chain: "5.0.0-5".into(),
+            minute: "9".into(),
+        };
+        let json = serde_json::to_value(&before).unwrap();
+        let names: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut all = Changes {
+            jobs: "2".into(),
+            nodes: "b".into(),
+            heartbeats: "1".into(),
+            chain: "6".into(),
+            minute: "10".into(),
+        }
+        .differing(&before);
+        all.sort_unstable();
+        let mut wire = names.clone();
+        wire.sort_unstable();
+        assert_eq!(all, wire, "every part, by the name a page reads");
+        let after = Changes { heartbeats: "3".into(), ..before.clone() };
+        assert_eq!(after.differing(&before), ["heartbeats"]);
+        assert!(before.differing(&before).is_empty());
+    }
 
     fn scene() -> SceneSummary {
         SceneSummary {

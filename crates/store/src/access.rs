@@ -172,6 +172,26 @@ impl Store {
         .await?)
     }
 
+    /// Stamps of the whole network's jobs and of the chain mirror, for the
+    /// dashboard's change feed: `(jobs, chain)`. The jobs stamp moves when
+    /// any job or frame is written or a render starts or ends; the chain
+    /// stamp when an event is mirrored or the indexer reads further. Every
+    /// part is an indexed maximum (migration 0013), so it costs the same
+    /// however many jobs there are.
+    pub async fn network_stamps(&self) -> StoreResult<(String, String)> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE((SELECT MAX(updated_at) FROM jobs), 0) \
+             || '-' || COALESCE((SELECT MAX(updated_at) FROM frames), 0) \
+             || '-' || COALESCE((SELECT MAX(task_id) FROM tasks), 0) \
+             || '-' || COALESCE((SELECT MAX(finished_at) FROM tasks), 0), \
+             COALESCE((SELECT block_number || '.' || log_index || '.' || entry FROM chain_events \
+                       ORDER BY block_number DESC, log_index DESC, entry DESC LIMIT 1), '') \
+             || '-' || COALESCE((SELECT SUM(block_number) FROM indexer_cursor), 0)",
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// The artist of job `job_id`, if it is registered.
     pub async fn job_artist(&self, job_id: JobId) -> StoreResult<Option<Address>> {
         let row: Option<(Hex<Address>,)> = sqlx::query_as("SELECT artist FROM jobs WHERE job_id = $1")
