@@ -1,5 +1,5 @@
 // The dashboard's entry point: the page table, the wallet discovery, the
-// header, and the refresh loop.
+// header, and the change feed that tells pages when to reload.
 
 import { connect, loadSession, wasConnected } from "./actions";
 import { api } from "./api";
@@ -14,6 +14,7 @@ import { jobPage } from "./views/job";
 import { leaderboardPage } from "./views/leaderboard";
 import { operatorPage } from "./views/operator";
 import { submitPage } from "./views/submit";
+import type { ChangePart, Changes } from "./types";
 import type { Page, View } from "./views/view";
 import { discoverWallets } from "./wallets";
 
@@ -30,8 +31,8 @@ const routes: Route<Page>[] = [
   { path: "/explorer/jobs/:id", view: explorerJobPage },
 ];
 
-/** How often a visible page reloads its data. */
-const REFRESH_MS = 5000;
+/** The longest wait before opening a refused change feed again. */
+const FEED_RETRY_MAX_MS = 30_000;
 
 let current: View | null = null;
 let refreshing: Promise<void> | null = null;
@@ -86,6 +87,46 @@ function navigate(focus: boolean): void {
   void refresh();
 }
 
+/**
+ * Follows `GET /api/v1/changes`: the current page reloads when a part of
+ * the network it shows moved. The first event of every connection is the
+ * gateway's current stamps: after a restart the page compares them with
+ * the last ones it saw and catches up. EventSource reconnects by itself
+ * after a dropped stream; a refused one (too many feeds, not a stream) is
+ * opened again with backoff.
+ */
+function followChanges(retryMs = 1000): void {
+  let last: Changes | null = null;
+  const source = new EventSource("/api/v1/changes");
+  source.addEventListener("open", () => {
+    retryMs = 1000;
+    if (!state.gatewayUp) update({ gatewayUp: true });
+  });
+  source.addEventListener("changes", (event) => {
+    const next = JSON.parse((event as MessageEvent<string>).data) as Changes;
+    const moved = (Object.keys(next) as ChangePart[]).filter((part) => last === null || next[part] !== last[part]);
+    last = next;
+    // Hidden tabs catch up when shown (below).
+    if (current?.reloadOn?.some((part) => moved.includes(part))) reloadWhenVisible();
+  });
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) {
+      window.setTimeout(() => followChanges(Math.min(retryMs * 2, FEED_RETRY_MAX_MS)), retryMs);
+    } else {
+      // Connection lost: EventSource is trying again.
+      update({ gatewayUp: false });
+    }
+  });
+}
+
+/** Set when the feed asked a hidden tab to reload: it does when shown. */
+let staleWhileHidden = false;
+
+function reloadWhenVisible(): void {
+  if (document.visibilityState === "visible") void refresh();
+  else staleWhileHidden = true;
+}
+
 async function boot(): Promise<void> {
   mountHeader();
   let reconnecting = false;
@@ -117,9 +158,13 @@ async function boot(): Promise<void> {
   } catch (err) {
     update({ gatewayUp: !(err instanceof TypeError), notice: { kind: "error", text: describeError(err) } });
   }
-  setInterval(() => {
-    if (document.visibilityState === "visible" && !current?.live) void refresh();
-  }, REFRESH_MS);
+  followChanges();
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && staleWhileHidden) {
+      staleWhileHidden = false;
+      void refresh();
+    }
+  });
 }
 
 void boot();

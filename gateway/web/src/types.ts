@@ -190,6 +190,18 @@ export interface OnchainJobView {
 }
 
 /** Every error answer of the API (`ApiErrorBody`). */
+/** An event of `GET /api/v1/changes`: opaque stamps of what moved (compared for equality only). */
+export interface Changes {
+  jobs: string;
+  nodes: string;
+  heartbeats: string;
+  chain: string;
+  minute: string;
+}
+
+/** A part of the network a page's data comes from. */
+export type ChangePart = keyof Changes;
+
 export interface ApiErrorBody {
   code: string;
   error: string;

@@ -516,6 +516,47 @@ describe("dashboard in Chromium", () => {
     await context.close();
   });
 
+  test("pages reload when the gateway says their data moved, never on a timer", { skip: jobIdMissing() }, async () => {
+    const { context, page } = await open();
+    await signIn(page);
+    // Pushed, not polled: a job submitted meanwhile shows up by itself.
+    const id = submitJob(2);
+    await page.getByRole("link", { name: `Job ${id}`, exact: true }).waitFor({ timeout: 30_000 });
+
+    // The feed served by the test, to move one part at a time.
+    let stamps = { jobs: "j1", nodes: "n1", heartbeats: "h1", chain: "c1", minute: "m1" };
+    await page.route("**/api/v1/changes", (r) =>
+      r.fulfill({
+        status: 200,
+        headers: { "content-type": "text/event-stream" },
+        // The body ends after one event: EventSource reconnects (`retry`) and gets the stamps of the moment.
+        body: `retry: 100\nevent: changes\ndata: ${JSON.stringify(stamps)}\n\n`,
+      }),
+    );
+    const reloads = [];
+    page.on("request", (r) => {
+      if (new URL(r.url()).pathname === "/api/v1/stats") reloads.push(r.url());
+    });
+    await page.reload();
+    await page.getByRole("link", { name: `Job ${id}`, exact: true }).waitFor();
+    await page.waitForTimeout(1_000);
+    reloads.length = 0;
+    // Seven seconds (the old timer reloaded every five) of a feed that
+    // reconnects ten times a second, moving only parts the page does not
+    // show: the page asks for nothing.
+    for (let i = 2; i < 9; i++) {
+      stamps = { ...stamps, heartbeats: `h${i}`, minute: `m${i}` };
+      await page.waitForTimeout(1_000);
+    }
+    assert.deepEqual(reloads, []);
+    // A part it shows moves: one reload, and no more while it stays put.
+    stamps = { ...stamps, jobs: "j2" };
+    for (let waited = 0; reloads.length === 0 && waited < 5_000; waited += 100) await page.waitForTimeout(100);
+    await page.waitForTimeout(1_500);
+    assert.equal(reloads.length, 1);
+    await context.close();
+  });
+
   test("no page had a script error or a policy violation", () => {
     assert.deepEqual(problems, []);
   });

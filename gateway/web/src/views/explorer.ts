@@ -185,6 +185,7 @@ export const explorerTxPage: Page = (params) => {
   let body: HTMLElement;
   return {
     title: `Transaction ${short(hash)}`,
+    reloadOn: ["chain"],
     mount(main) {
       body = h("div", null, h("p", { class: "hint" }, "Loading…"));
       replace(main, h("h1", { tabindex: -1 }, "Transaction"), h("p", { class: "full-hex" }, h("code", null, hash)), body);
@@ -278,6 +279,7 @@ export const explorerAddressPage: Page = (params) => {
   let body: HTMLElement;
   return {
     title: `Address ${short(address)}`,
+    reloadOn: ["chain"],
     mount(main) {
       body = h("div", null, h("p", { class: "hint" }, "Loading…"));
       replace(
@@ -360,6 +362,7 @@ export const explorerJobPage: Page = (params) => {
   let body: HTMLElement;
   return {
     title: `Job ${params.id ?? ""} on-chain`,
+    reloadOn: ["chain"],
     mount(main) {
       body = h("div", null, h("p", { class: "hint" }, "Loading…"));
       replace(main, h("h1", { tabindex: -1 }, `Job ${params.id ?? ""} on-chain`), body);

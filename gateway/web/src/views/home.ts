@@ -80,6 +80,7 @@ export const homePage: Page = () => {
   let nodesEl: HTMLElement;
   return {
     title: "Network",
+    reloadOn: ["jobs", "nodes", "chain"],
     mount(main) {
       statsEl = h("div", { "aria-live": "off" }, h("p", { class: "hint" }, "Loading…"));
       jobsEl = h("div", null, h("p", { class: "hint" }, "Loading…"));

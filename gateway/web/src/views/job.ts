@@ -461,7 +461,6 @@ export const jobPage: Page = (params) => {
 
   const view: View = {
     title: `Job ${id}`,
-    live: true,
     unmount() {
       close();
       unsubscribe?.();

@@ -53,6 +53,8 @@ export const leaderboardPage: Page = () => {
   let body: HTMLElement;
   return {
     title: "Leaderboard",
+    // The gateway recomputes the board once a clock minute; earnings move with the chain.
+    reloadOn: ["minute", "chain"],
     mount(main) {
       body = h("div", null, h("p", { class: "hint" }, "Loading…"));
       replace(main, h("h1", { tabindex: -1 }, "Leaderboard"), body);

@@ -326,6 +326,7 @@ export const operatorPage: Page = (params) => {
 
   return {
     title: named ? `Operator ${short(named)}` : "My nodes",
+    reloadOn: ["nodes", "heartbeats", "chain"],
     mount(main) {
       head = h("div");
       balances = h("div", null, h("p", { class: "hint" }, "Loading…"));

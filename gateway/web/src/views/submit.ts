@@ -922,7 +922,7 @@ export const submitPage: Page = () => {
           const plain = symbol.replace(/[^\x21-\x7e]/g, "").slice(0, 16);
           tokenInfos.set(token.toLowerCase(), { symbol: plain, decimals: Number(decimals) });
         } catch {
-          // Not readable now (another network, a node hiccup): shown by address, tried again on the next refresh.
+          // Not readable now (another network, a node hiccup): shown by address, tried again on the next reload.
         }
       }),
     );
@@ -939,6 +939,8 @@ export const submitPage: Page = () => {
 
   return {
     title: "New job",
+    // A new block may change the wallet's balance.
+    reloadOn: ["chain"],
     mount(main) {
       dropzone.addEventListener("dragover", (event) => {
         event.preventDefault();

@@ -1,8 +1,10 @@
 // What a page is: it builds itself into <main>, and reloads its data when
-// asked (on navigation, when the session changes, and — unless it is live,
-// pushed by the gateway — every few seconds while the page is visible).
+// asked: on navigation, when the session changes, and when the gateway's
+// change feed says a part of the network it shows moved (`reloadOn`). No
+// page reloads on a timer.
 
 import type { Params } from "../router";
+import type { ChangePart } from "../types";
 
 export interface View {
   /** The document title's first part. */
@@ -11,8 +13,12 @@ export interface View {
   mount(main: HTMLElement): void;
   /** Fetches the data and fills the page in. */
   refresh(): Promise<void>;
-  /** Set when the gateway pushes the page's changes: no periodic reload. */
-  live?: boolean;
+  /**
+   * The parts of the network the page shows: it reloads when the change
+   * feed says one moved. None: the page follows its own stream (the job
+   * page) or shows nothing that moves by itself.
+   */
+  reloadOn?: readonly ChangePart[];
   /** Called when the reader leaves the page (closes its live stream). */
   unmount?(): void;
 }
