@@ -59,6 +59,11 @@ pub(crate) async fn tx(
     let hash: B256 = hash
         .parse()
         .map_err(|_| ApiError::bad_request("bad_tx", format!("{hash:?} is not a transaction hash")))?;
+    state.limits.chain_view(transaction(&state, hash)).await.map(Json)
+}
+
+/// A transaction's receipt and block from the RPC, its events from the mirror.
+async fn transaction(state: &AppState, hash: B256) -> ApiResult<ExplorerTx> {
     let provider = state.escrow.provider();
     let receipt = provider.get_transaction_receipt(hash).await.map_err(ApiError::internal)?;
     let Some(receipt) = receipt else {
@@ -73,7 +78,7 @@ pub(crate) async fn tx(
             .map(|b| b.header.timestamp),
         None => None,
     };
-    Ok(Json(ExplorerTx {
+    Ok(ExplorerTx {
         hash,
         block_number,
         block_time,
@@ -84,7 +89,7 @@ pub(crate) async fn tx(
         effective_gas_price: receipt.effective_gas_price(),
         events: state.store.chain_events_of_tx(hash).await?,
         job_tokens: state.store.job_tokens_of_tx(hash).await?,
-    }))
+    })
 }
 
 /// `GET /api/v1/explorer/address/{address}`.

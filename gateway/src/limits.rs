@@ -13,6 +13,11 @@
 //! - Uploads stream to disk under a size cap, an idle timeout and a floor
 //!   on their average pace ([`crate::body`]); at most
 //!   `max_concurrent_uploads` are received at once.
+//! - Public pages answered from the chain's RPC (an operator's view: a read
+//!   per node and per token; an explorer transaction: a receipt and a
+//!   block) are served `max_concurrent_chain_views` at a time, so a flood of
+//!   them from many connections costs the RPC a bounded load; each waits on
+//!   the RPC `chain_view_timeout_secs` at most.
 //!
 //! Rates are GCRA buckets ([`governor`]): `*_per_sec` sustained, `*_burst`
 //! at once.
@@ -27,7 +32,7 @@ use axum::{
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{AppState, error::ApiError};
 
@@ -65,6 +70,13 @@ pub struct LimitsConfig {
     pub upload_min_bytes_per_sec: u64,
     /// Uploads received at once; more are refused with 503 (default 16).
     pub max_concurrent_uploads: u32,
+    /// Public requests answered from the chain's RPC (operator views,
+    /// explorer transactions) served at once; more are refused with 503
+    /// (default 16).
+    pub max_concurrent_chain_views: u32,
+    /// Longest a public request may wait on the chain's RPC, in seconds;
+    /// then 504 `chain_timeout` and its place is freed (default 15).
+    pub chain_view_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -81,6 +93,8 @@ impl Default for LimitsConfig {
             upload_idle_secs: 30,
             upload_min_bytes_per_sec: 64 * 1024,
             max_concurrent_uploads: 16,
+            max_concurrent_chain_views: 16,
+            chain_view_timeout_secs: 15,
         }
     }
 }
@@ -130,6 +144,7 @@ pub(crate) struct Limits {
     pub(crate) handshakes: Arc<Limiter<std::net::IpAddr>>,
     pub(crate) ws: Arc<Limiter<lumen_protocol::Address>>,
     pub(crate) uploads: Arc<Semaphore>,
+    pub(crate) chain_views: Arc<Semaphore>,
 }
 
 impl Limits {
@@ -141,23 +156,52 @@ impl Limits {
             handshakes: Arc::new(Limiter::new(config.ws_handshakes_per_sec, config.ws_handshake_burst)),
             ws: Arc::new(Limiter::new(config.ws_messages_per_sec, config.ws_burst)),
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1) as usize)),
+            chain_views: Arc::new(Semaphore::new(config.max_concurrent_chain_views.max(1) as usize)),
         }
     }
 
     /// A place among the uploads received at once, held until dropped; 503
     /// when all are taken.
-    pub(crate) fn upload_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        self.uploads.clone().try_acquire_owned().map_err(|_| {
-            ApiError::client(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                format!(
-                    "the gateway is receiving {} uploads already; try again shortly",
-                    self.config.max_concurrent_uploads
-                ),
+    pub(crate) fn upload_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        slot(&self.uploads, || {
+            format!(
+                "the gateway is receiving {} uploads already; try again shortly",
+                self.config.max_concurrent_uploads
             )
         })
     }
+
+    /// Answers a public request from the chain's RPC: in one of
+    /// `max_concurrent_chain_views` places (503 `busy` when all are taken),
+    /// within `chain_view_timeout_secs` (504 `chain_timeout`, so a stalled
+    /// RPC cannot hold the places for good).
+    pub(crate) async fn chain_view<T>(
+        &self,
+        work: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let _place = slot(&self.chain_views, || {
+            format!(
+                "the gateway is reading the chain for {} requests already; try again shortly",
+                self.config.max_concurrent_chain_views
+            )
+        })?;
+        let limit = Duration::from_secs(self.config.chain_view_timeout_secs.max(1));
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(ApiError::client(
+                StatusCode::GATEWAY_TIMEOUT,
+                "chain_timeout",
+                format!("the chain's RPC did not answer within {} s; try again shortly", limit.as_secs()),
+            ))
+        })
+    }
+}
+
+/// A permit of `places`, or 503 `busy` with `why`.
+fn slot(places: &Arc<Semaphore>, why: impl FnOnce() -> String) -> Result<OwnedSemaphorePermit, ApiError> {
+    places
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::client(StatusCode::SERVICE_UNAVAILABLE, "busy", why()))
 }
 
 /// Middleware: counts the request against its connection; 429 over the limit.

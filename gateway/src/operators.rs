@@ -5,7 +5,8 @@
 //! withdrawn come from the mirror, health and reputation from this
 //! gateway. The work is bounded: at most [`MAX_OPERATOR_NODES`] nodes and
 //! the tokens the gateway accepts or the owner earned in, each one chain
-//! read, [`READS_AT_ONCE`] at a time.
+//! read, [`READS_AT_ONCE`] at a time, and at most
+//! `max_concurrent_chain_views` such requests at once ([`crate::limits`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -30,6 +31,11 @@ pub(crate) async fn operator(
     Path(owner): Path<String>,
 ) -> ApiResult<Json<OperatorView>> {
     let owner = crate::earnings::parse_address(&owner)?;
+    state.limits.chain_view(view(&state, owner)).await.map(Json)
+}
+
+/// The view of `owner`, with its chain figures read at one block.
+async fn view(state: &AppState, owner: Address) -> ApiResult<OperatorView> {
     let earnings = state.store.owner_earnings(owner).await?;
     let live: HashMap<Address, _> =
         state.nodes.views(false).into_iter().filter(|n| n.owner == owner).map(|n| (n.address, n)).collect();
@@ -66,7 +72,7 @@ pub(crate) async fn operator(
     .try_collect()
     .await
     .map_err(ApiError::internal)?;
-    let names = state.token_names.all(&state, tokens.iter().copied()).await;
+    let names = state.token_names.all(state, tokens.iter().copied()).await;
 
     let records: HashMap<_, _> = state.store.node_records().await?.into_iter().map(|r| (r.node, r)).collect();
     let banned = state.store.banned_nodes().await?;
@@ -109,7 +115,7 @@ pub(crate) async fn operator(
             withdrawn: amount_of(&earnings.withdrawn, token),
         })
         .collect();
-    Ok(Json(OperatorView {
+    Ok(OperatorView {
         owner,
         block_number: block,
         nodes,
@@ -117,5 +123,5 @@ pub(crate) async fn operator(
         jobs_completed: earnings.jobs_completed,
         credits: earnings.credits,
         tokens,
-    }))
+    })
 }

@@ -27,6 +27,10 @@ struct Offline {
 
 impl Offline {
     async fn start(config: GatewayConfig) -> Self {
+        Self::start_with_rpc(config, "http://127.0.0.1:9").await
+    }
+
+    async fn start_with_rpc(config: GatewayConfig, rpc_url: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         let chain = Deployment {
@@ -36,7 +40,7 @@ impl Offline {
             deploy_block: 1,
             settler: Address::repeat_byte(3),
             treasury: Address::repeat_byte(4),
-            rpc_url: Some("http://127.0.0.1:9".into()),
+            rpc_url: Some(rpc_url.into()),
             explorer_url: None,
         };
         let deps = GatewayDeps {
@@ -226,6 +230,61 @@ async fn http_requests_over_a_connections_rate_get_429_and_other_connections_are
     // And the greedy one gets requests again at the sustained rate.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(greedy.get(&url).send().await.unwrap().status(), 200);
+}
+
+/// A chain RPC that accepts connections and never answers (a stalled or
+/// overloaded node); its URL.
+async fn stalled_rpc() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn public_chain_reads_are_bounded_in_number_and_time_and_the_rest_of_the_api_is_unaffected() {
+    let limits =
+        LimitsConfig { max_concurrent_chain_views: 2, chain_view_timeout_secs: 2, ..LimitsConfig::default() };
+    let g = Offline::start_with_rpc(with_limits(limits), &stalled_rpc().await).await;
+    let base = g.gateway.url.clone();
+    let get = |path: String| {
+        let url = format!("{base}{path}");
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            let status = response.status();
+            (status, response.json::<ApiErrorBody>().await.map(|e| e.code).unwrap_or_default())
+        }
+    };
+    let owner = |n: u8| format!("/api/v1/operators/{}", Address::repeat_byte(n));
+    let tx = format!("/api/v1/explorer/tx/{}", alloy::primitives::B256::repeat_byte(7));
+
+    // Two requests wait on the stalled RPC and take both places.
+    let started = std::time::Instant::now();
+    let waiting = [tokio::spawn(get(owner(1))), tokio::spawn(get(tx.clone()))];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A third, of either kind, is refused at once rather than queued.
+    for path in [owner(2), tx.clone()] {
+        let (status, code) = get(path).await;
+        assert_eq!((status.as_u16(), code.as_str()), (503, "busy"));
+    }
+    // Pages from the mirror alone answer as before.
+    let (status, _) = get(format!("/api/v1/explorer/address/{}", Address::repeat_byte(1))).await;
+    assert_eq!(status, 200);
+    assert_eq!(get("/api/v1/leaderboard".into()).await.0, 200);
+    // The waiting ones give up after the timeout, in words, and free their places.
+    for waiting in waiting {
+        let (status, code) = waiting.await.unwrap();
+        assert_eq!((status.as_u16(), code.as_str()), (504, "chain_timeout"));
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(10), "gave up after {waited:?}");
+    let (status, code) = get(owner(3)).await;
+    assert_eq!((status.as_u16(), code.as_str()), (504, "chain_timeout"), "the places were freed");
 }
 
 #[tokio::test]
