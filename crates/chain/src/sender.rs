@@ -45,6 +45,9 @@ use crate::{ChainError, ChainResult};
 
 /// One gwei in wei.
 const GWEI: u128 = 1_000_000_000;
+/// How long a receipt may lag the nonce its transaction moved before the
+/// sender concludes another transaction took the nonce.
+const RECEIPT_LAG: Duration = Duration::from_secs(2);
 /// The smallest fee bump nodes accept for a replacement, rounded up (geth
 /// asks +10 %, others +12.5 %).
 const MIN_BUMP_PERCENT: u64 = 13;
@@ -326,11 +329,20 @@ impl Sender {
             }
             let mined = self.provider.get_transaction_count(self.from).block_id(BlockId::latest()).await?;
             if mined > nonce {
-                // Look once more: the receipt may have come with the block we just saw.
-                for attempt in sent.iter().filter(|a| a.nonce == nonce && a.input == input) {
-                    if let Some(receipt) = self.provider.get_transaction_receipt(attempt.hash).await? {
-                        return Ok(Some(receipt));
+                // Look again for a while: the receipt may come after the state
+                // that moved the nonce (a node that stores them apart, as Anvil
+                // under load does, or RPC nodes behind a balancer).
+                let lag = Instant::now() + RECEIPT_LAG;
+                loop {
+                    for attempt in sent.iter().filter(|a| a.nonce == nonce && a.input == input) {
+                        if let Some(receipt) = self.provider.get_transaction_receipt(attempt.hash).await? {
+                            return Ok(Some(receipt));
+                        }
                     }
+                    if Instant::now() >= lag {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(self.config.poll_ms.min(100))).await;
                 }
                 self.attempts.lock().expect("never poisoned").clear();
                 return Err(ChainError::NonceTaken { nonce });
