@@ -1,6 +1,6 @@
 //! HTTP handlers.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use axum::{
     Json,
@@ -13,8 +13,8 @@ use lumen_chain::sign::{recover, spec_hash};
 use lumen_protocol::{
     ContentHash, Deployment, FrameIndex, FrameState, JobId, TaskId, TaskState,
     api::{
-        FrameView, JobView, NetworkStats, NodeView, RegisterJob, RenderView, SceneSummary, TrustView, TxView,
-        UploadedBlend,
+        Changes, FrameView, JobView, NetworkStats, NodeView, RegisterJob, RenderView, SceneSummary,
+        TrustView, TxView, UploadedBlend,
     },
 };
 use lumen_store::{Event, JobRow, NewJob, TaskRow};
@@ -244,9 +244,19 @@ pub(crate) async fn own_job(state: &AppState, artist: Artist, job_id: JobId) -> 
     }
 }
 
+/// The longest the network's aggregates are kept while the change feed's
+/// stamps stay put (they move within [`crate::changes::CHECK_EVERY`] of a
+/// change; this bounds what a stuck stamping loop would cost).
+pub(crate) const AGGREGATES_MAX_AGE: Duration = Duration::from_secs(10);
+
 /// `GET /api/v1/stats`: what anyone may see of the network's work.
 pub(crate) async fn stats(State(state): State<AppState>) -> ApiResult<Json<NetworkStats>> {
-    let aggregates = state.store.aggregates().await?;
+    // Counted again when the change feed's jobs or chain stamp moved (every
+    // page showing them reloads then, all at once), or after
+    // [`AGGREGATES_MAX_AGE`] should the stamps be stuck.
+    let Changes { jobs, chain, .. } = state.changes.now();
+    let key = (jobs, chain);
+    let aggregates = state.aggregates.get(key, state.store.aggregates()).await?;
     Ok(Json(NetworkStats {
         jobs: aggregates.jobs_by_state.into_iter().collect(),
         artists: aggregates.artists,

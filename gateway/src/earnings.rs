@@ -6,13 +6,12 @@
 //! - `GET /api/v1/earnings`: every paid node.
 //! - `GET /api/v1/earnings/{owner}`: an owner's nodes, earned and withdrawn.
 //! - `GET /api/v1/earnings/{owner}/statements/{month}[?format=csv]`.
-//! - `GET /api/v1/leaderboard`: recomputed at most every
-//!   once per clock minute (the operator guide: refreshed every 60 s).
-
-use std::sync::{Arc, Mutex};
+//! - `GET /api/v1/leaderboard`: computed once per clock minute (the
+//!   operator guide: refreshed every 60 s), however many ask at once.
 
 use axum::{
     Json,
+    body::Bytes,
     extract::{Path, Query, State},
     http::header,
     response::{IntoResponse, Response},
@@ -28,10 +27,6 @@ use crate::{AppState, api::ApiResult, error::ApiError};
 /// The window uptime is measured over.
 pub(crate) const UPTIME_WINDOW_DAYS: u32 = 30;
 
-/// The last leaderboard computed, and in which clock minute.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct LeaderboardCache(Arc<Mutex<Option<(u64, Leaderboard)>>>);
-
 /// The clock minute (Unix seconds / 60). The change feed's `minute` stamp
 /// turns with it, and a dashboard showing the board reloads then.
 pub(crate) fn clock_minute() -> u64 {
@@ -39,21 +34,6 @@ pub(crate) fn clock_minute() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() / 60)
         .unwrap_or_default()
-}
-
-impl LeaderboardCache {
-    /// The board, if it was computed in this clock minute: never older than
-    /// 60 s, and new as soon as the minute turns (when the change feed tells
-    /// pages to reload it).
-    fn fresh(&self) -> Option<Leaderboard> {
-        let cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let minute = clock_minute();
-        cached.as_ref().filter(|(at, _)| *at == minute).map(|(_, board)| board.clone())
-    }
-
-    fn store(&self, board: Leaderboard) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((clock_minute(), board));
-    }
 }
 
 pub(crate) fn parse_address(text: &str) -> ApiResult<Address> {
@@ -105,13 +85,17 @@ pub(crate) async fn statement(
     }
 }
 
-/// `GET /api/v1/leaderboard`.
-pub(crate) async fn leaderboard(State(state): State<AppState>) -> ApiResult<Json<Leaderboard>> {
-    if let Some(board) = state.leaderboard.fresh() {
-        return Ok(Json(board));
-    }
-    let now = u64::try_from(lumen_store::now_ms() / 1_000).unwrap_or(0);
-    let board = state.store.leaderboard(now, UPTIME_WINDOW_DAYS).await?;
-    state.leaderboard.store(board.clone());
-    Ok(Json(board))
+/// `GET /api/v1/leaderboard`: computed once per clock minute (never older
+/// than 60 s, new as soon as the minute turns, when the change feed tells
+/// open pages to reload it) and kept as its JSON, however many ask at once.
+pub(crate) async fn leaderboard(State(state): State<AppState>) -> ApiResult<Response> {
+    let json = state
+        .leaderboard
+        .get(clock_minute(), async {
+            let now = u64::try_from(lumen_store::now_ms() / 1_000).unwrap_or(0);
+            let board: Leaderboard = state.store.leaderboard(now, UPTIME_WINDOW_DAYS).await?;
+            serde_json::to_vec(&board).map(Bytes::from).map_err(ApiError::internal)
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }

@@ -47,6 +47,7 @@ mod explorer;
 mod inspect;
 pub mod limits;
 mod live;
+mod memo;
 pub mod nodes;
 mod operators;
 mod session;
@@ -141,8 +142,11 @@ struct AppState {
     /// Sign-in settings.
     auth: session::SharedAuth,
     limits: limits::Limits,
-    /// The leaderboard last computed (recomputed at most once a minute).
-    leaderboard: earnings::LeaderboardCache,
+    /// The leaderboard's JSON, computed once per clock minute.
+    leaderboard: memo::Memo<u64, axum::body::Bytes>,
+    /// The network's aggregates (`GET /api/v1/stats`), computed once per
+    /// change of the jobs and the chain mirror.
+    aggregates: memo::Memo<(String, String), lumen_store::Aggregates>,
     /// Symbols and decimals of payment tokens, read once.
     token_names: tokens::TokenNames,
     /// Open live job views (server-sent events), per artist.
@@ -191,7 +195,8 @@ impl AppState {
             bus: deps.bus,
             nodes: deps.nodes,
             blender,
-            leaderboard: earnings::LeaderboardCache::default(),
+            leaderboard: memo::Memo::new(Duration::from_secs(60)),
+            aggregates: memo::Memo::new(api::AGGREGATES_MAX_AGE),
             token_names: tokens::TokenNames::default(),
             live: live::StreamSlots::new(live::MAX_STREAMS, live::MAX_STREAMS_PER_ARTIST),
             feeds: live::StreamSlots::new(changes::MAX_FEEDS, changes::MAX_FEEDS_PER_PEER),
