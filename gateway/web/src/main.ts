@@ -33,6 +33,19 @@ const routes: Route<Page>[] = [
 
 /** The longest wait before opening a refused change feed again. */
 const FEED_RETRY_MAX_MS = 30_000;
+/**
+ * The least time between two reloads the change feed asks for: on a busy
+ * network the feed moves several times a second, and a page reloads at
+ * most this often (the moves in between are folded into one reload at the
+ * end of the gap), so an open page costs the gateway a bounded load.
+ */
+const FEED_RELOAD_GAP_MS = 2_000;
+/**
+ * Each reload the feed asks for waits a random moment up to this long, so
+ * the pages open on one network (all told at once) do not reload at the
+ * same instant.
+ */
+const FEED_RELOAD_SPREAD_MS = 300;
 
 let current: View | null = null;
 let refreshing: Promise<void> | null = null;
@@ -79,6 +92,9 @@ function navigate(focus: boolean): void {
   const view = (match?.route.view ?? notFound)(match?.params ?? {});
   const main = byId("main");
   current?.unmount?.();
+  // The new page loads now: a reload planned for the last one is moot.
+  if (plannedReload !== null) window.clearTimeout(plannedReload);
+  plannedReload = null;
   current = view;
   view.mount(main);
   document.title = `${view.title} · Lumen`;
@@ -107,7 +123,7 @@ function followChanges(retryMs = 1000): void {
     const moved = (Object.keys(next) as ChangePart[]).filter((part) => last === null || next[part] !== last[part]);
     last = next;
     // Hidden tabs catch up when shown (below).
-    if (current?.reloadOn?.some((part) => moved.includes(part))) reloadWhenVisible();
+    if (current?.reloadOn?.some((part) => moved.includes(part))) reloadSoon();
   });
   source.addEventListener("error", () => {
     if (source.readyState === EventSource.CLOSED) {
@@ -121,6 +137,20 @@ function followChanges(retryMs = 1000): void {
 
 /** Set when the feed asked a hidden tab to reload: it does when shown. */
 let staleWhileHidden = false;
+/** When the feed last reloaded the page, and the reload it has planned. */
+let lastFeedReload = 0;
+let plannedReload: number | null = null;
+
+/** A reload the feed asked for, at most one per `FEED_RELOAD_GAP_MS`. */
+function reloadSoon(): void {
+  if (plannedReload !== null) return;
+  const wait = Math.max(0, lastFeedReload + FEED_RELOAD_GAP_MS - Date.now()) + Math.random() * FEED_RELOAD_SPREAD_MS;
+  plannedReload = window.setTimeout(() => {
+    plannedReload = null;
+    lastFeedReload = Date.now();
+    reloadWhenVisible();
+  }, wait);
+}
 
 function reloadWhenVisible(): void {
   if (document.visibilityState === "visible") void refresh();

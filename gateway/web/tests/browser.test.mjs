@@ -516,7 +516,7 @@ describe("dashboard in Chromium", () => {
     await context.close();
   });
 
-  test("pages reload when the gateway says their data moved, never on a timer", { skip: jobIdMissing() }, async () => {
+  test("pages reload when the gateway says their data moved, never on a timer, and at most every two seconds", { skip: jobIdMissing() }, async () => {
     const { context, page } = await open();
     await signIn(page);
     // Pushed, not polled: a job submitted meanwhile shows up by itself.
@@ -554,6 +554,20 @@ describe("dashboard in Chromium", () => {
     for (let waited = 0; reloads.length === 0 && waited < 5_000; waited += 100) await page.waitForTimeout(100);
     await page.waitForTimeout(1_500);
     assert.equal(reloads.length, 1);
+    // A part that moves ten times a second (a busy network): the page
+    // follows it, one reload every two seconds at most, and the last move
+    // is not lost.
+    reloads.length = 0;
+    const started = Date.now();
+    for (let i = 3; Date.now() - started < 5_000; i++) {
+      stamps = { ...stamps, jobs: `j${i}` };
+      await page.waitForTimeout(100);
+    }
+    await page.waitForTimeout(2_600);
+    const followed = reloads.length;
+    assert.ok(followed >= 2 && followed <= 5, `${followed} reloads in 5 s of a part moving ten times a second`);
+    await page.waitForTimeout(2_600);
+    assert.equal(reloads.length, followed, "once the part stops moving, the page stops reloading");
     await context.close();
   });
 
