@@ -20,25 +20,7 @@ async fn open(setup: &Setup) -> reqwest::Response {
 
 /// The next `event: changes` of a stream; `buffer` keeps what was read past it.
 async fn next_changes(stream: &mut reqwest::Response, buffer: &mut String) -> Changes {
-    loop {
-        if let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            if block.lines().any(|l| l == "event: changes") {
-                let data: String = block
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data: ").or(l.strip_prefix("data:")))
-                    .collect();
-                return serde_json::from_str(&data).unwrap();
-            }
-            continue; // a keep-alive comment
-        }
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
-            .await
-            .expect("an event within 10 s")
-            .unwrap()
-            .expect("the stream stays open");
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    crate::live::next_event(stream, buffer, "changes").await
 }
 
 /// Events until one whose `part` differs from `from`'s.

@@ -22,10 +22,21 @@ async fn open(setup: &Setup, job: JobId, token: &str) -> reqwest::Response {
 
 /// The next `event: job` of a stream, parsed; `buffer` keeps what was read past it.
 async fn next_view(stream: &mut reqwest::Response, buffer: &mut String) -> JobView {
+    next_event(stream, buffer, "job").await
+}
+
+/// The next server-sent event named `name` of a stream, its data parsed;
+/// `buffer` keeps what was read past it.
+pub(crate) async fn next_event<T: serde::de::DeserializeOwned>(
+    stream: &mut reqwest::Response,
+    buffer: &mut String,
+    name: &str,
+) -> T {
+    let line = format!("event: {name}");
     loop {
         if let Some(end) = buffer.find("\n\n") {
             let block: String = buffer.drain(..end + 2).collect();
-            if block.lines().any(|l| l == "event: job") {
+            if block.lines().any(|l| l == line) {
                 let data: String = block
                     .lines()
                     .filter_map(|l| l.strip_prefix("data: ").or(l.strip_prefix("data:")))
