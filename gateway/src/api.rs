@@ -13,8 +13,8 @@ use lumen_chain::sign::{recover, spec_hash};
 use lumen_protocol::{
     ContentHash, Deployment, FrameIndex, FrameState, JobId, TaskId, TaskState,
     api::{
-        Changes, FrameView, JobView, NetworkStats, NodeView, RegisterJob, RenderView, SceneSummary,
-        TrustView, TxView, UploadedBlend,
+        FrameView, JobView, NetworkStats, NodeView, RegisterJob, RenderView, SceneSummary, TrustView, TxView,
+        UploadedBlend,
     },
 };
 use lumen_store::{Event, JobRow, NewJob, TaskRow};
@@ -244,18 +244,18 @@ pub(crate) async fn own_job(state: &AppState, artist: Artist, job_id: JobId) -> 
     }
 }
 
-/// The longest the network's aggregates are kept while the change feed's
-/// stamps stay put (they move within [`crate::changes::CHECK_EVERY`] of a
-/// change; this bounds what a stuck stamping loop would cost).
-pub(crate) const AGGREGATES_MAX_AGE: Duration = Duration::from_secs(10);
+/// The longest the network's aggregates are kept for one stamp (two writes
+/// in the same millisecond, one before and one after a count, share it).
+pub(crate) const AGGREGATES_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// `GET /api/v1/stats`: what anyone may see of the network's work.
 pub(crate) async fn stats(State(state): State<AppState>) -> ApiResult<Json<NetworkStats>> {
-    // Counted again when the change feed's jobs or chain stamp moved (every
-    // page showing them reloads then, all at once), or after
-    // [`AGGREGATES_MAX_AGE`] should the stamps be stuck.
-    let Changes { jobs, chain, .. } = state.changes.now();
-    let key = (jobs, chain);
+    // Counted again only when the network's stamps (a query of indexed
+    // maxima, far cheaper than the counts) moved: every page showing them is
+    // told at once and reloads at once, and they share one count. Stamped
+    // per request, not from the change feed's last stamps, so a reader sees
+    // its own writes.
+    let key = state.store.network_stamps().await?;
     let aggregates = state.aggregates.get(key, state.store.aggregates()).await?;
     Ok(Json(NetworkStats {
         jobs: aggregates.jobs_by_state.into_iter().collect(),

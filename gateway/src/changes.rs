@@ -55,13 +55,6 @@ impl Default for Feed {
     }
 }
 
-impl Feed {
-    /// The latest stamps.
-    pub(crate) fn now(&self) -> Changes {
-        self.0.borrow().clone()
-    }
-}
-
 /// Keeps [`AppState::changes`] current until the gateway stops.
 pub(crate) async fn keep_current(state: AppState) {
     let started = Instant::now();

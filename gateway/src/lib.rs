@@ -144,8 +144,8 @@ struct AppState {
     limits: limits::Limits,
     /// The leaderboard's JSON, computed once per clock minute.
     leaderboard: memo::Memo<u64, axum::body::Bytes>,
-    /// The network's aggregates (`GET /api/v1/stats`), computed once per
-    /// change of the jobs and the chain mirror.
+    /// The network's aggregates (`GET /api/v1/stats`), counted once per
+    /// change of the network's stamps.
     aggregates: memo::Memo<(String, String), lumen_store::Aggregates>,
     /// Symbols and decimals of payment tokens, read once.
     token_names: tokens::TokenNames,

@@ -268,6 +268,9 @@ async fn private_resources_answer_401_to_strangers_and_403_to_other_wallets() {
     assert_eq!(upload(node_a_session.clone(), frame.clone()).await.status(), StatusCode::OK);
     let output = ContentHash::of(&frame);
     assert!(setup.store.record_result(task.task_id, output, &Default::default(), 1.0).await.unwrap());
+    // The public's aggregates before the verdict (the gateway keeps them until the network moves).
+    let stats: NetworkStats = get(&setup, "/api/v1/stats", None).await.json().await.unwrap();
+    assert_eq!(stats.frames_verified, 0);
     assert!(setup.store.record_verdict(task.task_id, &Verdict::Accepted).await.unwrap());
     // Once the task is over, node A reads the .blend no more.
     assert_eq!(get(&setup, &blob, Some(&node_a_session)).await.status(), StatusCode::FORBIDDEN);
@@ -291,7 +294,7 @@ async fn private_resources_answer_401_to_strangers_and_403_to_other_wallets() {
     assert!(listed.is_empty());
     let listed: Vec<JobView> = get(&setup, "/api/v1/jobs", Some(&mine)).await.json().await.unwrap();
     assert_eq!(listed.iter().map(|j| j.job_id).collect::<Vec<_>>(), [job_id]);
-    // The public sees aggregates only.
+    // The public sees aggregates only, counted again as soon as the verdict moved the network.
     let stats: NetworkStats = get(&setup, "/api/v1/stats", None).await.json().await.unwrap();
     assert_eq!((stats.artists, stats.frames_verified, stats.frames_paid), (1, 1, 0));
     assert_eq!(stats.jobs.get("rendering"), Some(&1));
