@@ -6,8 +6,9 @@
 //! - `GET /api/v1/earnings`: every paid node.
 //! - `GET /api/v1/earnings/{owner}`: an owner's nodes, earned and withdrawn.
 //! - `GET /api/v1/earnings/{owner}/statements/{month}[?format=csv]`.
-//! - `GET /api/v1/leaderboard`: computed once per clock minute (the
-//!   operator guide: refreshed every 60 s), however many ask at once.
+//! - `GET /api/v1/leaderboard`: computed again when the mirror moved or
+//!   the clock minute turned (the operator guide: refreshed every 60 s),
+//!   once however many ask at once.
 
 use axum::{
     Json,
@@ -85,13 +86,16 @@ pub(crate) async fn statement(
     }
 }
 
-/// `GET /api/v1/leaderboard`: computed once per clock minute (never older
-/// than 60 s, new as soon as the minute turns, when the change feed tells
-/// open pages to reload it) and kept as its JSON, however many ask at once.
+/// `GET /api/v1/leaderboard`: computed again when the chain mirror moved
+/// (jobs completed, earnings) or the clock minute turned (uptime), so
+/// never older than 60 s and showing a payout as soon as it is mirrored;
+/// kept as its JSON and shared by every reader meanwhile, however many ask
+/// at once (the change feed tells every open page at the same moment).
 pub(crate) async fn leaderboard(State(state): State<AppState>) -> ApiResult<Response> {
+    let (_, chain) = state.store.network_stamps().await?;
     let json = state
         .leaderboard
-        .get(clock_minute(), async {
+        .get((clock_minute(), chain), async {
             let now = u64::try_from(lumen_store::now_ms() / 1_000).unwrap_or(0);
             let board: Leaderboard = state.store.leaderboard(now, UPTIME_WINDOW_DAYS).await?;
             serde_json::to_vec(&board).map(Bytes::from).map_err(ApiError::internal)

@@ -142,8 +142,9 @@ struct AppState {
     /// Sign-in settings.
     auth: session::SharedAuth,
     limits: limits::Limits,
-    /// The leaderboard's JSON, computed once per clock minute.
-    leaderboard: memo::Memo<u64, axum::body::Bytes>,
+    /// The leaderboard's JSON, computed once per clock minute and mirror
+    /// stamp.
+    leaderboard: memo::Memo<(u64, String), axum::body::Bytes>,
     /// The network's aggregates (`GET /api/v1/stats`), counted once per
     /// change of the network's stamps.
     aggregates: memo::Memo<(String, String), lumen_store::Aggregates>,

@@ -116,6 +116,39 @@ async fn earnings_statements_and_the_leaderboard_are_public_with_uptime_from_the
     if minute() == asked_in {
         assert_eq!(again, board);
     }
+    // A payout shows as soon as it is mirrored, within the minute too.
+    let second = ChainEvent::JobOpened {
+        job_id: JobId(2),
+        artist: Address::repeat_byte(0xa),
+        spec_hash: B256::repeat_byte(2),
+        token: Address::ZERO,
+        price_per_frame: Wei::from(1_000u128),
+        frame_count: 1,
+        verifications: 0,
+        deadline: now + 3_600,
+        opened_at: now - 30,
+        amount: Wei::from(1_000u128),
+        fee_bps: 250,
+    };
+    let paid_idle = ChainEvent::FramesReleased {
+        job_id: JobId(2),
+        node: idle,
+        owner,
+        frames: FrameWord { index: 0, bits: U256::from(1) },
+        amount: Wei::from(1_000u128),
+        fee: Wei::from(25u128),
+    };
+    let cursor =
+        lumen_store::Cursor { name: "mirror:x".into(), block_number: 6, block_hash: B256::repeat_byte(6) };
+    setup
+        .store
+        .apply_chain_batch(&[at(5, now - 30, second), at(6, now - 10, paid_idle)], &cursor)
+        .await
+        .unwrap();
+    let after: Leaderboard = get(&setup, "/api/v1/leaderboard").await.json().await.unwrap();
+    let idle_row = after.entries.iter().find(|e| e.node == idle).expect("the idle node is listed");
+    assert!(idle_row.jobs_completed > 0, "{idle_row:?}");
+    assert_eq!(amount_of(&idle_row.earned, Address::ZERO), Wei::from(975u128));
 }
 
 #[tokio::test]
