@@ -41,9 +41,18 @@ pub(crate) fn parse_address(text: &str) -> ApiResult<Address> {
     text.parse().map_err(|_| ApiError::bad_request("bad_address", format!("{text:?} is not an address")))
 }
 
-/// `GET /api/v1/earnings`: what every node that was ever paid earned.
-pub(crate) async fn nodes(State(state): State<AppState>) -> ApiResult<Json<Vec<NodeEarnings>>> {
-    Ok(Json(state.store.node_earnings().await?))
+/// `GET /api/v1/earnings`: what every node that was ever paid earned;
+/// computed again when the chain mirror moved, once however many ask.
+pub(crate) async fn nodes(State(state): State<AppState>) -> ApiResult<Response> {
+    let (_, chain) = state.store.network_stamps().await?;
+    let json = state
+        .node_earnings
+        .get(chain, async {
+            let nodes: Vec<NodeEarnings> = state.store.node_earnings().await?;
+            serde_json::to_vec(&nodes).map(Bytes::from).map_err(ApiError::internal)
+        })
+        .await?;
+    Ok(json_bytes(json))
 }
 
 /// `GET /api/v1/earnings/{owner}`.
@@ -101,5 +110,10 @@ pub(crate) async fn leaderboard(State(state): State<AppState>) -> ApiResult<Resp
             serde_json::to_vec(&board).map(Bytes::from).map_err(ApiError::internal)
         })
         .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+    Ok(json_bytes(json))
+}
+
+/// A JSON answer already serialized.
+fn json_bytes(json: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }

@@ -145,6 +145,8 @@ struct AppState {
     /// The leaderboard's JSON, computed once per clock minute and mirror
     /// stamp.
     leaderboard: memo::Memo<(u64, String), axum::body::Bytes>,
+    /// Every paid node's earnings as JSON, computed once per mirror stamp.
+    node_earnings: memo::Memo<String, axum::body::Bytes>,
     /// The network's aggregates (`GET /api/v1/stats`), counted once per
     /// change of the network's stamps.
     aggregates: memo::Memo<(String, String), lumen_store::Aggregates>,
@@ -197,6 +199,7 @@ impl AppState {
             nodes: deps.nodes,
             blender,
             leaderboard: memo::Memo::new(Duration::from_secs(60)),
+            node_earnings: memo::Memo::new(api::AGGREGATES_MAX_AGE),
             aggregates: memo::Memo::new(api::AGGREGATES_MAX_AGE),
             token_names: tokens::TokenNames::default(),
             live: live::StreamSlots::new(live::MAX_STREAMS, live::MAX_STREAMS_PER_ARTIST),

@@ -149,6 +149,8 @@ async fn earnings_statements_and_the_leaderboard_are_public_with_uptime_from_the
     let idle_row = after.entries.iter().find(|e| e.node == idle).expect("the idle node is listed");
     assert!(idle_row.jobs_completed > 0, "{idle_row:?}");
     assert_eq!(amount_of(&idle_row.earned, Address::ZERO), Wei::from(975u128));
+    let nodes: Vec<NodeEarnings> = get(&setup, "/api/v1/earnings").await.json().await.unwrap();
+    assert_eq!(nodes.iter().map(|n| n.node).collect::<Vec<_>>(), [node, idle], "kept until the mirror moved");
 }
 
 #[tokio::test]
