@@ -14,7 +14,7 @@ scripts/setup.sh
 export PATH="$root/tools/bin:$PATH"
 echo "==> building lumen" >&2
 cargo build --locked --quiet --bin lumen
-lumen="$root/target/debug/lumen"
+lumen="${CARGO_TARGET_DIR:-$root/target}/debug/lumen"
 
 dir="$root/.lumen-devnet"
 frames_out="$root/demo-frames"
