@@ -15,9 +15,9 @@
 //!   `max_concurrent_uploads` are received at once.
 //! - Public pages answered from the chain's RPC (an operator's view: a read
 //!   per node and per token; an explorer transaction: a receipt and a
-//!   block) are served `max_concurrent_chain_views` at a time, so a flood of
-//!   them from many connections costs the RPC a bounded load; each waits on
-//!   the RPC `chain_view_timeout_secs` at most.
+//!   block) are served `max_concurrent_chain_views` at a time, in turn, so
+//!   a flood of them from many connections costs the RPC a bounded load;
+//!   each waits for its turn and the RPC `chain_view_timeout_secs` at most.
 //!
 //! Rates are GCRA buckets ([`governor`]): `*_per_sec` sustained, `*_burst`
 //! at once.
@@ -71,11 +71,12 @@ pub struct LimitsConfig {
     /// Uploads received at once; more are refused with 503 (default 16).
     pub max_concurrent_uploads: u32,
     /// Public requests answered from the chain's RPC (operator views,
-    /// explorer transactions) served at once; more are refused with 503
-    /// (default 16).
+    /// explorer transactions) served at once; more wait their turn (default
+    /// 16).
     pub max_concurrent_chain_views: u32,
-    /// Longest a public request may wait on the chain's RPC, in seconds;
-    /// then 504 `chain_timeout` and its place is freed (default 15).
+    /// Longest a public request answered from the chain's RPC may take, in
+    /// seconds, its turn included: then 503 `busy` if it had no turn yet,
+    /// 504 `chain_timeout` if the RPC did not answer (default 15).
     pub chain_view_timeout_secs: u64,
 }
 
@@ -172,21 +173,37 @@ impl Limits {
     }
 
     /// Answers a public request from the chain's RPC: in one of
-    /// `max_concurrent_chain_views` places (503 `busy` when all are taken),
-    /// within `chain_view_timeout_secs` (504 `chain_timeout`, so a stalled
-    /// RPC cannot hold the places for good).
+    /// `max_concurrent_chain_views` places, waited for in turn, all within
+    /// `chain_view_timeout_secs` — 503 `busy` when no place came in that
+    /// time, 504 `chain_timeout` when the RPC did not answer in it (so a
+    /// stalled RPC cannot hold the places for good, and a burst waits
+    /// rather than fails).
     pub(crate) async fn chain_view<T>(
         &self,
         work: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
-        let _place = slot(&self.chain_views, || {
-            format!(
-                "the gateway is reading the chain for {} requests already; try again shortly",
-                self.config.max_concurrent_chain_views
-            )
-        })?;
         let limit = Duration::from_secs(self.config.chain_view_timeout_secs.max(1));
-        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        let deadline = tokio::time::Instant::now() + limit;
+        let place = tokio::time::timeout_at(deadline, self.chain_views.clone().acquire_owned()).await;
+        let _place = match place {
+            // A turn that came with time left for the RPC to answer.
+            Ok(Ok(place)) if tokio::time::Instant::now() < deadline => place,
+            // None within the time, or at its very end (no use asking the
+            // RPC then), or (never: it is not closed) a closed semaphore.
+            Ok(_) | Err(_) => {
+                return Err(ApiError::client(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!(
+                        "the gateway is reading the chain for {} requests and more were waiting for {} s; \
+                         try again shortly",
+                        self.config.max_concurrent_chain_views,
+                        limit.as_secs()
+                    ),
+                ));
+            }
+        };
+        tokio::time::timeout_at(deadline, work).await.unwrap_or_else(|_| {
             Err(ApiError::client(
                 StatusCode::GATEWAY_TIMEOUT,
                 "chain_timeout",
