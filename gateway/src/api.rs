@@ -1,6 +1,6 @@
 //! HTTP handlers.
 
-use std::{collections::HashMap, time::Duration};
+use std::collections::HashMap;
 
 use axum::{
     Json,
@@ -243,10 +243,6 @@ pub(crate) async fn own_job(state: &AppState, artist: Artist, job_id: JobId) -> 
         Some(_) => Err(forbidden(format!("job {job_id} is another artist's"))),
     }
 }
-
-/// The longest the network's aggregates are kept for one stamp (two writes
-/// in the same millisecond, one before and one after a count, share it).
-pub(crate) const AGGREGATES_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// `GET /api/v1/stats`: what anyone may see of the network's work.
 pub(crate) async fn stats(State(state): State<AppState>) -> ApiResult<Json<NetworkStats>> {

@@ -12,14 +12,13 @@
 
 use axum::{
     Json,
-    body::Bytes,
     extract::{Path, Query, State},
     http::header,
     response::{IntoResponse, Response},
 };
 use lumen_protocol::{
     Address,
-    earnings::{Leaderboard, Month, NodeEarnings, OwnerEarnings},
+    earnings::{Month, OwnerEarnings},
 };
 use serde::Deserialize;
 
@@ -45,14 +44,7 @@ pub(crate) fn parse_address(text: &str) -> ApiResult<Address> {
 /// computed again when the chain mirror moved, once however many ask.
 pub(crate) async fn nodes(State(state): State<AppState>) -> ApiResult<Response> {
     let (_, chain) = state.store.network_stamps().await?;
-    let json = state
-        .node_earnings
-        .get(chain, async {
-            let nodes: Vec<NodeEarnings> = state.store.node_earnings().await?;
-            serde_json::to_vec(&nodes).map(Bytes::from).map_err(ApiError::internal)
-        })
-        .await?;
-    Ok(json_bytes(json))
+    state.node_earnings.json(chain, async { Ok(state.store.node_earnings().await?) }).await
 }
 
 /// `GET /api/v1/earnings/{owner}`.
@@ -102,18 +94,11 @@ pub(crate) async fn statement(
 /// at once (the change feed tells every open page at the same moment).
 pub(crate) async fn leaderboard(State(state): State<AppState>) -> ApiResult<Response> {
     let (_, chain) = state.store.network_stamps().await?;
-    let json = state
+    state
         .leaderboard
-        .get((clock_minute(), chain), async {
+        .json((clock_minute(), chain), async {
             let now = u64::try_from(lumen_store::now_ms() / 1_000).unwrap_or(0);
-            let board: Leaderboard = state.store.leaderboard(now, UPTIME_WINDOW_DAYS).await?;
-            serde_json::to_vec(&board).map(Bytes::from).map_err(ApiError::internal)
+            Ok(state.store.leaderboard(now, UPTIME_WINDOW_DAYS).await?)
         })
-        .await?;
-    Ok(json_bytes(json))
-}
-
-/// A JSON answer already serialized.
-fn json_bytes(json: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        .await
 }

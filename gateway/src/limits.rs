@@ -164,10 +164,14 @@ impl Limits {
     /// A place among the uploads received at once, held until dropped; 503
     /// when all are taken.
     pub(crate) fn upload_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        slot(&self.uploads, || {
-            format!(
-                "the gateway is receiving {} uploads already; try again shortly",
-                self.config.max_concurrent_uploads
+        self.uploads.clone().try_acquire_owned().map_err(|_| {
+            ApiError::client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "the gateway is receiving {} uploads already; try again shortly",
+                    self.config.max_concurrent_uploads
+                ),
             )
         })
     }
@@ -211,14 +215,6 @@ impl Limits {
             ))
         })
     }
-}
-
-/// A permit of `places`, or 503 `busy` with `why`.
-fn slot(places: &Arc<Semaphore>, why: impl FnOnce() -> String) -> Result<OwnedSemaphorePermit, ApiError> {
-    places
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::client(StatusCode::SERVICE_UNAVAILABLE, "busy", why()))
 }
 
 /// Middleware: counts the request against its connection; 429 over the limit.

@@ -7,7 +7,19 @@ use std::{
     time::{Duration, Instant},
 };
 
+use axum::{
+    body::Bytes,
+    http::header,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
 use tokio::sync::Mutex;
+
+use crate::{api::ApiResult, error::ApiError};
+
+/// The longest a value is kept for one stamp of the network (two writes in
+/// the same millisecond, one before and one after a computation, share it).
+pub(crate) const SAME_STAMP_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// The last value computed, for which key and when. The lock is held while
 /// a value is computed, so readers that come meanwhile wait for it rather
@@ -44,6 +56,23 @@ impl<K: PartialEq, V: Clone> Memo<K, V> {
         let value = compute.await?;
         *last = Some((key, Instant::now(), value.clone()));
         Ok(value)
+    }
+}
+
+impl<K: PartialEq> Memo<K, Bytes> {
+    /// The JSON answer for `key`: `compute`'s value serialized once, and
+    /// the same bytes served to every reader until the key moves.
+    pub(crate) async fn json<T: Serialize>(
+        &self,
+        key: K,
+        compute: impl Future<Output = ApiResult<T>>,
+    ) -> ApiResult<Response> {
+        let json = self
+            .get(key, async {
+                serde_json::to_vec(&compute.await?).map(Bytes::from).map_err(ApiError::internal)
+            })
+            .await?;
+        Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
     }
 }
 
