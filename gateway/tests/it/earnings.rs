@@ -29,33 +29,44 @@ fn at(block: u64, time: u64, event: ChainEvent) -> MirroredEvent {
     }
 }
 
+/// Job `job` of `frames` frames at 1,000 wei each, opened at `opened_at`.
+fn job_opened(job: u64, frames: u32, opened_at: u64, deadline: u64) -> ChainEvent {
+    ChainEvent::JobOpened {
+        job_id: JobId(job),
+        artist: Address::repeat_byte(0xa),
+        spec_hash: B256::repeat_byte(u8::try_from(job).unwrap()),
+        token: Address::ZERO,
+        price_per_frame: Wei::from(1_000u128),
+        frame_count: frames,
+        verifications: 0,
+        deadline,
+        opened_at,
+        amount: Wei::from(1_000 * u128::from(frames)),
+        fee_bps: 250,
+    }
+}
+
+/// The first `frames` frames of job `job` paid to `node` of `owner`, less the 2.5 % fee.
+fn frames_released(job: u64, node: Address, owner: Address, frames: u32) -> ChainEvent {
+    let amount = 1_000 * u128::from(frames);
+    ChainEvent::FramesReleased {
+        job_id: JobId(job),
+        node,
+        owner,
+        frames: FrameWord { index: 0, bits: (U256::from(1) << frames) - U256::from(1) },
+        amount: Wei::from(amount),
+        fee: Wei::from(amount / 40),
+    }
+}
+
 #[tokio::test]
 async fn earnings_statements_and_the_leaderboard_are_public_with_uptime_from_the_gateway() {
     let setup = setup(HealthPolicy::default()).await;
     let (owner, node, idle) = (Address::repeat_byte(4), Address::repeat_byte(7), Address::repeat_byte(8));
     let now = u64::try_from(lumen_store::now_ms() / 1_000).unwrap();
     let paid_at = now - 120;
-    let opened = ChainEvent::JobOpened {
-        job_id: JobId(1),
-        artist: Address::repeat_byte(0xa),
-        spec_hash: B256::repeat_byte(1),
-        token: Address::ZERO,
-        price_per_frame: Wei::from(1_000u128),
-        frame_count: 2,
-        verifications: 0,
-        deadline: now + 3_600,
-        opened_at: paid_at - 60,
-        amount: Wei::from(2_000u128),
-        fee_bps: 250,
-    };
-    let released = ChainEvent::FramesReleased {
-        job_id: JobId(1),
-        node,
-        owner,
-        frames: FrameWord { index: 0, bits: U256::from(0b11) },
-        amount: Wei::from(2_000u128),
-        fee: Wei::from(50u128),
-    };
+    let opened = job_opened(1, 2, paid_at - 60, now + 3_600);
+    let released = frames_released(1, node, owner, 2);
     let cursor =
         lumen_store::Cursor { name: "mirror:x".into(), block_number: 4, block_hash: B256::repeat_byte(4) };
     setup
@@ -117,27 +128,8 @@ async fn earnings_statements_and_the_leaderboard_are_public_with_uptime_from_the
         assert_eq!(again, board);
     }
     // A payout shows as soon as it is mirrored, within the minute too.
-    let second = ChainEvent::JobOpened {
-        job_id: JobId(2),
-        artist: Address::repeat_byte(0xa),
-        spec_hash: B256::repeat_byte(2),
-        token: Address::ZERO,
-        price_per_frame: Wei::from(1_000u128),
-        frame_count: 1,
-        verifications: 0,
-        deadline: now + 3_600,
-        opened_at: now - 30,
-        amount: Wei::from(1_000u128),
-        fee_bps: 250,
-    };
-    let paid_idle = ChainEvent::FramesReleased {
-        job_id: JobId(2),
-        node: idle,
-        owner,
-        frames: FrameWord { index: 0, bits: U256::from(1) },
-        amount: Wei::from(1_000u128),
-        fee: Wei::from(25u128),
-    };
+    let second = job_opened(2, 1, now - 30, now + 3_600);
+    let paid_idle = frames_released(2, idle, owner, 1);
     let cursor =
         lumen_store::Cursor { name: "mirror:x".into(), block_number: 6, block_hash: B256::repeat_byte(6) };
     setup
